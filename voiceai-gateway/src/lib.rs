@@ -1,0 +1,5 @@
+//! voiceai-gateway: takes inbound calls into a Stasis app and bridges their audio to an AI
+//! voice backend over WebSocket. The binary is a thin wrapper over this library.
+#![warn(missing_docs)]
+
+pub mod config;
