@@ -20,7 +20,7 @@ pub struct Args {
     /// File with the numbers to dial, one per line.
     #[arg(long, env = "DIALER_NUMBERS", default_value = "numbers.txt")]
     pub numbers: PathBuf,
-    /// PJSIP endpoint of the carrier trunk: calls go to PJSIP/<number>@<trunk>.
+    /// PJSIP endpoint of the carrier trunk: calls go to PJSIP/NUMBER@TRUNK.
     #[arg(long, env = "DIALER_TRUNK", default_value = "trunk")]
     pub trunk: String,
     /// Where answered calls are bridged to.
