@@ -1,7 +1,51 @@
-//! Data types of the Asterisk REST Interface (ARI): models, events and operation
-//! parameters, generated from Asterisk's own api-docs. No I/O: `ari-client` does that.
+//! Data types of the Asterisk REST Interface (ARI): every model, event and operation,
+//! generated from Asterisk's own api-docs. No I/O: `ari-client` does that.
+//!
+//! - [`models`]: data types such as [`models::Channel`] and string enums such as
+//!   [`models::ChannelState`] (each with an `Unknown(String)` catch-all).
+//! - [`Event`]: any event, decoded by its `type`; unknown types are kept as
+//!   [`Event::Unknown`] with their raw JSON, never an error.
+//! - [`operations`]: a parameter struct per operation implementing [`Operation`].
+//! - [`ids`]: typed ids ([`ChannelId`], [`BridgeId`], ...).
+//!
+//! Decoding never fails on a field or enum value added by a newer Asterisk: fields that
+//! some supported release omits are `Option`, unknown fields are ignored. The model is
+//! generated from Asterisk 22.10.1 and checked against the specs of 18, 20, 21, 22 and 23
+//! (see [`CHECKED_RELEASES`]).
+//!
+//! ```
+//! use ari_model::Event;
+//!
+//! let text = r#"{"type":"ChannelDtmfReceived","application":"demo","timestamp":"2026-11-22T04:16:09.015+0000",
+//!   "digit":"5","duration_ms":120,"channel":{"id":"1700000000.1","name":"PJSIP/trunk-00000001",
+//!   "state":"Up","protocol_id":"","caller":{"name":"","number":"100"},"connected":{"name":"","number":""},
+//!   "accountcode":"","dialplan":{"context":"inbound","exten":"100","priority":1,"app_name":"Stasis",
+//!   "app_data":"demo"},"creationtime":"2026-11-22T04:16:08.000+0000","language":"en"}}"#;
+//! let event = Event::from_json_str(text)?;
+//! assert_eq!(event.kind(), "ChannelDtmfReceived");
+//! assert_eq!(event.channel_ids(), ["1700000000.1"]);
+//! if let Event::ChannelDtmfReceived(dtmf) = &event {
+//!     assert_eq!(dtmf.digit, "5");
+//! }
+//! # Ok::<(), ari_model::EventDecodeError>(())
+//! ```
 #![warn(missing_docs)]
 
+mod event_support;
+mod generated;
+pub mod ids;
+pub mod operation;
+mod string_enum;
+mod timestamp;
 pub mod version;
 
+pub use event_support::EventDecodeError;
+pub use generated::events::Event;
+pub use generated::{ARI_VERSION, CHECKED_RELEASES, SPEC_RELEASE, events, models, operations};
+pub use ids::{
+    ApplicationName, BridgeId, ChannelId, DeviceName, MailboxName, ModuleName, PlaybackId,
+    RecordingName, SoundId,
+};
+pub use operation::{ErrorResponse, HttpMethod, Operation, ResponseKind};
+pub use timestamp::Timestamp;
 pub use version::{AsteriskVersion, Feature};

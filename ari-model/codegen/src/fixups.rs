@@ -5,6 +5,8 @@
 
 use serde_json::Value;
 
+use crate::types::{BodyShape, Ty};
+
 /// Applies every fix to one resource file.
 pub fn apply(resource: &mut Value) {
     for_each_operation(resource, |operation| {
@@ -71,6 +73,30 @@ pub fn description_key_misspelt(parameter: &mut Value) {
 pub fn drop_editor_notes(parameter: &mut Value) {
     if let Some(object) = parameter.as_object_mut() {
         object.remove("__note");
+    }
+}
+
+/// The type of a body parameter. The spec calls two different shapes `containers` and
+/// does not say how `object` travels; Asterisk's request parsers
+/// (res/ari/resource_*.c) read:
+/// - `variables`: `{"variables": {"NAME": "value", ...}}` (the spec says a list);
+/// - `fields` (asterisk.updateObject): `{"fields": [{"attribute": .., "value": ..}]}`;
+/// - `filter` (applications.filter): the whole body is the filter object,
+///   `{"allowed": [{"type": ..}], "disallowed": [..]}`.
+pub fn body_parameter(
+    _resource: &str,
+    _operation: &str,
+    name: &str,
+    data_type: &str,
+) -> Option<(Ty, BodyShape)> {
+    match (name, data_type) {
+        ("variables", "containers") => Some((Ty::Variables, BodyShape::Field)),
+        ("fields", "containers") => Some((
+            Ty::List(Box::new(Ty::Model("ConfigTuple".to_owned()))),
+            BodyShape::Field,
+        )),
+        ("filter", "object") => Some((Ty::Json, BodyShape::Whole)),
+        _ => None,
     }
 }
 

@@ -1,40 +1,122 @@
 //! `ari-model-codegen`: generates `ari-model/src/generated/` from Asterisk's api-docs.
+//!
+//! - no flags: regenerate the files;
+//! - `--check`: exit 1 when the checked-in files differ from what would be generated;
+//! - `--derive-compat DIR`: rebuild `api-docs/compat.json` from `DIR/<release>/` specs.
+//!
+//! Every mode prints `coverage: operations X/Y models X/Y events X/Y` for the vendored spec.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use ari_model_codegen::spec;
+use ari_model_codegen::compat::Compat;
 use clap::Parser;
 
 /// Generate ari-model from Asterisk's ARI api-docs.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Directory with resources.json and the resource files (swagger 1.1).
-    #[arg(long, env = "ARI_CODEGEN_API_DOCS", default_value_os_t = default_api_docs())]
+    /// Directory with resources.json, the resource files and compat.json.
+    #[arg(long, env = "ARI_CODEGEN_API_DOCS", default_value_os_t = model_dir().join("api-docs"))]
     api_docs: PathBuf,
+    /// Directory the generated files go to.
+    #[arg(long, env = "ARI_CODEGEN_OUT", default_value_os_t = model_dir().join("src/generated"))]
+    out: PathBuf,
+    /// Only check that the checked-in files are what the generator produces.
+    #[arg(long)]
+    check: bool,
+    /// Rebuild compat.json from the specs in DIR/<release>/ (e.g. ../shared/ari-api-docs).
+    #[arg(long, value_name = "DIR")]
+    derive_compat: Option<PathBuf>,
+    /// With --derive-compat: the release whose api-docs are vendored.
+    #[arg(long, default_value = "22.10.1")]
+    primary: String,
 }
 
-fn default_api_docs() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../api-docs")
+fn model_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("ari-model"), Path::to_path_buf)
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match spec::Spec::load(&args.api_docs) {
-        Ok(spec) => {
-            println!(
-                "api-docs {}: ARI {}, {} operations, {} models",
-                args.api_docs.display(),
-                spec.api_version,
-                spec.operations().count(),
-                spec.models().len()
-            );
-            ExitCode::SUCCESS
-        }
+    match run(&args) {
+        Ok(code) => code,
         Err(error) => {
             eprintln!("ari-model-codegen: {error}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn run(args: &Args) -> Result<ExitCode, String> {
+    if let Some(dir) = &args.derive_compat {
+        let compat = Compat::derive(dir, &args.primary).map_err(|e| e.to_string())?;
+        let path = args.api_docs.join("compat.json");
+        std::fs::write(&path, compat.to_json())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!(
+            "wrote {} ({} releases, {} models, {} operations)",
+            path.display(),
+            compat.versions.len(),
+            compat.models.len(),
+            compat.operations.len()
+        );
+    }
+    let (files, coverage) = ari_model_codegen::generate_formatted(&args.api_docs)?;
+    println!("{coverage}");
+    let existing: Vec<String> = std::fs::read_dir(&args.out)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".rs"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let stale: Vec<&String> = existing
+        .iter()
+        .filter(|name| !files.iter().any(|(f, _)| f == *name))
+        .collect();
+    if args.check {
+        let mut differing: Vec<String> = files
+            .iter()
+            .filter(|(name, source)| {
+                std::fs::read_to_string(args.out.join(name)).ok().as_deref()
+                    != Some(source.as_str())
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        differing.extend(
+            stale
+                .iter()
+                .map(|name| format!("{name} (not generated any more)")),
+        );
+        if differing.is_empty() {
+            println!(
+                "generated code is up to date ({} files in {})",
+                files.len(),
+                args.out.display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        eprintln!(
+            "ari-model-codegen: generated code is out of date: {}\nrun `cargo run -p ari-model-codegen` and commit the result",
+            differing.join(", ")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    for name in stale {
+        let _ = std::fs::remove_file(args.out.join(name));
+    }
+    for (name, source) in &files {
+        let path = args.out.join(name);
+        std::fs::write(&path, source)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    println!("wrote {} files to {}", files.len(), args.out.display());
+    Ok(ExitCode::SUCCESS)
 }
