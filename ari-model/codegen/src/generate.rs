@@ -804,7 +804,7 @@ fn operation_code(
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            let _ = write!(doc_text, "\n\nDefault (applied by Asterisk): `{shown}`.");
+            let _ = write!(doc_text, "\n\nDefault (applied by Asterisk): {shown}.");
         }
         if let Some(range) = parameter
             .allowable_values
@@ -813,13 +813,13 @@ fn operation_code(
         {
             match (range.min, range.max) {
                 (Some(min), Some(max)) => {
-                    let _ = write!(doc_text, " Range: {min} to {max}.");
+                    let _ = write!(doc_text, "\n\nRange: {min} to {max}.");
                 }
                 (Some(min), None) => {
-                    let _ = write!(doc_text, " Minimum: {min}.");
+                    let _ = write!(doc_text, "\n\nMinimum: {min}.");
                 }
                 (None, Some(max)) => {
-                    let _ = write!(doc_text, " Maximum: {max}.");
+                    let _ = write!(doc_text, "\n\nMaximum: {max}.");
                 }
                 (None, None) => {}
             }

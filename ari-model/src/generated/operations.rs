@@ -1057,7 +1057,7 @@ pub mod endpoints {
         pub refer_to: String,
         /// If true and "refer\_to" refers to an Asterisk endpoint, the "refer\_to" value is set to point to this Asterisk endpoint - so the referee is referred to Asterisk. Otherwise, use the contact URI associated with the endpoint.
         ///
-        /// Default (applied by Asterisk): \`false\`.
+        /// Default (applied by Asterisk): false.
         pub to_self: Option<bool>,
         /// The "variables" key in the body object holds technology specific key/value pairs to append to the message. These can be interpreted and used by the various resource types; for example, the pjsip resource type will add the key/value pairs as SIP headers. The "display\_name" key is used by the PJSIP technology. Its value will be prepended as a display name to the Refer-To URI.
         pub variables: Option<crate::operation::Variables>,
@@ -1385,7 +1385,7 @@ pub mod endpoints {
         pub refer_to: String,
         /// If true and "refer\_to" refers to an Asterisk endpoint, the "refer\_to" value is set to point to this Asterisk endpoint - so the referee is referred to Asterisk. Otherwise, use the contact URI associated with the endpoint.
         ///
-        /// Default (applied by Asterisk): \`false\`.
+        /// Default (applied by Asterisk): false.
         pub to_self: Option<bool>,
         /// The "variables" key in the body object holds technology specific key/value pairs to append to the message. These can be interpreted and used by the various resource types; for example, the pjsip resource type will add the key/value pairs as SIP headers,
         pub variables: Option<crate::operation::Variables>,
@@ -1554,7 +1554,7 @@ pub mod channels {
         pub caller_id: Option<String>,
         /// Timeout (in seconds) before giving up dialing, or -1 for no timeout.
         ///
-        /// Default (applied by Asterisk): \`30\`.
+        /// Default (applied by Asterisk): 30.
         pub timeout: Option<i64>,
         /// The "variables" key in the body object holds variable key/value pairs to set on the channel on creation. Each variable value may be either a string or an object containing "value" (string) and optional "report\_events" (boolean) to include updates for that variable in channel events (defaults to false). Other keys in the body object are interpreted as query parameters. Ex. { "endpoint": "SIP/Alice", "variables": { "CALLERID(name)": "Alice", "Call\_State": { "value": "WaitingForAgent", "report\_events": true } } }
         pub variables: Option<crate::operation::Variables>,
@@ -2005,7 +2005,7 @@ pub mod channels {
         pub caller_id: Option<String>,
         /// Timeout (in seconds) before giving up dialing, or -1 for no timeout.
         ///
-        /// Default (applied by Asterisk): \`30\`.
+        /// Default (applied by Asterisk): 30.
         pub timeout: Option<i64>,
         /// The "variables" key in the body object holds variable key/value pairs to set on the channel on creation. Each variable value may be either a string or an object containing "value" (string) and optional "report\_events" (boolean) to include updates for that variable in channel events (defaults to false). Other keys in the body object are interpreted as query parameters. Ex. { "endpoint": "SIP/Alice", "variables": { "CALLERID(name)": "Alice", "Call\_State": { "value": "WaitingForAgent", "report\_events": true } } }
         pub variables: Option<crate::operation::Variables>,
@@ -2846,19 +2846,19 @@ pub mod channels {
         pub dtmf: Option<String>,
         /// Amount of time to wait before DTMF digits (specified in milliseconds) start.
         ///
-        /// Default (applied by Asterisk): \`0\`.
+        /// Default (applied by Asterisk): 0.
         pub before: Option<i64>,
         /// Amount of time in between DTMF digits (specified in milliseconds).
         ///
-        /// Default (applied by Asterisk): \`100\`.
+        /// Default (applied by Asterisk): 100.
         pub between: Option<i64>,
         /// Length of each DTMF digit (specified in milliseconds).
         ///
-        /// Default (applied by Asterisk): \`100\`.
+        /// Default (applied by Asterisk): 100.
         pub duration: Option<i64>,
         /// Amount of time to wait after DTMF digits (specified in milliseconds) end.
         ///
-        /// Default (applied by Asterisk): \`0\`.
+        /// Default (applied by Asterisk): 0.
         pub after: Option<i64>,
     }
 
@@ -2985,7 +2985,7 @@ pub mod channels {
         pub channel_id: crate::ids::ChannelId,
         /// Direction in which to mute audio
         ///
-        /// Default (applied by Asterisk): \`both\`.
+        /// Default (applied by Asterisk): both.
         pub direction: Option<crate::models::MuteDirection>,
     }
 
@@ -3064,7 +3064,7 @@ pub mod channels {
         pub channel_id: crate::ids::ChannelId,
         /// Direction in which to unmute audio
         ///
-        /// Default (applied by Asterisk): \`both\`.
+        /// Default (applied by Asterisk): both.
         pub direction: Option<crate::models::MuteDirection>,
     }
 
@@ -3547,7 +3547,7 @@ pub mod channels {
         pub offsetms: Option<i64>,
         /// Number of milliseconds to skip for forward/reverse operations.
         ///
-        /// Default (applied by Asterisk): \`3000\`.
+        /// Default (applied by Asterisk): 3000.
         pub skipms: Option<i64>,
         /// Playback ID.
         pub playback_id: Option<crate::ids::PlaybackId>,
@@ -3675,7 +3675,7 @@ pub mod channels {
         pub offsetms: Option<i64>,
         /// Number of milliseconds to skip for forward/reverse operations.
         ///
-        /// Default (applied by Asterisk): \`3000\`.
+        /// Default (applied by Asterisk): 3000.
         pub skipms: Option<i64>,
     }
 
@@ -3790,23 +3790,27 @@ pub mod channels {
         pub format: String,
         /// Maximum duration of the recording, in seconds. 0 for no limit
         ///
-        /// Default (applied by Asterisk): \`0\`. Minimum: 0.
+        /// Default (applied by Asterisk): 0.
+        ///
+        /// Minimum: 0.
         pub max_duration_seconds: Option<i64>,
         /// Maximum duration of silence, in seconds. 0 for no limit
         ///
-        /// Default (applied by Asterisk): \`0\`. Minimum: 0.
+        /// Default (applied by Asterisk): 0.
+        ///
+        /// Minimum: 0.
         pub max_silence_seconds: Option<i64>,
         /// Action to take if a recording with the same name already exists.
         ///
-        /// Default (applied by Asterisk): \`fail\`.
+        /// Default (applied by Asterisk): fail.
         pub if_exists: Option<crate::models::IfExists>,
         /// Play beep when recording begins
         ///
-        /// Default (applied by Asterisk): \`false\`.
+        /// Default (applied by Asterisk): false.
         pub beep: Option<bool>,
         /// DTMF input to terminate recording
         ///
-        /// Default (applied by Asterisk): \`none\`.
+        /// Default (applied by Asterisk): none.
         pub terminate_on: Option<crate::models::TerminateOn>,
     }
 
@@ -4027,7 +4031,7 @@ pub mod channels {
         pub value: Option<String>,
         /// Whether this variable should be included in channel events. Defaults to false.
         ///
-        /// Default (applied by Asterisk): \`false\`.
+        /// Default (applied by Asterisk): false.
         pub report_events: Option<bool>,
     }
 
@@ -4281,11 +4285,11 @@ pub mod channels {
         pub channel_id: crate::ids::ChannelId,
         /// Direction of audio to spy on
         ///
-        /// Default (applied by Asterisk): \`none\`.
+        /// Default (applied by Asterisk): none.
         pub spy: Option<crate::models::SnoopDirection>,
         /// Direction of audio to whisper into
         ///
-        /// Default (applied by Asterisk): \`none\`.
+        /// Default (applied by Asterisk): none.
         pub whisper: Option<crate::models::SnoopDirection>,
         /// Application the snooping channel is placed into
         pub app: String,
@@ -4403,11 +4407,11 @@ pub mod channels {
         pub snoop_id: crate::ids::ChannelId,
         /// Direction of audio to spy on
         ///
-        /// Default (applied by Asterisk): \`none\`.
+        /// Default (applied by Asterisk): none.
         pub spy: Option<crate::models::SnoopDirection>,
         /// Direction of audio to whisper into
         ///
-        /// Default (applied by Asterisk): \`none\`.
+        /// Default (applied by Asterisk): none.
         pub whisper: Option<crate::models::SnoopDirection>,
         /// Application the snooping channel is placed into
         pub app: String,
@@ -4516,7 +4520,9 @@ pub mod channels {
         pub caller: Option<crate::ids::ChannelId>,
         /// Dial timeout
         ///
-        /// Default (applied by Asterisk): \`0\`. Minimum: 0.
+        /// Default (applied by Asterisk): 0.
+        ///
+        /// Minimum: 0.
         pub timeout: Option<i64>,
     }
 
@@ -4660,21 +4666,21 @@ pub mod channels {
         pub external_host: Option<String>,
         /// Payload encapsulation protocol.  Must be 'none' for the websocket transport.
         ///
-        /// Default (applied by Asterisk): \`rtp\`.
+        /// Default (applied by Asterisk): rtp.
         pub encapsulation: Option<crate::models::MediaEncapsulation>,
         /// Transport protocol
         ///
-        /// Default (applied by Asterisk): \`udp\`.
+        /// Default (applied by Asterisk): udp.
         pub transport: Option<crate::models::MediaTransport>,
         /// Connection type (client/server). 'server' is only valid for the websocket transport.
         ///
-        /// Default (applied by Asterisk): \`client\`.
+        /// Default (applied by Asterisk): client.
         pub connection_type: Option<crate::models::MediaConnectionType>,
         /// Format to encode audio in
         pub format: String,
         /// External media direction
         ///
-        /// Default (applied by Asterisk): \`both\`.
+        /// Default (applied by Asterisk): both.
         pub direction: Option<crate::models::MediaDirection>,
         /// An arbitrary data field
         pub data: Option<String>,
@@ -5385,7 +5391,7 @@ pub mod bridges {
         pub value: Option<String>,
         /// Whether this variable should be included in bridge events. Defaults to false.
         ///
-        /// Default (applied by Asterisk): \`false\`.
+        /// Default (applied by Asterisk): false.
         pub report_events: Option<bool>,
     }
 
@@ -5643,15 +5649,15 @@ pub mod bridges {
         pub role: Option<String>,
         /// Absorb DTMF coming from this channel, preventing it to pass through to the bridge
         ///
-        /// Default (applied by Asterisk): \`false\`.
+        /// Default (applied by Asterisk): false.
         pub absorb_dtmf: Option<bool>,
         /// Mute audio from this channel, preventing it to pass through to the bridge
         ///
-        /// Default (applied by Asterisk): \`false\`.
+        /// Default (applied by Asterisk): false.
         pub mute: Option<bool>,
         /// Do not present the identity of the newly connected channel to other bridge members
         ///
-        /// Default (applied by Asterisk): \`false\`.
+        /// Default (applied by Asterisk): false.
         pub inhibit_connected_line_updates: Option<bool>,
     }
 
@@ -6118,11 +6124,15 @@ pub mod bridges {
         pub lang: Option<String>,
         /// Number of milliseconds to skip before playing. Only applies to the first URI if multiple media URIs are specified.
         ///
-        /// Default (applied by Asterisk): \`0\`. Minimum: 0.
+        /// Default (applied by Asterisk): 0.
+        ///
+        /// Minimum: 0.
         pub offsetms: Option<i64>,
         /// Number of milliseconds to skip for forward/reverse operations.
         ///
-        /// Default (applied by Asterisk): \`3000\`. Minimum: 0.
+        /// Default (applied by Asterisk): 3000.
+        ///
+        /// Minimum: 0.
         pub skipms: Option<i64>,
         /// Playback Id.
         pub playback_id: Option<crate::ids::PlaybackId>,
@@ -6264,11 +6274,15 @@ pub mod bridges {
         pub lang: Option<String>,
         /// Number of milliseconds to skip before playing. Only applies to the first URI if multiple media URIs are specified.
         ///
-        /// Default (applied by Asterisk): \`0\`. Minimum: 0.
+        /// Default (applied by Asterisk): 0.
+        ///
+        /// Minimum: 0.
         pub offsetms: Option<i64>,
         /// Number of milliseconds to skip for forward/reverse operations.
         ///
-        /// Default (applied by Asterisk): \`3000\`. Minimum: 0.
+        /// Default (applied by Asterisk): 3000.
+        ///
+        /// Minimum: 0.
         pub skipms: Option<i64>,
     }
 
@@ -6399,23 +6413,27 @@ pub mod bridges {
         pub recorder_format: Option<String>,
         /// Maximum duration of the recording, in seconds. 0 for no limit.
         ///
-        /// Default (applied by Asterisk): \`0\`. Minimum: 0.
+        /// Default (applied by Asterisk): 0.
+        ///
+        /// Minimum: 0.
         pub max_duration_seconds: Option<i64>,
         /// Maximum duration of silence, in seconds. 0 for no limit.
         ///
-        /// Default (applied by Asterisk): \`0\`. Minimum: 0.
+        /// Default (applied by Asterisk): 0.
+        ///
+        /// Minimum: 0.
         pub max_silence_seconds: Option<i64>,
         /// Action to take if a recording with the same name already exists.
         ///
-        /// Default (applied by Asterisk): \`fail\`.
+        /// Default (applied by Asterisk): fail.
         pub if_exists: Option<crate::models::IfExists>,
         /// Play beep when recording begins
         ///
-        /// Default (applied by Asterisk): \`false\`.
+        /// Default (applied by Asterisk): false.
         pub beep: Option<bool>,
         /// DTMF input to terminate recording.
         ///
-        /// Default (applied by Asterisk): \`none\`.
+        /// Default (applied by Asterisk): none.
         pub terminate_on: Option<crate::models::TerminateOn>,
     }
 

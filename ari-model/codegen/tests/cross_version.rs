@@ -1,0 +1,132 @@
+//! The generated model decodes what every supported Asterisk release sends.
+//!
+//! For each spec in `shared/ari-api-docs/<release>/` (18.26.4 … 23.4.1), and every model
+//! and event in it, build two JSON objects from *that release's* spec: a minimal one (only
+//! the fields it requires, enum fields holding a value no release knows) and a full one
+//! (every field, plus a field no release has), and decode both with `ari-model`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use ari_model::Event;
+use ari_model_codegen::spec::{Model, Property, Spec};
+use serde_json::{Map, Value, json};
+
+fn specs_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("ARI_API_DOCS_DIR") {
+        return PathBuf::from(dir);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/ari-api-docs")
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Fill {
+    Minimal,
+    Full,
+}
+
+fn value_of(type_name: &str, property: Option<&Property>, models: &BTreeMap<&str, &Model>, fill: Fill, depth: usize) -> Value {
+    if let Some(inner) = type_name.strip_prefix("List[").and_then(|t| t.strip_suffix(']')) {
+        return json!([value_of(inner, property, models, fill, depth)]);
+    }
+    if let Some(values) = property.and_then(|p| p.allowable_values.as_ref()) {
+        return match fill {
+            Fill::Minimal => json!("AValueNoReleaseHas"),
+            Fill::Full => json!(values.values.first().cloned().unwrap_or_default()),
+        };
+    }
+    match type_name {
+        "string" => json!("1700000000.1"),
+        "int" | "long" => json!(4_000_000_000_u64),
+        "double" => json!(1.5),
+        "boolean" => json!(true),
+        "Date" => json!("2026-11-22T04:16:09.015+0000"),
+        "object" => json!({"key": "value"}),
+        name => match models.get(name) {
+            Some(model) if depth < 6 => object_of(name, model, models, fill, depth + 1),
+            _ => panic!("type {name} is not in the spec"),
+        },
+    }
+}
+
+fn object_of(name: &str, model: &Model, models: &BTreeMap<&str, &Model>, fill: Fill, depth: usize) -> Value {
+    let mut object = Map::new();
+    let mut owners = vec![model];
+    // Events inherit the fields of their bases.
+    if let (Some(message), Some(event)) = (models.get("Message"), models.get("Event")) {
+        if event.sub_types.iter().any(|s| s == name) {
+            owners.push(event);
+            owners.push(message);
+        } else if message.sub_types.iter().any(|s| s == name) {
+            owners.push(message);
+        }
+    }
+    for owner in owners {
+        for (field, property) in &owner.properties {
+            if fill == Fill::Full || property.required {
+                object.insert(field.clone(), value_of(&property.type_name, Some(property), models, fill, depth));
+            }
+        }
+    }
+    if fill == Fill::Full {
+        object.insert("a_field_no_release_has".to_owned(), json!({"nested": [1, 2, 3]}));
+    }
+    Value::Object(object)
+}
+
+#[test]
+fn every_release_decodes() {
+    let dir = specs_dir();
+    let mut releases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read the specs at {} ({e}); set ARI_API_DOCS_DIR", dir.display()))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join("resources.json").is_file())
+        .collect();
+    releases.sort();
+    assert_eq!(releases.len(), 5, "expected the five releases in {}", dir.display());
+
+    let mut failures = Vec::new();
+    let mut decoded = 0;
+    for release in &releases {
+        let spec = Spec::load(release).unwrap();
+        let models = spec.models();
+        let events: Vec<&str> = {
+            let message = models["Message"];
+            let event = models["Event"];
+            message.sub_types.iter().chain(&event.sub_types).map(String::as_str).filter(|s| *s != "Event").collect()
+        };
+        for (name, model) in &models {
+            if *name == "Message" || *name == "Event" {
+                continue;
+            }
+            for fill in [Fill::Minimal, Fill::Full] {
+                let mut object = object_of(name, model, &models, fill, 0);
+                let label = format!("{} {name} ({})", release.display(), if fill == Fill::Full { "full" } else { "minimal" });
+                let outcome = if events.contains(name) {
+                    object["type"] = json!(name);
+                    let text = object.to_string();
+                    match Event::from_json_str(&text) {
+                        Ok(event) if event.is_unknown() => Err("decoded as Unknown".to_owned()),
+                        Ok(event) if event.kind() != *name => Err(format!("decoded as {}", event.kind())),
+                        Ok(_) => serde_json::from_str::<Event>(&text).map(drop).map_err(|e| format!("via Deserialize: {e}")),
+                        Err(error) => Err(error.to_string()),
+                    }
+                } else {
+                    match ari_model::models::validate_model_json(name, &object.to_string()) {
+                        Some(result) => result.map_err(|e| e.to_string()),
+                        None => Err("no generated type".to_owned()),
+                    }
+                };
+                match outcome {
+                    Ok(()) => decoded += 1,
+                    Err(error) => failures.push(format!("{label}: {error}")),
+                }
+            }
+        }
+    }
+    println!("cross-version decode: {decoded} objects decoded, {} failures", failures.len());
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    // 5 releases, 2 fills each, minus the two abstract bases per release.
+    assert!(decoded > 700, "only {decoded} objects decoded");
+}
