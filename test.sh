@@ -18,4 +18,6 @@ sudo=()
 "${sudo[@]}" asterisk_conf/lab-selftest
 "${sudo[@]}" asterisk_conf/lab start
 
+# Generated code must be exactly what the generator produces from the vendored spec.
+cargo run -q --locked -p ari-model-codegen -- --check
 cargo test --workspace --locked

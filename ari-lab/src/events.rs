@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use futures::StreamExt as _;
+use futures::{SinkExt as _, StreamExt as _};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::{Message, http::HeaderValue};
@@ -17,18 +17,39 @@ pub struct Events {
 }
 
 impl Events {
+    /// Connects to `/ari/events?app=<app>&subscribeAll=true` with the lab's credentials.
+    ///
+    /// # Errors
+    /// When the WebSocket handshake fails.
+    pub async fn connect_all(lab: &Lab, app: &str) -> Result<Events, Error> {
+        Self::connect_query(lab, &format!("app={app}&subscribeAll=true")).await
+    }
+
     /// Connects to `/ari/events?app=<app>` with the lab's credentials.
     ///
     /// # Errors
     /// When the WebSocket handshake fails.
     pub async fn connect(lab: &Lab, app: &str) -> Result<Events, Error> {
+        Self::connect_query(lab, &format!("app={app}")).await
+    }
+
+    async fn connect_query(lab: &Lab, query: &str) -> Result<Events, Error> {
         let ws_base = lab.ari_url.replacen("http", "ws", 1);
-        let mut request = format!("{ws_base}/ari/events?app={app}").into_client_request()?;
+        let mut request = format!("{ws_base}/ari/events?{query}").into_client_request()?;
         request
             .headers_mut()
             .insert("Authorization", HeaderValue::from_str(&lab.basic_auth())?);
         let (socket, _) = tokio_tungstenite::connect_async(request).await?;
         Ok(Events { socket })
+    }
+
+    /// Sends a text frame (e.g. a `RESTRequest`).
+    ///
+    /// # Errors
+    /// When the socket is closed.
+    pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.socket.send(Message::text(text)).await?;
+        Ok(())
     }
 
     /// The next event as JSON, or an error after `within` without one.

@@ -63,6 +63,14 @@ impl Rest {
         self.send("POST", path).await
     }
 
+    /// `PUT /ari<path>`.
+    ///
+    /// # Errors
+    /// When the request cannot be sent or the answer not read.
+    pub async fn put(&self, path: &str) -> Result<Response, Error> {
+        self.send("PUT", path).await
+    }
+
     /// `DELETE /ari<path>`.
     ///
     /// # Errors

@@ -29,6 +29,23 @@
 //! }
 //! # Ok::<(), ari_model::EventDecodeError>(())
 //! ```
+//!
+//! Operations carry everything a client needs to send them:
+//!
+//! ```
+//! use ari_model::operations::channels::Originate;
+//! use ari_model::{HttpMethod, Operation};
+//!
+//! let originate = Originate::new("PJSIP/1000@trunk")
+//!     .app("dialer")
+//!     .channel_id("call-1")
+//!     .variables([("CAMPAIGN", "7")]);
+//! assert_eq!(Originate::METHOD, HttpMethod::Post);
+//! assert_eq!(originate.path(), "/channels");
+//! assert!(originate.query().contains(&("channelId", "call-1".to_owned())));
+//! assert_eq!(originate.body().unwrap()["variables"]["CAMPAIGN"], "7");
+//! assert_eq!(Originate::error_reason(409), Some("Channel with given unique ID already exists."));
+//! ```
 #![warn(missing_docs)]
 
 mod event_support;

@@ -25,8 +25,17 @@ enum Fill {
     Full,
 }
 
-fn value_of(type_name: &str, property: Option<&Property>, models: &BTreeMap<&str, &Model>, fill: Fill, depth: usize) -> Value {
-    if let Some(inner) = type_name.strip_prefix("List[").and_then(|t| t.strip_suffix(']')) {
+fn value_of(
+    type_name: &str,
+    property: Option<&Property>,
+    models: &BTreeMap<&str, &Model>,
+    fill: Fill,
+    depth: usize,
+) -> Value {
+    if let Some(inner) = type_name
+        .strip_prefix("List[")
+        .and_then(|t| t.strip_suffix(']'))
+    {
         return json!([value_of(inner, property, models, fill, depth)]);
     }
     if let Some(values) = property.and_then(|p| p.allowable_values.as_ref()) {
@@ -49,7 +58,13 @@ fn value_of(type_name: &str, property: Option<&Property>, models: &BTreeMap<&str
     }
 }
 
-fn object_of(name: &str, model: &Model, models: &BTreeMap<&str, &Model>, fill: Fill, depth: usize) -> Value {
+fn object_of(
+    name: &str,
+    model: &Model,
+    models: &BTreeMap<&str, &Model>,
+    fill: Fill,
+    depth: usize,
+) -> Value {
     let mut object = Map::new();
     let mut owners = vec![model];
     // Events inherit the fields of their bases.
@@ -64,12 +79,18 @@ fn object_of(name: &str, model: &Model, models: &BTreeMap<&str, &Model>, fill: F
     for owner in owners {
         for (field, property) in &owner.properties {
             if fill == Fill::Full || property.required {
-                object.insert(field.clone(), value_of(&property.type_name, Some(property), models, fill, depth));
+                object.insert(
+                    field.clone(),
+                    value_of(&property.type_name, Some(property), models, fill, depth),
+                );
             }
         }
     }
     if fill == Fill::Full {
-        object.insert("a_field_no_release_has".to_owned(), json!({"nested": [1, 2, 3]}));
+        object.insert(
+            "a_field_no_release_has".to_owned(),
+            json!({"nested": [1, 2, 3]}),
+        );
     }
     Value::Object(object)
 }
@@ -78,13 +99,23 @@ fn object_of(name: &str, model: &Model, models: &BTreeMap<&str, &Model>, fill: F
 fn every_release_decodes() {
     let dir = specs_dir();
     let mut releases: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read the specs at {} ({e}); set ARI_API_DOCS_DIR", dir.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot read the specs at {} ({e}); set ARI_API_DOCS_DIR",
+                dir.display()
+            )
+        })
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.join("resources.json").is_file())
         .collect();
     releases.sort();
-    assert_eq!(releases.len(), 5, "expected the five releases in {}", dir.display());
+    assert_eq!(
+        releases.len(),
+        5,
+        "expected the five releases in {}",
+        dir.display()
+    );
 
     let mut failures = Vec::new();
     let mut decoded = 0;
@@ -94,7 +125,13 @@ fn every_release_decodes() {
         let events: Vec<&str> = {
             let message = models["Message"];
             let event = models["Event"];
-            message.sub_types.iter().chain(&event.sub_types).map(String::as_str).filter(|s| *s != "Event").collect()
+            message
+                .sub_types
+                .iter()
+                .chain(&event.sub_types)
+                .map(String::as_str)
+                .filter(|s| *s != "Event")
+                .collect()
         };
         for (name, model) in &models {
             if *name == "Message" || *name == "Event" {
@@ -102,14 +139,26 @@ fn every_release_decodes() {
             }
             for fill in [Fill::Minimal, Fill::Full] {
                 let mut object = object_of(name, model, &models, fill, 0);
-                let label = format!("{} {name} ({})", release.display(), if fill == Fill::Full { "full" } else { "minimal" });
+                let label = format!(
+                    "{} {name} ({})",
+                    release.display(),
+                    if fill == Fill::Full {
+                        "full"
+                    } else {
+                        "minimal"
+                    }
+                );
                 let outcome = if events.contains(name) {
                     object["type"] = json!(name);
                     let text = object.to_string();
                     match Event::from_json_str(&text) {
                         Ok(event) if event.is_unknown() => Err("decoded as Unknown".to_owned()),
-                        Ok(event) if event.kind() != *name => Err(format!("decoded as {}", event.kind())),
-                        Ok(_) => serde_json::from_str::<Event>(&text).map(drop).map_err(|e| format!("via Deserialize: {e}")),
+                        Ok(event) if event.kind() != *name => {
+                            Err(format!("decoded as {}", event.kind()))
+                        }
+                        Ok(_) => serde_json::from_str::<Event>(&text)
+                            .map(drop)
+                            .map_err(|e| format!("via Deserialize: {e}")),
                         Err(error) => Err(error.to_string()),
                     }
                 } else {
@@ -125,8 +174,16 @@ fn every_release_decodes() {
             }
         }
     }
-    println!("cross-version decode: {decoded} objects decoded, {} failures", failures.len());
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    println!(
+        "cross-version decode: {decoded} objects decoded, {} failures",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     // 5 releases, 2 fills each, minus the two abstract bases per release.
     assert!(decoded > 700, "only {decoded} objects decoded");
 }

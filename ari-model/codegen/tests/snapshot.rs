@@ -18,7 +18,10 @@ fn sample_spec_generates_the_snapshot() {
     let compat = Compat::derive(&sample().join("releases"), "2.0.0").unwrap();
     let spec = Spec::load(&sample().join("releases/2.0.0")).unwrap();
     let output = generate(&spec, &compat).unwrap();
-    assert_eq!(output.coverage.to_string(), "coverage: operations 5/5 models 5/5 events 2/2");
+    assert_eq!(
+        output.coverage.to_string(),
+        "coverage: operations 5/5 models 5/5 events 2/2"
+    );
 
     let expected_dir = sample().join("expected");
     let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
@@ -33,7 +36,10 @@ fn sample_spec_generates_the_snapshot() {
             mismatches.push(name);
         }
     }
-    assert!(mismatches.is_empty(), "generated {mismatches:?} differ from tests/sample/expected (UPDATE_SNAPSHOTS=1 to accept)");
+    assert!(
+        mismatches.is_empty(),
+        "generated {mismatches:?} differ from tests/sample/expected (UPDATE_SNAPSHOTS=1 to accept)"
+    );
 }
 
 #[test]
@@ -53,7 +59,16 @@ fn compat_decides_optional_fields_and_availability() {
     assert_eq!(compat.required("Widget", "id"), Some(true));
     assert_eq!(compat.operation_versions("widgets", "getFile"), ["2.0.0"]);
     let spec = Spec::load(&sample().join("releases/2.0.0")).unwrap();
-    let models = generate(&spec, &compat).unwrap().files.into_iter().find(|(n, _)| n == "models.rs").unwrap().1;
-    assert!(models.contains("pub extra: Option<serde_json::Value>"), "{models}");
+    let models = generate(&spec, &compat)
+        .unwrap()
+        .files
+        .into_iter()
+        .find(|(n, _)| n == "models.rs")
+        .unwrap()
+        .1;
+    assert!(
+        models.contains("pub extra: Option<serde_json::Value>"),
+        "{models}"
+    );
     assert!(models.contains("UnknownColor"), "{models}");
 }
