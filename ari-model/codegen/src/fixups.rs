@@ -7,10 +7,11 @@ use serde_json::Value;
 
 use crate::types::{BodyShape, Ty};
 
-/// Applies every fix to one resource file.
-pub fn apply(resource: &mut Value) {
+/// Applies every fix to one resource file (`name` is its stem, e.g. `channels`).
+pub fn apply(name: &str, resource: &mut Value) {
     for_each_operation(resource, |operation| {
         error_codes_written_as_strings(operation);
+        mute_direction_default_not_applied(name, operation);
         for parameter in parameters(operation) {
             description_key_misspelt(parameter);
             drop_editor_notes(parameter);
@@ -54,6 +55,24 @@ pub fn error_codes_written_as_strings(operation: &mut Value) {
             .and_then(|s| s.parse::<u16>().ok())
         {
             error["code"] = Value::from(code);
+        }
+    }
+}
+
+/// channels.json `mute`/`unmute` document `direction` as optional with a default of
+/// `both`, but Asterisk answers 400 "Direction is required" when it is left out
+/// (seen on 22.10.1): the generated parameter is required.
+pub fn mute_direction_default_not_applied(resource: &str, operation: &mut Value) {
+    let nickname = operation
+        .get("nickname")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if resource != "channels" || !matches!(nickname, "mute" | "unmute") {
+        return;
+    }
+    for parameter in parameters(operation) {
+        if parameter.get("name").and_then(Value::as_str) == Some("direction") {
+            parameter["required"] = Value::Bool(true);
         }
     }
 }
@@ -111,6 +130,18 @@ mod tests {
         error_codes_written_as_strings(&mut op);
         assert_eq!(op["errorResponses"][0]["code"], 404);
         assert_eq!(op["errorResponses"][1]["code"], 409);
+    }
+
+    #[test]
+    fn mute_direction_becomes_required() {
+        let mut op =
+            json!({"nickname": "mute", "parameters": [{"name": "direction", "required": false}]});
+        mute_direction_default_not_applied("channels", &mut op);
+        assert_eq!(op["parameters"][0]["required"], true);
+        let mut other =
+            json!({"nickname": "mute", "parameters": [{"name": "direction", "required": false}]});
+        mute_direction_default_not_applied("bridges", &mut other);
+        assert_eq!(other["parameters"][0]["required"], false);
     }
 
     #[test]

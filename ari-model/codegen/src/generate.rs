@@ -49,11 +49,15 @@ impl std::fmt::Display for Coverage {
     }
 }
 
-/// Generated files (relative to `src/generated/`, unformatted) and coverage.
+/// Generated files (unformatted) and coverage.
 #[derive(Debug)]
 pub struct Output {
-    /// (file name, source)
+    /// (file name, source) for `ari-model/src/generated/`
     pub files: Vec<(String, String)>,
+    /// (file name, source) for `ari-client/src/generated/`
+    pub client_files: Vec<(String, String)>,
+    /// Operations reachable as client methods.
+    pub client_operations: usize,
     /// Coverage of the primary spec.
     pub coverage: Coverage,
 }
@@ -205,6 +209,14 @@ pub fn generate(spec: &Spec, compat: &Compat) -> Result<Output, GenerateError> {
         "operations.rs".to_owned(),
         format!("{header}{operations_source}"),
     ));
+    let (resources, client_operations) = crate::client::resources_file(&header, spec)?;
+    let client_files = vec![
+        (
+            "mod.rs".to_owned(),
+            format!("{header}\npub(crate) mod resources;\n"),
+        ),
+        ("resources.rs".to_owned(), resources),
+    ];
 
     let emitted: BTreeSet<&str> = model_structs
         .iter()
@@ -220,7 +232,12 @@ pub fn generate(spec: &Spec, compat: &Compat) -> Result<Output, GenerateError> {
         models: (covered_models, models.len()),
         events: (event_structs.len(), events.len()),
     };
-    Ok(Output { files, coverage })
+    Ok(Output {
+        files,
+        client_files,
+        client_operations,
+        coverage,
+    })
 }
 
 fn struct_def(

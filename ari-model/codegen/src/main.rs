@@ -19,9 +19,12 @@ struct Args {
     /// Directory with resources.json, the resource files and compat.json.
     #[arg(long, env = "ARI_CODEGEN_API_DOCS", default_value_os_t = model_dir().join("api-docs"))]
     api_docs: PathBuf,
-    /// Directory the generated files go to.
+    /// Directory the generated model files go to.
     #[arg(long, env = "ARI_CODEGEN_OUT", default_value_os_t = model_dir().join("src/generated"))]
     out: PathBuf,
+    /// Directory the generated client files go to.
+    #[arg(long, env = "ARI_CODEGEN_CLIENT_OUT", default_value_os_t = model_dir().join("../ari-client/src/generated"))]
+    client_out: PathBuf,
     /// Only check that the checked-in files are what the generator produces.
     #[arg(long)]
     check: bool,
@@ -64,41 +67,27 @@ fn run(args: &Args) -> Result<ExitCode, String> {
             compat.operations.len()
         );
     }
-    let (files, coverage) = ari_model_codegen::generate_formatted(&args.api_docs)?;
-    println!("{coverage}");
-    let existing: Vec<String> = std::fs::read_dir(&args.out)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.ends_with(".rs"))
-                .collect()
-        })
-        .unwrap_or_default();
-    let stale: Vec<&String> = existing
-        .iter()
-        .filter(|name| !files.iter().any(|(f, _)| f == *name))
-        .collect();
+    let generated = ari_model_codegen::generate_formatted(&args.api_docs)?;
+    println!("{}", generated.coverage);
+    println!(
+        "client: {} operations as methods (the events WebSocket is AppConnection)",
+        generated.client_operations
+    );
+    let targets = [
+        (&args.out, &generated.model),
+        (&args.client_out, &generated.client),
+    ];
     if args.check {
-        let mut differing: Vec<String> = files
-            .iter()
-            .filter(|(name, source)| {
-                std::fs::read_to_string(args.out.join(name)).ok().as_deref()
-                    != Some(source.as_str())
-            })
-            .map(|(name, _)| name.clone())
-            .collect();
-        differing.extend(
-            stale
-                .iter()
-                .map(|name| format!("{name} (not generated any more)")),
-        );
-        if differing.is_empty() {
-            println!(
-                "generated code is up to date ({} files in {})",
-                files.len(),
-                args.out.display()
+        let mut differing = Vec::new();
+        for (dir, files) in targets {
+            differing.extend(
+                out_of_date(dir, files)
+                    .into_iter()
+                    .map(|name| format!("{}", dir.join(name).display())),
             );
+        }
+        if differing.is_empty() {
+            println!("generated code is up to date");
             return Ok(ExitCode::SUCCESS);
         }
         eprintln!(
@@ -107,16 +96,53 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         );
         return Ok(ExitCode::FAILURE);
     }
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
-    for name in stale {
-        let _ = std::fs::remove_file(args.out.join(name));
+    for (dir, files) in targets {
+        write_dir(dir, files)?;
     }
-    for (name, source) in &files {
-        let path = args.out.join(name);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn existing_sources(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".rs"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Files of `dir` that differ from `files`, or that are not generated any more.
+fn out_of_date(dir: &Path, files: &[(String, String)]) -> Vec<String> {
+    let mut names: Vec<String> = files
+        .iter()
+        .filter(|(name, source)| {
+            std::fs::read_to_string(dir.join(name)).ok().as_deref() != Some(source.as_str())
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    names.extend(
+        existing_sources(dir)
+            .into_iter()
+            .filter(|name| !files.iter().any(|(f, _)| f == name)),
+    );
+    names
+}
+
+fn write_dir(dir: &Path, files: &[(String, String)]) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    for name in existing_sources(dir) {
+        if !files.iter().any(|(f, _)| *f == name) {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+    }
+    for (name, source) in files {
+        let path = dir.join(name);
         std::fs::write(&path, source)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-    println!("wrote {} files to {}", files.len(), args.out.display());
-    Ok(ExitCode::SUCCESS)
+    println!("wrote {} files to {}", files.len(), dir.display());
+    Ok(())
 }

@@ -276,7 +276,7 @@ impl Spec {
                 .ok_or_else(|| SpecError::BadListing(entry.path.clone()))?;
             let path = dir.join(format!("{name}.json"));
             let mut raw = read_json(&path)?;
-            fixups::apply(&mut raw);
+            fixups::apply(name, &mut raw);
             let mut resource: Resource =
                 serde_json::from_value(raw).map_err(|source| SpecError::Decode {
                     path: path.clone(),

@@ -26,7 +26,11 @@ fn sample_spec_generates_the_snapshot() {
     let expected_dir = sample().join("expected");
     let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
     let mut mismatches = Vec::new();
-    for (name, source) in output.files {
+    let client = output
+        .client_files
+        .into_iter()
+        .map(|(name, source)| (format!("client_{name}"), source));
+    for (name, source) in output.files.into_iter().chain(client) {
         let formatted = rustfmt(&name, &source).unwrap();
         let path = expected_dir.join(format!("{name}.txt"));
         if update {

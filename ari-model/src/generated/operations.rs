@@ -2986,23 +2986,19 @@ pub mod channels {
         /// Direction in which to mute audio
         ///
         /// Default (applied by Asterisk): both.
-        pub direction: Option<crate::models::MuteDirection>,
+        pub direction: crate::models::MuteDirection,
     }
 
     impl Mute {
         /// The parameters, with the required ones given.
-        pub fn new(channel_id: impl Into<crate::ids::ChannelId>) -> Self {
+        pub fn new(
+            channel_id: impl Into<crate::ids::ChannelId>,
+            direction: crate::models::MuteDirection,
+        ) -> Self {
             Mute {
                 channel_id: channel_id.into(),
-                direction: None,
+                direction,
             }
-        }
-
-        /// Sets `direction`: Direction in which to mute audio
-        #[must_use]
-        pub fn direction(mut self, direction: crate::models::MuteDirection) -> Self {
-            self.direction = Some(direction);
-            self
         }
     }
 
@@ -3036,11 +3032,10 @@ pub mod channels {
         }
 
         fn query(&self) -> Vec<(&'static str, String)> {
-            let mut query = Vec::new();
-            if let Some(value) = &self.direction {
-                query.push(("direction", crate::operation::QueryValue::to_query(value)));
-            }
-            query
+            vec![(
+                "direction",
+                crate::operation::QueryValue::to_query(&self.direction),
+            )]
         }
 
         fn body(&self) -> Option<serde_json::Value> {
@@ -3065,23 +3060,19 @@ pub mod channels {
         /// Direction in which to unmute audio
         ///
         /// Default (applied by Asterisk): both.
-        pub direction: Option<crate::models::MuteDirection>,
+        pub direction: crate::models::MuteDirection,
     }
 
     impl Unmute {
         /// The parameters, with the required ones given.
-        pub fn new(channel_id: impl Into<crate::ids::ChannelId>) -> Self {
+        pub fn new(
+            channel_id: impl Into<crate::ids::ChannelId>,
+            direction: crate::models::MuteDirection,
+        ) -> Self {
             Unmute {
                 channel_id: channel_id.into(),
-                direction: None,
+                direction,
             }
-        }
-
-        /// Sets `direction`: Direction in which to unmute audio
-        #[must_use]
-        pub fn direction(mut self, direction: crate::models::MuteDirection) -> Self {
-            self.direction = Some(direction);
-            self
         }
     }
 
@@ -3115,11 +3106,10 @@ pub mod channels {
         }
 
         fn query(&self) -> Vec<(&'static str, String)> {
-            let mut query = Vec::new();
-            if let Some(value) = &self.direction {
-                query.push(("direction", crate::operation::QueryValue::to_query(value)));
-            }
-            query
+            vec![(
+                "direction",
+                crate::operation::QueryValue::to_query(&self.direction),
+            )]
         }
 
         fn body(&self) -> Option<serde_json::Value> {

@@ -1,0 +1,92 @@
+//! Jittered exponential backoff between reconnect attempts.
+
+use std::time::Duration;
+
+/// Delays between reconnect attempts: exponential from `initial` to `max`, each drawn
+/// at random from the upper half of the current step so that many clients restarted
+/// together do not reconnect in lockstep. [`Backoff::reset`] after a good connection.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    initial: Duration,
+    max: Duration,
+    current: Duration,
+}
+
+impl Default for Backoff {
+    /// 250 ms doubling to 30 s: Asterisk restarts in about a second, and a long outage
+    /// is not hammered.
+    fn default() -> Self {
+        Backoff::new(Duration::from_millis(250), Duration::from_secs(30))
+    }
+}
+
+impl Backoff {
+    /// Backoff from `initial` doubling up to `max`.
+    pub fn new(initial: Duration, max: Duration) -> Self {
+        let initial = initial.max(Duration::from_millis(1));
+        Backoff {
+            initial,
+            max: max.max(initial),
+            current: initial,
+        }
+    }
+
+    /// Starts again from the initial delay.
+    pub fn reset(&mut self) {
+        self.current = self.initial;
+    }
+}
+
+impl Iterator for Backoff {
+    type Item = Duration;
+
+    /// Never ends: reconnecting goes on as long as the connection is wanted.
+    fn next(&mut self) -> Option<Duration> {
+        let step = self.current;
+        self.current = (self.current * 2).min(self.max);
+        let half = step / 2;
+        let jitter = half.mul_f64(fastrand::f64());
+        Some(half + jitter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_to_the_cap_with_jitter_in_the_upper_half() {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+        let delays: Vec<Duration> = backoff.by_ref().take(8).collect();
+        let steps = [100, 200, 400, 800, 1000, 1000, 1000, 1000];
+        for (delay, step) in delays.iter().zip(steps) {
+            let step = Duration::from_millis(step);
+            assert!(
+                *delay >= step / 2 && *delay <= step,
+                "{delay:?} not in [{:?}, {step:?}]",
+                step / 2
+            );
+        }
+        backoff.reset();
+        assert!(backoff.next().unwrap() <= Duration::from_millis(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sleeping_through_the_schedule_takes_the_sum_of_the_delays() {
+        let backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
+        let started = tokio::time::Instant::now();
+        let mut total = Duration::ZERO;
+        for delay in backoff.take(10) {
+            tokio::time::sleep(delay).await;
+            total += delay;
+        }
+        assert_eq!(started.elapsed(), total);
+        // 250 ms .. 30 s over ten steps: at least half of 0.25+0.5+...+30 (capped).
+        assert!(
+            total
+                >= Duration::from_millis(
+                    125 + 250 + 500 + 1000 + 2000 + 4000 + 8000 + 15000 + 15000 + 15000
+                )
+        );
+    }
+}

@@ -1,0 +1,207 @@
+//! The events connection on the real lab: markers, per-object streams that never leak
+//! other objects' events, subscribe-before-create, lag signals, REST over WebSocket.
+
+mod common;
+
+use std::time::Duration;
+
+use ari_client::model::Event;
+use ari_client::model::operations::{asterisk, channels};
+use ari_client::{Client, Credentials, Update};
+use common::{WAIT, app, client, next_matching};
+use futures::StreamExt as _;
+
+#[tokio::test]
+async fn started_connection_announces_connected() {
+    let client = client().await;
+    let connection = client
+        .app_connection([ari_lab::unique_name("ev-start")])
+        .start();
+    let mut updates = connection.updates();
+    next_matching(&mut updates, |u| {
+        matches!(u, Update::Connected).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn wrong_credentials_fail_the_first_connect_with_401() {
+    let lab = ari_lab::Lab::get().await;
+    let client = Client::builder(&lab.ari_url)
+        .credentials(Credentials::new(lab.username.clone(), "wrong"))
+        .build()
+        .unwrap();
+    let error = client
+        .app_connection(["ev-denied"])
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(401), "{error}");
+    assert!(error.is_unauthorized());
+}
+
+#[tokio::test]
+async fn stasis_start_is_seen_even_when_it_beats_the_originate_answer() {
+    // The handle subscribes before the POST: StasisStart of a Local channel arrives ~1 ms
+    // after it, often before the HTTP answer.
+    let connection = app("ev-race").await;
+    for _ in 0..20 {
+        let mut channel = connection
+            .originate(channels::Originate::new("Local/answer@lab").formats("ulaw"))
+            .await
+            .unwrap();
+        let start = tokio::time::timeout(WAIT, channel.events.wait_for("StasisStart"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(start.channel_ids(), [channel.id().as_str()]);
+        channel.hangup().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn object_streams_carry_only_their_objects_events() {
+    let connection = app("ev-leak").await;
+    let mut first = connection
+        .originate(channels::Originate::new("Local/answer@lab").formats("ulaw"))
+        .await
+        .unwrap();
+    let mut second = connection
+        .originate(channels::Originate::new("Local/answer@lab").formats("ulaw"))
+        .await
+        .unwrap();
+    first.events.wait_for("StasisStart").await.unwrap();
+    second.events.wait_for("StasisStart").await.unwrap();
+    first.set_variable("WHO", "first").await.unwrap();
+    second.set_variable("WHO", "second").await.unwrap();
+    first.hangup().await.unwrap();
+    second.hangup().await.unwrap();
+    for (handle, name) in [(&mut first, "first"), (&mut second, "second")] {
+        let id = handle.id().clone();
+        let mut seen = Vec::new();
+        while let Some(event) = tokio::time::timeout(WAIT, handle.events.next_event())
+            .await
+            .unwrap()
+        {
+            assert!(
+                event.channel_ids().contains(&id.as_str()),
+                "{name} got another channel's event: {event:?}"
+            );
+            if let Event::ChannelVarset(varset) = event.as_ref() {
+                if varset.variable == "WHO" {
+                    assert_eq!(varset.value, name);
+                }
+            }
+            seen.push(event.kind().to_owned());
+        }
+        assert_eq!(
+            seen.last().map(String::as_str),
+            Some("ChannelDestroyed"),
+            "{name}: {seen:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_slow_subscriber_is_told_it_lagged() {
+    let client = client().await;
+    let connection = client
+        .app_connection([ari_lab::unique_name("ev-lag")])
+        .buffer(16)
+        .connect()
+        .await
+        .unwrap();
+    let mut slow = connection.updates();
+    let device = format!("Stasis:{}", ari_client::new_id("lag"));
+    let name = connection.app().to_owned();
+    client
+        .applications()
+        .subscribe(ari_client::model::operations::applications::Subscribe::new(
+            name.as_str(),
+            [format!("deviceState:{device}")],
+        ))
+        .await
+        .unwrap();
+    // 60 device state changes while nobody reads `slow`.
+    for i in 0..60 {
+        let state = if i % 2 == 0 { "BUSY" } else { "NOT_INUSE" };
+        let params = ari_client::model::operations::device_states::Update::new(
+            device.as_str(),
+            ari_client::model::models::DeviceStateValue::from(state),
+        );
+        client.device_states().update(params).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let missed = next_matching(&mut slow, |u| match u {
+        Update::Lagged { missed } => Some(*missed),
+        _ => None,
+    })
+    .await;
+    assert!(missed > 0);
+    // After the lag signal the subscriber goes on receiving.
+    let next = tokio::time::timeout(WAIT, slow.next()).await.unwrap();
+    assert!(matches!(next, Some(Update::Event(_))), "{next:?}");
+    client
+        .device_states()
+        .delete(ari_client::model::operations::device_states::Delete::new(
+            device.as_str(),
+        ))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn rest_over_websocket_sends_operations_on_the_events_socket() {
+    let lab = ari_lab::Lab::get().await;
+    let client = Client::builder(&lab.ari_url)
+        .credentials(Credentials::new(lab.username.clone(), lab.password.clone()))
+        .rest_over_websocket(true)
+        .build()
+        .unwrap();
+    // Before a connection is up there is no way to send.
+    let early = client
+        .asterisk()
+        .ping(asterisk::Ping::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(early, ari_client::Error::Closed), "{early}");
+    let connection = client
+        .app_connection([ari_lab::unique_name("ev-rows")])
+        .connect()
+        .await
+        .unwrap();
+    let mut updates = connection.updates();
+    let info = client
+        .asterisk()
+        .get_info(asterisk::GetInfo::new())
+        .await
+        .unwrap();
+    assert!(info.system.unwrap().version.starts_with("22."));
+    // The answer came as a RESTResponse event on the socket, not over HTTP.
+    next_matching(&mut updates, |u| match u {
+        Update::Event(e) => {
+            matches!(e.as_ref(), Event::RESTResponse(r) if r.uri.starts_with("asterisk/info"))
+                .then_some(())
+        }
+        _ => None,
+    })
+    .await;
+    let missing = client
+        .channels()
+        .get(channels::Get::new("no-such-channel"))
+        .await
+        .unwrap_err();
+    assert!(missing.is_not_found(), "{missing}");
+    // Operations with query parameters and bodies work the same way.
+    let mut channel = connection
+        .originate(
+            channels::Originate::new("Local/answer@lab")
+                .formats("ulaw")
+                .variables([("FROM_WS", "yes")]),
+        )
+        .await
+        .unwrap();
+    channel.events.wait_for("StasisStart").await.unwrap();
+    assert_eq!(channel.variable("FROM_WS").await.unwrap(), "yes");
+    channel.hangup().await.unwrap();
+}
