@@ -1,0 +1,281 @@
+//! What Asterisk will not do on demand, from local servers on port 0: 5xx answers, slow
+//! answers, malformed bodies, abrupt closes, garbage on the events socket.
+
+use std::time::Duration;
+
+use ari_client::model::operations::{asterisk, channels};
+use ari_client::{Backoff, Client, Credentials, Delivery, Error, Update};
+use futures::{SinkExt as _, StreamExt as _};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Serves every connection with `respond(request_text) -> Option<raw response>`
+/// (`None`: close without answering).
+async fn http_server(
+    respond: impl Fn(&str) -> Option<(Duration, String)> + Send + Sync + 'static,
+) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let respond = std::sync::Arc::new(respond);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let respond = respond.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0_u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request).into_owned();
+                if let Some((delay, response)) = respond(&text) {
+                    tokio::time::sleep(delay).await;
+                    let _ = socket.write_all(response.as_bytes()).await;
+                }
+            });
+        }
+    });
+    format!("http://{address}")
+}
+
+fn answer(status: &str, body: &str) -> Option<(Duration, String)> {
+    Some((
+        Duration::ZERO,
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    ))
+}
+
+fn client(url: &str) -> Client {
+    Client::builder(url)
+        .credentials(Credentials::new("user", "secret-password"))
+        .request_timeout(Duration::from_millis(300))
+        .connect_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_5xx_answer_is_a_transient_api_error_with_asterisks_message() {
+    let url =
+        http_server(|_| answer("503 Service Unavailable", r#"{"message":"overloaded"}"#)).await;
+    let error = client(&url)
+        .asterisk()
+        .ping(asterisk::Ping::new())
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(503));
+    assert!(error.is_transient());
+    assert!(
+        matches!(&error, Error::Api { message: Some(m), .. } if m == "overloaded"),
+        "{error:?}"
+    );
+    assert_eq!(error.delivery(), Delivery::Received);
+}
+
+#[tokio::test]
+async fn a_slow_answer_times_out_and_may_have_been_delivered() {
+    let url = http_server(|_| {
+        Some((
+            Duration::from_secs(3),
+            "HTTP/1.1 204 No Content\r\n\r\n".to_owned(),
+        ))
+    })
+    .await;
+    let error = client(&url)
+        .channels()
+        .answer(channels::Answer::new("x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+    assert_eq!(error.delivery(), Delivery::Unknown);
+    assert!(error.is_transient());
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_decode_errors_that_keep_the_body() {
+    let url = http_server(|request| {
+        if request.starts_with("GET /ari/asterisk/ping") {
+            answer("200 OK", "{not json")
+        } else {
+            answer("200 OK", r#"{"id":"1.1","name":"PJSIP/x","state":"Up"}"#)
+        }
+    })
+    .await;
+    let client = client(&url);
+    match client
+        .asterisk()
+        .ping(asterisk::Ping::new())
+        .await
+        .unwrap_err()
+    {
+        Error::Decode { body, .. } => assert_eq!(body, "{not json"),
+        other => panic!("{other:?}"),
+    }
+    match client
+        .channels()
+        .get(channels::Get::new("1.1"))
+        .await
+        .unwrap_err()
+    {
+        Error::Decode { message, body, .. } => {
+            assert!(
+                message.contains("caller") || message.contains("missing field"),
+                "{message}"
+            );
+            assert!(body.contains("PJSIP/x"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_abrupt_close_is_a_transport_error_and_a_refused_connection_was_not_sent() {
+    let url = http_server(|_| None).await;
+    let error = client(&url)
+        .asterisk()
+        .ping(asterisk::Ping::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Transport { .. }), "{error:?}");
+    assert_eq!(error.delivery(), Delivery::Unknown);
+
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let error = client(&url)
+        .asterisk()
+        .ping(asterisk::Ping::new())
+        .await
+        .unwrap_err();
+    assert_eq!(error.delivery(), Delivery::NotSent, "{error:?}");
+}
+
+#[tokio::test]
+async fn credentials_never_show_in_debug_output_or_errors() {
+    let url = http_server(|_| {
+        answer(
+            "401 Unauthorized",
+            r#"{"message":"Authentication required"}"#,
+        )
+    })
+    .await;
+    let client = client(&url);
+    let shown = format!("{client:?}");
+    assert!(!shown.contains("secret-password"), "{shown}");
+    let error = client
+        .asterisk()
+        .ping(asterisk::Ping::new())
+        .await
+        .unwrap_err();
+    assert!(error.is_unauthorized());
+    assert!(!format!("{error:?} {error}").contains("secret-password"));
+}
+
+/// A pseudo-random frame: bytes, broken JSON, JSON of the wrong shape, mutated events.
+fn garbage(seed: u64, fixtures: &[&str]) -> Message {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    match rng.u8(..6) {
+        0 => Message::text(
+            (0..rng.usize(0..200))
+                .map(|_| rng.char(..))
+                .collect::<String>(),
+        ),
+        1 => Message::binary(
+            (0..rng.usize(0..200))
+                .map(|_| rng.u8(..))
+                .collect::<Vec<u8>>(),
+        ),
+        2 => {
+            let mut text = fixtures[rng.usize(..fixtures.len())].as_bytes().to_vec();
+            for _ in 0..rng.usize(1..8) {
+                let at = rng.usize(..text.len());
+                text[at] = rng.u8(32..127);
+            }
+            Message::text(String::from_utf8_lossy(&text).into_owned())
+        }
+        3 => {
+            let value = match rng.u8(..5) {
+                0 => serde_json::json!(null),
+                1 => serde_json::json!([1, "two", {"type": 3}]),
+                2 => serde_json::json!({"type": rng.u64(..)}),
+                3 => serde_json::json!({"type": "StasisStart", "channel": rng.i64(..)}),
+                _ => serde_json::json!({"type": "Dial", "peer": {"id": []}, "application": 1}),
+            };
+            Message::text(value.to_string())
+        }
+        4 => {
+            let text = fixtures[rng.usize(..fixtures.len())];
+            let cut = rng.usize(..text.len());
+            Message::text(text.get(..cut).unwrap_or(text).to_owned())
+        }
+        _ => Message::text(format!(
+            r#"{{"type":"BrandNewEvent{seed}","application":"a","timestamp":"x","channel":{{"id":"c{seed}","name":"n","state":"Up","caller":{{}}}}}}"#
+        )),
+    }
+}
+
+#[tokio::test]
+async fn garbage_on_the_events_socket_never_breaks_the_connection() {
+    let fixtures_text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../ari-model/tests/fixtures/events.jsonl"
+    ))
+    .unwrap();
+    let fixtures: Vec<String> = fixtures_text.lines().map(str::to_owned).collect();
+    let frames = 3000_u64;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let last = fixtures[0].clone();
+    let server_fixtures = fixtures.clone();
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(socket).await.unwrap();
+        let refs: Vec<&str> = server_fixtures.iter().map(String::as_str).collect();
+        for seed in 0..frames {
+            ws.send(garbage(seed, &refs)).await.unwrap();
+        }
+        ws.send(Message::text(last)).await.unwrap();
+        // Then drop the socket without a close frame.
+    });
+    let connection = client(&url)
+        .app_connection(["fuzz"])
+        .buffer(frames as usize * 2)
+        .backoff(Backoff::new(
+            Duration::from_millis(50),
+            Duration::from_millis(100),
+        ))
+        .start();
+    let mut updates = connection.updates();
+    let (mut undecodable, mut events, mut unknown) = (0, 0, 0);
+    let outcome = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(update) = updates.next().await {
+            match update {
+                Update::Undecodable { .. } => undecodable += 1,
+                Update::Event(event) if event.is_unknown() => unknown += 1,
+                Update::Event(_) => events += 1,
+                Update::Disconnected { reason } => return reason,
+                Update::Lagged { missed } => panic!("lagged by {missed}"),
+                _ => {}
+            }
+        }
+        panic!("stream ended")
+    })
+    .await
+    .expect("the server's drop is reported");
+    assert!(undecodable > 1000, "{undecodable} undecodable");
+    assert!(unknown > 100, "{unknown} unknown");
+    assert!(
+        events >= 1,
+        "the valid event after the garbage still arrives"
+    );
+    assert!(!outcome.is_empty());
+    println!(
+        "fuzz: {frames} frames: {undecodable} undecodable, {unknown} unknown events, {events} events; then: {outcome}"
+    );
+}
