@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use ari_model::models::{Application, Bridge, Channel};
 use ari_model::operations::{applications, bridges, channels};
 use ari_model::{Event, Operation as _};
-use futures::stream::{BoxStream, SplitSink};
+use futures::stream::SplitSink;
 use futures::{SinkExt as _, Stream, StreamExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -308,7 +308,7 @@ impl WebSocketRoute {
 
 /// A stream of [`Update`]s; see [`AppConnection::updates`].
 pub struct Updates {
-    inner: BoxStream<'static, Update>,
+    inner: std::pin::Pin<Box<dyn Stream<Item = Update> + Send + Sync>>,
 }
 
 impl Updates {
@@ -321,9 +321,10 @@ impl Updates {
                 }
                 Err(broadcast::error::RecvError::Closed) => None,
             }
-        })
-        .boxed();
-        Updates { inner }
+        });
+        Updates {
+            inner: Box::pin(inner),
+        }
     }
 }
 

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use ari_model::models::{Bridge, Channel, LiveRecording, Playback};
 use ari_model::operations::{applications, bridges, channels, playbacks, recordings};
 use ari_model::{BridgeId, ChannelId, Event, PlaybackId, RecordingName};
-use futures::stream::BoxStream;
 use futures::{Stream, StreamExt as _};
 use tokio::sync::broadcast;
 
@@ -118,7 +117,7 @@ impl Object {
 /// (`Disconnected`, `Reconnected`, `Resynced`, `Lagged`) that tell what may be missing.
 /// Ends after the object's last event.
 pub struct ObjectEvents {
-    inner: BoxStream<'static, Update>,
+    inner: std::pin::Pin<Box<dyn Stream<Item = Update> + Send + Sync>>,
 }
 
 impl ObjectEvents {
@@ -143,9 +142,10 @@ impl ObjectEvents {
                     _ => return Some((update, (receiver, object, false))),
                 }
             }
-        })
-        .boxed();
-        ObjectEvents { inner }
+        });
+        ObjectEvents {
+            inner: Box::pin(inner),
+        }
     }
 
     /// The next event of the object, skipping connection markers; `None` after its

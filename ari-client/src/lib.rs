@@ -1,4 +1,58 @@
-//! A typed async client for the Asterisk REST Interface (ARI).
+//! A typed async client for the Asterisk REST Interface (ARI), on tokio and hyper.
+//!
+//! - **Every operation, typed**: `client.channels().originate(..)`, grouped by resource
+//!   ([`Client::channels`], [`Client::bridges`], [`Client::recordings`], ...), taking the
+//!   parameter structs of [`model::operations`] and returning [`model::models`]. The
+//!   resource layer is generated from Asterisk's api-docs, like the model.
+//! - **Errors that say what Asterisk said**: [`Error::Api`] carries the status, the reason
+//!   the spec documents for it and Asterisk's own message; transport errors and time-outs
+//!   say whether the request may have reached Asterisk ([`Error::delivery`]).
+//! - **Events that survive restarts**: an [`AppConnection`] reconnects forever with
+//!   jittered backoff, detects half-open sockets with pings, never blocks its reader on
+//!   the application (a bounded buffer with [`Update::Lagged`], never a silent drop), and
+//!   after a reconnect re-reads what the apps own ([`Update::Resynced`]).
+//! - **Handles** ([`ChannelHandle`], [`BridgeHandle`], [`PlaybackHandle`],
+//!   [`RecordingHandle`]) with client-chosen ids: they subscribe before the object is
+//!   created, receive only that object's events, and unsubscribe after its last one.
+//! - **REST over WebSocket** (Asterisk 22.4+): [`ClientBuilder::rest_over_websocket`].
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use ari_client::model::Event;
+//! use ari_client::model::operations::channels::Originate;
+//! use ari_client::{Client, Credentials, Update};
+//! use futures::StreamExt as _;
+//!
+//! # async fn run() -> Result<(), ari_client::Error> {
+//! let client = Client::builder("http://127.0.0.1:8088")
+//!     .credentials(Credentials::new("asterisk", "asterisk"))
+//!     .build()?;
+//! let app = client.app_connection(["hello"]).connect().await?;
+//!
+//! // Place a call into the app and play to it once it is there.
+//! let mut call = app.originate(Originate::new("PJSIP/1000@trunk").formats("ulaw")).await?;
+//! call.events.wait_for("StasisStart").await;
+//! let mut playback = call.play("sound:hello-world").await?;
+//! playback.finished().await;
+//! call.hangup().await?;
+//!
+//! // Or serve calls routed to Stasis(hello).
+//! let mut updates = app.updates();
+//! while let Some(update) = updates.next().await {
+//!     match update {
+//!         Update::Event(event) => {
+//!             if let Event::StasisStart(start) = event.as_ref() {
+//!                 app.channel(start.channel.id.clone()).answer().await?;
+//!             }
+//!         }
+//!         Update::Resynced(snapshot) => println!("after a reconnect I own {} channels", snapshot.channels.len()),
+//!         other => println!("{other:?}"),
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
 #![warn(missing_docs)]
 
 mod backoff;
@@ -23,3 +77,23 @@ pub use generated::resources::*;
 pub use handles::{
     BridgeHandle, ChannelHandle, ObjectEvents, PlaybackHandle, RecordingHandle, new_id,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shareable<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn handles_and_streams_can_cross_tasks() {
+        shareable::<Client>();
+        shareable::<AppConnection>();
+        shareable::<Updates>();
+        shareable::<ObjectEvents>();
+        shareable::<ChannelHandle>();
+        shareable::<BridgeHandle>();
+        shareable::<PlaybackHandle>();
+        shareable::<RecordingHandle>();
+        shareable::<Error>();
+    }
+}

@@ -1,17 +1,27 @@
-//! Shared set-up of the examples: where ARI is, from the environment.
+//! Shared set-up of the examples: where ARI is, from flags or the environment.
 //!
-//! Every example reads `ARI_URL`, `ARI_USERNAME` and `ARI_PASSWORD`, defaulting to the
-//! lab of `asterisk_conf/` (`http://127.0.0.1:8088`, `asterisk`/`asterisk`).
+//! Every example takes `--ari-url`, `--ari-username`, `--ari-password` (or `ARI_URL`,
+//! `ARI_USERNAME`, `ARI_PASSWORD`), defaulting to the lab of `asterisk_conf/`.
 
-use ari_client::Credentials;
+use ari_client::cli::AriArgs;
+use ari_client::{Client, Error};
 
-/// ARI base URL from `ARI_URL`, or the lab's.
-pub fn ari_url() -> String {
-    std::env::var("ARI_URL").unwrap_or_else(|_| "http://127.0.0.1:8088".to_owned())
+/// A client from the ARI flags.
+///
+/// # Errors
+/// When the URL or credentials cannot work.
+pub fn client(ari: &AriArgs) -> Result<Client, Error> {
+    Client::builder(&ari.url)
+        .credentials(ari.credentials())
+        .build()
 }
 
-/// ARI credentials from `ARI_USERNAME` and `ARI_PASSWORD`, or the lab's.
-pub fn credentials() -> Credentials {
-    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| "asterisk".to_owned());
-    Credentials::new(var("ARI_USERNAME"), var("ARI_PASSWORD"))
+/// Logs to stderr, at `info` unless `RUST_LOG` says otherwise.
+pub fn init_logging() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

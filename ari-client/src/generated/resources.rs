@@ -61,6 +61,15 @@ impl Client {
 }
 
 /// Operations of the `asterisk` resource; from [`Client::asterisk`].
+///
+/// ```no_run
+/// # async fn example(client: ari_client::Client) -> Result<(), ari_client::Error> {
+/// use ari_client::model::operations::asterisk;
+/// let answer = client.asterisk().get_info(asterisk::GetInfo::new()).await?;
+/// # let _ = answer;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Asterisk<'a> {
     client: &'a Client,
@@ -72,7 +81,9 @@ impl Asterisk<'_> {
     /// `GET /ari/asterisk/config/dynamic/{configClass}/{objectType}/{id}`; parameters: [`ari_model::operations::asterisk::GetObject`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 ({configClass|objectType|id} not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: {configClass|objectType|id} not found
     pub async fn get_object(
         &self,
         params: ari_model::operations::asterisk::GetObject,
@@ -85,7 +96,11 @@ impl Asterisk<'_> {
     /// `PUT /ari/asterisk/config/dynamic/{configClass}/{objectType}/{id}`; parameters: [`ari_model::operations::asterisk::UpdateObject`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Bad request body), 403 (Could not create or update object), 404 ({configClass|objectType} not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Bad request body
+    /// - 403: Could not create or update object
+    /// - 404: {configClass|objectType} not found
     pub async fn update_object(
         &self,
         params: ari_model::operations::asterisk::UpdateObject,
@@ -98,7 +113,10 @@ impl Asterisk<'_> {
     /// `DELETE /ari/asterisk/config/dynamic/{configClass}/{objectType}/{id}`; parameters: [`ari_model::operations::asterisk::DeleteObject`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 403 (Could not delete object), 404 ({configClass|objectType|id} not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 403: Could not delete object
+    /// - 404: {configClass|objectType|id} not found
     pub async fn delete_object(
         &self,
         params: ari_model::operations::asterisk::DeleteObject,
@@ -111,7 +129,7 @@ impl Asterisk<'_> {
     /// `GET /ari/asterisk/info`; parameters: [`ari_model::operations::asterisk::GetInfo`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status. Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
     pub async fn get_info(
         &self,
         params: ari_model::operations::asterisk::GetInfo,
@@ -124,7 +142,7 @@ impl Asterisk<'_> {
     /// `GET /ari/asterisk/ping`; parameters: [`ari_model::operations::asterisk::Ping`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status. Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
     pub async fn ping(
         &self,
         params: ari_model::operations::asterisk::Ping,
@@ -137,7 +155,7 @@ impl Asterisk<'_> {
     /// `GET /ari/asterisk/modules`; parameters: [`ari_model::operations::asterisk::ListModules`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status. Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
     pub async fn list_modules(
         &self,
         params: ari_model::operations::asterisk::ListModules,
@@ -150,7 +168,10 @@ impl Asterisk<'_> {
     /// `GET /ari/asterisk/modules/{moduleName}`; parameters: [`ari_model::operations::asterisk::GetModule`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Module could not be found in running modules), 409 (Module information could not be retrieved). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Module could not be found in running modules.
+    /// - 409: Module information could not be retrieved.
     pub async fn get_module(
         &self,
         params: ari_model::operations::asterisk::GetModule,
@@ -163,7 +184,9 @@ impl Asterisk<'_> {
     /// `POST /ari/asterisk/modules/{moduleName}`; parameters: [`ari_model::operations::asterisk::LoadModule`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 409 (Module could not be loaded). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 409: Module could not be loaded.
     pub async fn load_module(
         &self,
         params: ari_model::operations::asterisk::LoadModule,
@@ -176,7 +199,10 @@ impl Asterisk<'_> {
     /// `DELETE /ari/asterisk/modules/{moduleName}`; parameters: [`ari_model::operations::asterisk::UnloadModule`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Module not found in running modules), 409 (Module could not be unloaded). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Module not found in running modules.
+    /// - 409: Module could not be unloaded.
     pub async fn unload_module(
         &self,
         params: ari_model::operations::asterisk::UnloadModule,
@@ -189,7 +215,10 @@ impl Asterisk<'_> {
     /// `PUT /ari/asterisk/modules/{moduleName}`; parameters: [`ari_model::operations::asterisk::ReloadModule`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Module not found in running modules), 409 (Module could not be reloaded). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Module not found in running modules.
+    /// - 409: Module could not be reloaded.
     pub async fn reload_module(
         &self,
         params: ari_model::operations::asterisk::ReloadModule,
@@ -202,7 +231,7 @@ impl Asterisk<'_> {
     /// `GET /ari/asterisk/logging`; parameters: [`ari_model::operations::asterisk::ListLogChannels`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status. Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
     pub async fn list_log_channels(
         &self,
         params: ari_model::operations::asterisk::ListLogChannels,
@@ -215,7 +244,10 @@ impl Asterisk<'_> {
     /// `POST /ari/asterisk/logging/{logChannelName}`; parameters: [`ari_model::operations::asterisk::AddLog`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Bad request body), 409 (Log channel could not be created). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Bad request body
+    /// - 409: Log channel could not be created.
     pub async fn add_log(
         &self,
         params: ari_model::operations::asterisk::AddLog,
@@ -228,7 +260,9 @@ impl Asterisk<'_> {
     /// `DELETE /ari/asterisk/logging/{logChannelName}`; parameters: [`ari_model::operations::asterisk::DeleteLog`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Log channel does not exist). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Log channel does not exist.
     pub async fn delete_log(
         &self,
         params: ari_model::operations::asterisk::DeleteLog,
@@ -241,7 +275,9 @@ impl Asterisk<'_> {
     /// `PUT /ari/asterisk/logging/{logChannelName}/rotate`; parameters: [`ari_model::operations::asterisk::RotateLog`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Log channel does not exist). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Log channel does not exist.
     pub async fn rotate_log(
         &self,
         params: ari_model::operations::asterisk::RotateLog,
@@ -254,7 +290,9 @@ impl Asterisk<'_> {
     /// `GET /ari/asterisk/variable`; parameters: [`ari_model::operations::asterisk::GetGlobalVar`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Missing variable parameter). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Missing variable parameter.
     pub async fn get_global_var(
         &self,
         params: ari_model::operations::asterisk::GetGlobalVar,
@@ -267,7 +305,9 @@ impl Asterisk<'_> {
     /// `POST /ari/asterisk/variable`; parameters: [`ari_model::operations::asterisk::SetGlobalVar`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Missing variable parameter). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Missing variable parameter.
     pub async fn set_global_var(
         &self,
         params: ari_model::operations::asterisk::SetGlobalVar,
@@ -277,6 +317,15 @@ impl Asterisk<'_> {
 }
 
 /// Operations of the `endpoints` resource; from [`Client::endpoints`].
+///
+/// ```no_run
+/// # async fn example(client: ari_client::Client) -> Result<(), ari_client::Error> {
+/// use ari_client::model::operations::endpoints;
+/// let answer = client.endpoints().list(endpoints::List::new()).await?;
+/// # let _ = answer;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Endpoints<'a> {
     client: &'a Client,
@@ -288,7 +337,7 @@ impl Endpoints<'_> {
     /// `GET /ari/endpoints`; parameters: [`ari_model::operations::endpoints::List`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status. Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
     pub async fn list(
         &self,
         params: ari_model::operations::endpoints::List,
@@ -301,7 +350,10 @@ impl Endpoints<'_> {
     /// `PUT /ari/endpoints/sendMessage`; parameters: [`ari_model::operations::endpoints::SendMessage`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Invalid parameters for sending a message), 404 (Endpoint not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Invalid parameters for sending a message.
+    /// - 404: Endpoint not found
     pub async fn send_message(
         &self,
         params: ari_model::operations::endpoints::SendMessage,
@@ -314,7 +366,10 @@ impl Endpoints<'_> {
     /// `POST /ari/endpoints/refer`; parameters: [`ari_model::operations::endpoints::Refer`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Invalid parameters for referring), 404 (Endpoint not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Invalid parameters for referring.
+    /// - 404: Endpoint not found
     pub async fn refer(
         &self,
         params: ari_model::operations::endpoints::Refer,
@@ -327,7 +382,9 @@ impl Endpoints<'_> {
     /// `GET /ari/endpoints/{tech}`; parameters: [`ari_model::operations::endpoints::ListByTech`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Endpoints not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Endpoints not found
     pub async fn list_by_tech(
         &self,
         params: ari_model::operations::endpoints::ListByTech,
@@ -340,7 +397,10 @@ impl Endpoints<'_> {
     /// `GET /ari/endpoints/{tech}/{resource}`; parameters: [`ari_model::operations::endpoints::Get`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Invalid parameters for sending a message), 404 (Endpoints not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Invalid parameters for sending a message.
+    /// - 404: Endpoints not found
     pub async fn get(
         &self,
         params: ari_model::operations::endpoints::Get,
@@ -353,7 +413,10 @@ impl Endpoints<'_> {
     /// `PUT /ari/endpoints/{tech}/{resource}/sendMessage`; parameters: [`ari_model::operations::endpoints::SendMessageToEndpoint`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Invalid parameters for sending a message), 404 (Endpoint not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Invalid parameters for sending a message.
+    /// - 404: Endpoint not found
     pub async fn send_message_to_endpoint(
         &self,
         params: ari_model::operations::endpoints::SendMessageToEndpoint,
@@ -366,7 +429,10 @@ impl Endpoints<'_> {
     /// `POST /ari/endpoints/{tech}/{resource}/refer`; parameters: [`ari_model::operations::endpoints::ReferToEndpoint`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Invalid parameters for referring), 404 (Endpoint not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Invalid parameters for referring.
+    /// - 404: Endpoint not found
     pub async fn refer_to_endpoint(
         &self,
         params: ari_model::operations::endpoints::ReferToEndpoint,
@@ -376,6 +442,15 @@ impl Endpoints<'_> {
 }
 
 /// Operations of the `channels` resource; from [`Client::channels`].
+///
+/// ```no_run
+/// # async fn example(client: ari_client::Client) -> Result<(), ari_client::Error> {
+/// use ari_client::model::operations::channels;
+/// let answer = client.channels().list(channels::List::new()).await?;
+/// # let _ = answer;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Channels<'a> {
     client: &'a Client,
@@ -387,7 +462,7 @@ impl Channels<'_> {
     /// `GET /ari/channels`; parameters: [`ari_model::operations::channels::List`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status. Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
     pub async fn list(
         &self,
         params: ari_model::operations::channels::List,
@@ -400,7 +475,10 @@ impl Channels<'_> {
     /// `POST /ari/channels`; parameters: [`ari_model::operations::channels::Originate`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Invalid parameters for originating a channel), 409 (Channel with given unique ID already exists). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Invalid parameters for originating a channel.
+    /// - 409: Channel with given unique ID already exists.
     pub async fn originate(
         &self,
         params: ari_model::operations::channels::Originate,
@@ -413,7 +491,9 @@ impl Channels<'_> {
     /// `POST /ari/channels/create`; parameters: [`ari_model::operations::channels::Create`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 409 (Channel with given unique ID already exists). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 409: Channel with given unique ID already exists.
     pub async fn create(
         &self,
         params: ari_model::operations::channels::Create,
@@ -426,7 +506,9 @@ impl Channels<'_> {
     /// `GET /ari/channels/{channelId}`; parameters: [`ari_model::operations::channels::Get`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Channel not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Channel not found
     pub async fn get(
         &self,
         params: ari_model::operations::channels::Get,
@@ -439,7 +521,10 @@ impl Channels<'_> {
     /// `POST /ari/channels/{channelId}`; parameters: [`ari_model::operations::channels::OriginateWithId`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Invalid parameters for originating a channel), 409 (Channel with given unique ID already exists). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Invalid parameters for originating a channel.
+    /// - 409: Channel with given unique ID already exists.
     pub async fn originate_with_id(
         &self,
         params: ari_model::operations::channels::OriginateWithId,
@@ -452,7 +537,10 @@ impl Channels<'_> {
     /// `DELETE /ari/channels/{channelId}`; parameters: [`ari_model::operations::channels::Hangup`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Invalid reason for hangup provided), 404 (Channel not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Invalid reason for hangup provided
+    /// - 404: Channel not found
     pub async fn hangup(
         &self,
         params: ari_model::operations::channels::Hangup,
@@ -465,7 +553,11 @@ impl Channels<'_> {
     /// `POST /ari/channels/{channelId}/continue`; parameters: [`ari_model::operations::channels::ContinueInDialplan`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Channel not found), 409 (Channel not in a Stasis application), 412 (Channel in invalid state). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Channel not found
+    /// - 409: Channel not in a Stasis application
+    /// - 412: Channel in invalid state
     pub async fn continue_in_dialplan(
         &self,
         params: ari_model::operations::channels::ContinueInDialplan,
@@ -478,7 +570,10 @@ impl Channels<'_> {
     /// `POST /ari/channels/{channelId}/move`; parameters: [`ari_model::operations::channels::Move`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Channel not found), 409 (Channel not in a Stasis application). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Channel not found
+    /// - 409: Channel not in a Stasis application
     pub async fn move_to_app(
         &self,
         params: ari_model::operations::channels::Move,
@@ -491,7 +586,13 @@ impl Channels<'_> {
     /// `POST /ari/channels/{channelId}/redirect`; parameters: [`ari_model::operations::channels::Redirect`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Endpoint parameter not provided), 404 (Channel or endpoint not found), 409 (Channel not in a Stasis application), 422 (Endpoint is not the same type as the channel), 412 (Channel in invalid state). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Endpoint parameter not provided
+    /// - 404: Channel or endpoint not found
+    /// - 409: Channel not in a Stasis application
+    /// - 422: Endpoint is not the same type as the channel
+    /// - 412: Channel in invalid state
     pub async fn redirect(
         &self,
         params: ari_model::operations::channels::Redirect,
@@ -504,7 +605,11 @@ impl Channels<'_> {
     /// `POST /ari/channels/{channelId}/answer`; parameters: [`ari_model::operations::channels::Answer`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Channel not found), 409 (Channel not in a Stasis application), 412 (Channel in invalid state). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Channel not found
+    /// - 409: Channel not in a Stasis application
+    /// - 412: Channel in invalid state
     pub async fn answer(
         &self,
         params: ari_model::operations::channels::Answer,
@@ -517,7 +622,11 @@ impl Channels<'_> {
     /// `POST /ari/channels/{channelId}/ring`; parameters: [`ari_model::operations::channels::Ring`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Channel not found), 409 (Channel not in a Stasis application), 412 (Channel in invalid state). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Channel not found
+    /// - 409: Channel not in a Stasis application
+    /// - 412: Channel in invalid state
     pub async fn ring(&self, params: ari_model::operations::channels::Ring) -> Result<(), Error> {
         self.client.execute(&params).await
     }
@@ -527,7 +636,11 @@ impl Channels<'_> {
     /// `DELETE /ari/channels/{channelId}/ring`; parameters: [`ari_model::operations::channels::RingStop`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Channel not found), 409 (Channel not in a Stasis application), 412 (Channel in invalid state). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Channel not found
+    /// - 409: Channel not in a Stasis application
+    /// - 412: Channel in invalid state
     pub async fn ring_stop(
         &self,
         params: ari_model::operations::channels::RingStop,
@@ -540,7 +653,11 @@ impl Channels<'_> {
     /// `POST /ari/channels/{channelId}/progress`; parameters: [`ari_model::operations::channels::Progress`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Channel not found), 409 (Channel not in a Stasis application), 412 (Channel in invalid state). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Channel not found
+    /// - 409: Channel not in a Stasis application
+    /// - 412: Channel in invalid state
     pub async fn progress(
         &self,
         params: ari_model::operations::channels::Progress,
@@ -553,7 +670,12 @@ impl Channels<'_> {
     /// `POST /ari/channels/{channelId}/dtmf`; parameters: [`ari_model::operations::channels::SendDTMF`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (DTMF is required), 404 (Channel not found), 409 (Channel not in a Stasis application), 412 (Channel in invalid state). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: DTMF is required
+    /// - 404: Channel not found
+    /// - 409: Channel not in a Stasis application
+    /// - 412: Channel in invalid state
     pub async fn send_dtmf(
         &self,
         params: ari_model::operations::channels::SendDTMF,
@@ -566,7 +688,11 @@ impl Channels<'_> {
     /// `POST /ari/channels/{channelId}/mute`; parameters: [`ari_model::operations::channels::Mute`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Channel not found), 409 (Channel not in a Stasis application), 412 (Channel in invalid state). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Channel not found
+    /// - 409: Channel not in a Stasis application
+    /// - 412: Channel in invalid state
     pub async fn mute(&self, params: ari_model::operations::channels::Mute) -> Result<(), Error> {
         self.client.execute(&params).await
     }
@@ -576,7 +702,11 @@ impl Channels<'_> {
     /// `DELETE /ari/channels/{channelId}/mute`; parameters: [`ari_model::operations::channels::Unmute`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Channel not found), 409 (Channel not in a Stasis application), 412 (Channel in invalid state). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Channel not found
+    /// - 409: Channel not in a Stasis application
+    /// - 412: Channel in invalid state
     pub async fn unmute(
         &self,
         params: ari_model::operations::channels::Unmute,
@@ -589,7 +719,11 @@ impl Channels<'_> {
     /// `POST /ari/channels/{channelId}/hold`; parameters: [`ari_model::operations::channels::Hold`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Channel not found), 409 (Channel not in a Stasis application), 412 (Channel in invalid state). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Channel not found
+    /// - 409: Channel not in a Stasis application
+    /// - 412: Channel in invalid state
     pub async fn hold(&self, params: ari_model::operations::channels::Hold) -> Result<(), Error> {
         self.client.execute(&params).await
     }
@@ -599,7 +733,11 @@ impl Channels<'_> {
     /// `DELETE /ari/channels/{channelId}/hold`; parameters: [`ari_model::operations::channels::Unhold`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Channel not found), 409 (Channel not in a Stasis application), 412 (Channel in invalid state). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Channel not found
+    /// - 409: Channel not in a Stasis application
+    /// - 412: Channel in invalid state
     pub async fn unhold(
         &self,
         params: ari_model::operations::channels::Unhold,
@@ -612,7 +750,11 @@ impl Channels<'_> {
     /// `POST /ari/channels/{channelId}/moh`; parameters: [`ari_model::operations::channels::StartMoh`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Channel not found), 409 (Channel not in a Stasis application), 412 (Channel in invalid state). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Channel not found
+    /// - 409: Channel not in a Stasis application
+    /// - 412: Channel in invalid state
     pub async fn start_moh(
         &self,
         params: ari_model::operations::channels::StartMoh,
@@ -625,7 +767,11 @@ impl Channels<'_> {
     /// `DELETE /ari/channels/{channelId}/moh`; parameters: [`ari_model::operations::channels::StopMoh`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Channel not found), 409 (Channel not in a Stasis application), 412 (Channel in invalid state). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Channel not found
+    /// - 409: Channel not in a Stasis application
+    /// - 412: Channel in invalid state
     pub async fn stop_moh(
         &self,
         params: ari_model::operations::channels::StopMoh,
@@ -638,7 +784,11 @@ impl Channels<'_> {
     /// `POST /ari/channels/{channelId}/silence`; parameters: [`ari_model::operations::channels::StartSilence`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Channel not found), 409 (Channel not in a Stasis application), 412 (Channel in invalid state). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Channel not found
+    /// - 409: Channel not in a Stasis application
+    /// - 412: Channel in invalid state
     pub async fn start_silence(
         &self,
         params: ari_model::operations::channels::StartSilence,
@@ -651,7 +801,11 @@ impl Channels<'_> {
     /// `DELETE /ari/channels/{channelId}/silence`; parameters: [`ari_model::operations::channels::StopSilence`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Channel not found), 409 (Channel not in a Stasis application), 412 (Channel in invalid state). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Channel not found
+    /// - 409: Channel not in a Stasis application
+    /// - 412: Channel in invalid state
     pub async fn stop_silence(
         &self,
         params: ari_model::operations::channels::StopSilence,
@@ -664,7 +818,11 @@ impl Channels<'_> {
     /// `POST /ari/channels/{channelId}/play`; parameters: [`ari_model::operations::channels::Play`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Channel not found), 409 (Channel not in a Stasis application), 412 (Channel in invalid state). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Channel not found
+    /// - 409: Channel not in a Stasis application
+    /// - 412: Channel in invalid state
     pub async fn play(
         &self,
         params: ari_model::operations::channels::Play,
@@ -677,7 +835,11 @@ impl Channels<'_> {
     /// `POST /ari/channels/{channelId}/play/{playbackId}`; parameters: [`ari_model::operations::channels::PlayWithId`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Channel not found), 409 (Channel not in a Stasis application), 412 (Channel in invalid state). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Channel not found
+    /// - 409: Channel not in a Stasis application
+    /// - 412: Channel in invalid state
     pub async fn play_with_id(
         &self,
         params: ari_model::operations::channels::PlayWithId,
@@ -690,7 +852,12 @@ impl Channels<'_> {
     /// `POST /ari/channels/{channelId}/record`; parameters: [`ari_model::operations::channels::Record`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Invalid parameters), 404 (Channel not found), 409 (Channel is not in a Stasis application; the channel is currently bridged with other channels; A recording with the same name already exists on the system and can not be overwritten because it is in progress or ifExists=fail), 422 (The format specified is unknown on this system). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Invalid parameters
+    /// - 404: Channel not found
+    /// - 409: Channel is not in a Stasis application; the channel is currently bridged with other channels; A recording with the same name already exists on the system and can not be overwritten because it is in progress or ifExists=fail
+    /// - 422: The format specified is unknown on this system
     pub async fn record(
         &self,
         params: ari_model::operations::channels::Record,
@@ -703,7 +870,11 @@ impl Channels<'_> {
     /// `GET /ari/channels/{channelId}/variable`; parameters: [`ari_model::operations::channels::GetChannelVar`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Missing variable parameter), 404 (Channel or variable not found), 409 (Channel not in a Stasis application). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Missing variable parameter.
+    /// - 404: Channel or variable not found
+    /// - 409: Channel not in a Stasis application
     pub async fn get_channel_var(
         &self,
         params: ari_model::operations::channels::GetChannelVar,
@@ -716,7 +887,11 @@ impl Channels<'_> {
     /// `POST /ari/channels/{channelId}/variable`; parameters: [`ari_model::operations::channels::SetChannelVar`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Missing variable parameter), 404 (Channel not found), 409 (Channel not in a Stasis application). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Missing variable parameter.
+    /// - 404: Channel not found
+    /// - 409: Channel not in a Stasis application
     pub async fn set_channel_var(
         &self,
         params: ari_model::operations::channels::SetChannelVar,
@@ -729,7 +904,11 @@ impl Channels<'_> {
     /// `GET /ari/channels/{channelId}/variables`; parameters: [`ari_model::operations::channels::GetChannelVars`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Missing variables parameter), 404 (Channel or variable not found), 409 (Channel not in a Stasis application). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Missing variables parameter.
+    /// - 404: Channel or variable not found
+    /// - 409: Channel not in a Stasis application
     pub async fn get_channel_vars(
         &self,
         params: ari_model::operations::channels::GetChannelVars,
@@ -742,7 +921,11 @@ impl Channels<'_> {
     /// `POST /ari/channels/{channelId}/variables`; parameters: [`ari_model::operations::channels::SetChannelVars`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Missing variables parameter), 404 (Channel not found), 409 (Channel not in a Stasis application). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Missing variables parameter.
+    /// - 404: Channel not found
+    /// - 409: Channel not in a Stasis application
     pub async fn set_channel_vars(
         &self,
         params: ari_model::operations::channels::SetChannelVars,
@@ -755,7 +938,10 @@ impl Channels<'_> {
     /// `POST /ari/channels/{channelId}/snoop`; parameters: [`ari_model::operations::channels::SnoopChannel`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Invalid parameters), 404 (Channel not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Invalid parameters
+    /// - 404: Channel not found
     pub async fn snoop_channel(
         &self,
         params: ari_model::operations::channels::SnoopChannel,
@@ -768,7 +954,10 @@ impl Channels<'_> {
     /// `POST /ari/channels/{channelId}/snoop/{snoopId}`; parameters: [`ari_model::operations::channels::SnoopChannelWithId`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Invalid parameters), 404 (Channel not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Invalid parameters
+    /// - 404: Channel not found
     pub async fn snoop_channel_with_id(
         &self,
         params: ari_model::operations::channels::SnoopChannelWithId,
@@ -781,7 +970,10 @@ impl Channels<'_> {
     /// `POST /ari/channels/{channelId}/dial`; parameters: [`ari_model::operations::channels::Dial`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Channel cannot be found), 409 (Channel cannot be dialed). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Channel cannot be found.
+    /// - 409: Channel cannot be dialed.
     pub async fn dial(&self, params: ari_model::operations::channels::Dial) -> Result<(), Error> {
         self.client.execute(&params).await
     }
@@ -791,7 +983,9 @@ impl Channels<'_> {
     /// `GET /ari/channels/{channelId}/rtp_statistics`; parameters: [`ari_model::operations::channels::Rtpstatistics`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Channel cannot be found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Channel cannot be found.
     pub async fn rtpstatistics(
         &self,
         params: ari_model::operations::channels::Rtpstatistics,
@@ -804,7 +998,10 @@ impl Channels<'_> {
     /// `POST /ari/channels/externalMedia`; parameters: [`ari_model::operations::channels::ExternalMedia`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Invalid parameters), 409 (Channel is not in a Stasis application; Channel is already bridged). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Invalid parameters
+    /// - 409: Channel is not in a Stasis application; Channel is already bridged
     pub async fn external_media(
         &self,
         params: ari_model::operations::channels::ExternalMedia,
@@ -817,7 +1014,12 @@ impl Channels<'_> {
     /// `POST /ari/channels/{channelId}/transfer_progress`; parameters: [`ari_model::operations::channels::TransferProgress`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Endpoint parameter not provided), 404 (Channel or endpoint not found), 409 (Channel not in a Stasis application), 412 (Channel in invalid state). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Endpoint parameter not provided
+    /// - 404: Channel or endpoint not found
+    /// - 409: Channel not in a Stasis application
+    /// - 412: Channel in invalid state
     pub async fn transfer_progress(
         &self,
         params: ari_model::operations::channels::TransferProgress,
@@ -827,6 +1029,15 @@ impl Channels<'_> {
 }
 
 /// Operations of the `bridges` resource; from [`Client::bridges`].
+///
+/// ```no_run
+/// # async fn example(client: ari_client::Client) -> Result<(), ari_client::Error> {
+/// use ari_client::model::operations::bridges;
+/// let answer = client.bridges().list(bridges::List::new()).await?;
+/// # let _ = answer;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Bridges<'a> {
     client: &'a Client,
@@ -838,7 +1049,7 @@ impl Bridges<'_> {
     /// `GET /ari/bridges`; parameters: [`ari_model::operations::bridges::List`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status. Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
     pub async fn list(
         &self,
         params: ari_model::operations::bridges::List,
@@ -851,7 +1062,9 @@ impl Bridges<'_> {
     /// `POST /ari/bridges`; parameters: [`ari_model::operations::bridges::Create`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 409 (Bridge with the same bridgeId already exists). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 409: Bridge with the same bridgeId already exists
     pub async fn create(
         &self,
         params: ari_model::operations::bridges::Create,
@@ -864,7 +1077,9 @@ impl Bridges<'_> {
     /// `POST /ari/bridges/{bridgeId}`; parameters: [`ari_model::operations::bridges::CreateWithId`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 409 (Bridge with the same bridgeId already exists). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 409: Bridge with the same bridgeId already exists
     pub async fn create_with_id(
         &self,
         params: ari_model::operations::bridges::CreateWithId,
@@ -877,7 +1092,9 @@ impl Bridges<'_> {
     /// `GET /ari/bridges/{bridgeId}`; parameters: [`ari_model::operations::bridges::Get`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Bridge not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Bridge not found
     pub async fn get(
         &self,
         params: ari_model::operations::bridges::Get,
@@ -890,7 +1107,9 @@ impl Bridges<'_> {
     /// `DELETE /ari/bridges/{bridgeId}`; parameters: [`ari_model::operations::bridges::Destroy`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Bridge not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Bridge not found
     pub async fn destroy(
         &self,
         params: ari_model::operations::bridges::Destroy,
@@ -903,7 +1122,11 @@ impl Bridges<'_> {
     /// `GET /ari/bridges/{bridgeId}/variable`; parameters: [`ari_model::operations::bridges::GetBridgeVar`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Missing variable parameter), 404 (Bridge or variable not found), 409 (Bridge not in a Stasis application). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Missing variable parameter.
+    /// - 404: Bridge or variable not found
+    /// - 409: Bridge not in a Stasis application
     pub async fn get_bridge_var(
         &self,
         params: ari_model::operations::bridges::GetBridgeVar,
@@ -916,7 +1139,11 @@ impl Bridges<'_> {
     /// `POST /ari/bridges/{bridgeId}/variable`; parameters: [`ari_model::operations::bridges::SetBridgeVar`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Missing variable parameter), 404 (Bridge not found), 409 (Bridge not in a Stasis application). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Missing variable parameter.
+    /// - 404: Bridge not found
+    /// - 409: Bridge not in a Stasis application
     pub async fn set_bridge_var(
         &self,
         params: ari_model::operations::bridges::SetBridgeVar,
@@ -929,7 +1156,11 @@ impl Bridges<'_> {
     /// `GET /ari/bridges/{bridgeId}/variables`; parameters: [`ari_model::operations::bridges::GetBridgeVars`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Missing variables parameter), 404 (Bridge or variable not found), 409 (Bridge not in a Stasis application). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Missing variables parameter.
+    /// - 404: Bridge or variable not found
+    /// - 409: Bridge not in a Stasis application
     pub async fn get_bridge_vars(
         &self,
         params: ari_model::operations::bridges::GetBridgeVars,
@@ -942,7 +1173,11 @@ impl Bridges<'_> {
     /// `POST /ari/bridges/{bridgeId}/variables`; parameters: [`ari_model::operations::bridges::SetBridgeVars`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Missing variables parameter), 404 (Bridge not found), 409 (Bridge not in a Stasis application). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Missing variables parameter.
+    /// - 404: Bridge not found
+    /// - 409: Bridge not in a Stasis application
     pub async fn set_bridge_vars(
         &self,
         params: ari_model::operations::bridges::SetBridgeVars,
@@ -955,7 +1190,12 @@ impl Bridges<'_> {
     /// `POST /ari/bridges/{bridgeId}/addChannel`; parameters: [`ari_model::operations::bridges::AddChannel`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Channel not found), 404 (Bridge not found), 409 (Bridge not in Stasis application; Channel currently recording), 422 (Channel not in Stasis application). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Channel not found
+    /// - 404: Bridge not found
+    /// - 409: Bridge not in Stasis application; Channel currently recording
+    /// - 422: Channel not in Stasis application
     pub async fn add_channel(
         &self,
         params: ari_model::operations::bridges::AddChannel,
@@ -968,7 +1208,12 @@ impl Bridges<'_> {
     /// `POST /ari/bridges/{bridgeId}/removeChannel`; parameters: [`ari_model::operations::bridges::RemoveChannel`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Channel not found), 404 (Bridge not found), 409 (Bridge not in Stasis application), 422 (Channel not in this bridge). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Channel not found
+    /// - 404: Bridge not found
+    /// - 409: Bridge not in Stasis application
+    /// - 422: Channel not in this bridge
     pub async fn remove_channel(
         &self,
         params: ari_model::operations::bridges::RemoveChannel,
@@ -981,7 +1226,11 @@ impl Bridges<'_> {
     /// `POST /ari/bridges/{bridgeId}/videoSource/{channelId}`; parameters: [`ari_model::operations::bridges::SetVideoSource`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Bridge or Channel not found), 409 (Channel not in Stasis application), 422 (Channel not in this Bridge). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Bridge or Channel not found
+    /// - 409: Channel not in Stasis application
+    /// - 422: Channel not in this Bridge
     pub async fn set_video_source(
         &self,
         params: ari_model::operations::bridges::SetVideoSource,
@@ -994,7 +1243,9 @@ impl Bridges<'_> {
     /// `DELETE /ari/bridges/{bridgeId}/videoSource`; parameters: [`ari_model::operations::bridges::ClearVideoSource`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Bridge not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Bridge not found
     pub async fn clear_video_source(
         &self,
         params: ari_model::operations::bridges::ClearVideoSource,
@@ -1007,7 +1258,10 @@ impl Bridges<'_> {
     /// `POST /ari/bridges/{bridgeId}/moh`; parameters: [`ari_model::operations::bridges::StartMoh`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Bridge not found), 409 (Bridge not in Stasis application). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Bridge not found
+    /// - 409: Bridge not in Stasis application
     pub async fn start_moh(
         &self,
         params: ari_model::operations::bridges::StartMoh,
@@ -1020,7 +1274,10 @@ impl Bridges<'_> {
     /// `DELETE /ari/bridges/{bridgeId}/moh`; parameters: [`ari_model::operations::bridges::StopMoh`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Bridge not found), 409 (Bridge not in Stasis application). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Bridge not found
+    /// - 409: Bridge not in Stasis application
     pub async fn stop_moh(
         &self,
         params: ari_model::operations::bridges::StopMoh,
@@ -1033,7 +1290,11 @@ impl Bridges<'_> {
     /// `POST /ari/bridges/{bridgeId}/play`; parameters: [`ari_model::operations::bridges::Play`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Bridge not found), 409 (Bridge not in a Stasis application), 422 (The format specified is unknown on this system). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Bridge not found
+    /// - 409: Bridge not in a Stasis application
+    /// - 422: The format specified is unknown on this system
     pub async fn play(
         &self,
         params: ari_model::operations::bridges::Play,
@@ -1046,7 +1307,11 @@ impl Bridges<'_> {
     /// `POST /ari/bridges/{bridgeId}/play/{playbackId}`; parameters: [`ari_model::operations::bridges::PlayWithId`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Bridge not found), 409 (Bridge not in a Stasis application), 422 (The format specified is unknown on this system). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Bridge not found
+    /// - 409: Bridge not in a Stasis application
+    /// - 422: The format specified is unknown on this system
     pub async fn play_with_id(
         &self,
         params: ari_model::operations::bridges::PlayWithId,
@@ -1059,7 +1324,12 @@ impl Bridges<'_> {
     /// `POST /ari/bridges/{bridgeId}/record`; parameters: [`ari_model::operations::bridges::Record`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Invalid parameters), 404 (Bridge not found), 409 (Bridge is not in a Stasis application; A recording with the same name already exists on the system and can not be overwritten because it is in progress or ifExists=fail), 422 (The format specified is unknown on this system). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Invalid parameters
+    /// - 404: Bridge not found
+    /// - 409: Bridge is not in a Stasis application; A recording with the same name already exists on the system and can not be overwritten because it is in progress or ifExists=fail
+    /// - 422: The format specified is unknown on this system
     pub async fn record(
         &self,
         params: ari_model::operations::bridges::Record,
@@ -1069,6 +1339,15 @@ impl Bridges<'_> {
 }
 
 /// Operations of the `recordings` resource; from [`Client::recordings`].
+///
+/// ```no_run
+/// # async fn example(client: ari_client::Client) -> Result<(), ari_client::Error> {
+/// use ari_client::model::operations::recordings;
+/// let answer = client.recordings().list_stored(recordings::ListStored::new()).await?;
+/// # let _ = answer;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Recordings<'a> {
     client: &'a Client,
@@ -1080,7 +1359,7 @@ impl Recordings<'_> {
     /// `GET /ari/recordings/stored`; parameters: [`ari_model::operations::recordings::ListStored`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status. Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
     pub async fn list_stored(
         &self,
         params: ari_model::operations::recordings::ListStored,
@@ -1093,7 +1372,9 @@ impl Recordings<'_> {
     /// `GET /ari/recordings/stored/{recordingName}`; parameters: [`ari_model::operations::recordings::GetStored`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Recording not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Recording not found
     pub async fn get_stored(
         &self,
         params: ari_model::operations::recordings::GetStored,
@@ -1106,7 +1387,9 @@ impl Recordings<'_> {
     /// `DELETE /ari/recordings/stored/{recordingName}`; parameters: [`ari_model::operations::recordings::DeleteStored`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Recording not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Recording not found
     pub async fn delete_stored(
         &self,
         params: ari_model::operations::recordings::DeleteStored,
@@ -1119,7 +1402,10 @@ impl Recordings<'_> {
     /// `GET /ari/recordings/stored/{recordingName}/file`; parameters: [`ari_model::operations::recordings::GetStoredFile`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 403 (The recording file could not be opened), 404 (Recording not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 403: The recording file could not be opened
+    /// - 404: Recording not found
     pub async fn get_stored_file<W: tokio::io::AsyncWrite + Unpin + ?Sized>(
         &self,
         params: ari_model::operations::recordings::GetStoredFile,
@@ -1133,7 +1419,10 @@ impl Recordings<'_> {
     /// `POST /ari/recordings/stored/{recordingName}/copy`; parameters: [`ari_model::operations::recordings::CopyStored`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Recording not found), 409 (A recording with the same name already exists on the system). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Recording not found
+    /// - 409: A recording with the same name already exists on the system
     pub async fn copy_stored(
         &self,
         params: ari_model::operations::recordings::CopyStored,
@@ -1146,7 +1435,9 @@ impl Recordings<'_> {
     /// `GET /ari/recordings/live/{recordingName}`; parameters: [`ari_model::operations::recordings::GetLive`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Recording not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Recording not found
     pub async fn get_live(
         &self,
         params: ari_model::operations::recordings::GetLive,
@@ -1159,7 +1450,9 @@ impl Recordings<'_> {
     /// `DELETE /ari/recordings/live/{recordingName}`; parameters: [`ari_model::operations::recordings::Cancel`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Recording not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Recording not found
     pub async fn cancel(
         &self,
         params: ari_model::operations::recordings::Cancel,
@@ -1172,7 +1465,9 @@ impl Recordings<'_> {
     /// `POST /ari/recordings/live/{recordingName}/stop`; parameters: [`ari_model::operations::recordings::Stop`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Recording not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Recording not found
     pub async fn stop(&self, params: ari_model::operations::recordings::Stop) -> Result<(), Error> {
         self.client.execute(&params).await
     }
@@ -1182,7 +1477,10 @@ impl Recordings<'_> {
     /// `POST /ari/recordings/live/{recordingName}/pause`; parameters: [`ari_model::operations::recordings::Pause`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Recording not found), 409 (Recording not in session). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Recording not found
+    /// - 409: Recording not in session
     pub async fn pause(
         &self,
         params: ari_model::operations::recordings::Pause,
@@ -1195,7 +1493,10 @@ impl Recordings<'_> {
     /// `DELETE /ari/recordings/live/{recordingName}/pause`; parameters: [`ari_model::operations::recordings::Unpause`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Recording not found), 409 (Recording not in session). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Recording not found
+    /// - 409: Recording not in session
     pub async fn unpause(
         &self,
         params: ari_model::operations::recordings::Unpause,
@@ -1208,7 +1509,10 @@ impl Recordings<'_> {
     /// `POST /ari/recordings/live/{recordingName}/mute`; parameters: [`ari_model::operations::recordings::Mute`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Recording not found), 409 (Recording not in session). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Recording not found
+    /// - 409: Recording not in session
     pub async fn mute(&self, params: ari_model::operations::recordings::Mute) -> Result<(), Error> {
         self.client.execute(&params).await
     }
@@ -1218,7 +1522,10 @@ impl Recordings<'_> {
     /// `DELETE /ari/recordings/live/{recordingName}/mute`; parameters: [`ari_model::operations::recordings::Unmute`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Recording not found), 409 (Recording not in session). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Recording not found
+    /// - 409: Recording not in session
     pub async fn unmute(
         &self,
         params: ari_model::operations::recordings::Unmute,
@@ -1228,6 +1535,15 @@ impl Recordings<'_> {
 }
 
 /// Operations of the `sounds` resource; from [`Client::sounds`].
+///
+/// ```no_run
+/// # async fn example(client: ari_client::Client) -> Result<(), ari_client::Error> {
+/// use ari_client::model::operations::sounds;
+/// let answer = client.sounds().list(sounds::List::new()).await?;
+/// # let _ = answer;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Sounds<'a> {
     client: &'a Client,
@@ -1239,7 +1555,7 @@ impl Sounds<'_> {
     /// `GET /ari/sounds`; parameters: [`ari_model::operations::sounds::List`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status. Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
     pub async fn list(
         &self,
         params: ari_model::operations::sounds::List,
@@ -1252,7 +1568,7 @@ impl Sounds<'_> {
     /// `GET /ari/sounds/{soundId}`; parameters: [`ari_model::operations::sounds::Get`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status. Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
     pub async fn get(
         &self,
         params: ari_model::operations::sounds::Get,
@@ -1262,6 +1578,15 @@ impl Sounds<'_> {
 }
 
 /// Operations of the `playbacks` resource; from [`Client::playbacks`].
+///
+/// ```no_run
+/// # async fn example(client: ari_client::Client) -> Result<(), ari_client::Error> {
+/// use ari_client::model::operations::playbacks;
+/// let answer = client.playbacks().get(playbacks::Get::new("playbackId")).await?;
+/// # let _ = answer;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Playbacks<'a> {
     client: &'a Client,
@@ -1273,7 +1598,9 @@ impl Playbacks<'_> {
     /// `GET /ari/playbacks/{playbackId}`; parameters: [`ari_model::operations::playbacks::Get`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (The playback cannot be found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: The playback cannot be found
     pub async fn get(
         &self,
         params: ari_model::operations::playbacks::Get,
@@ -1286,7 +1613,9 @@ impl Playbacks<'_> {
     /// `DELETE /ari/playbacks/{playbackId}`; parameters: [`ari_model::operations::playbacks::Stop`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (The playback cannot be found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: The playback cannot be found
     pub async fn stop(&self, params: ari_model::operations::playbacks::Stop) -> Result<(), Error> {
         self.client.execute(&params).await
     }
@@ -1296,7 +1625,11 @@ impl Playbacks<'_> {
     /// `POST /ari/playbacks/{playbackId}/control`; parameters: [`ari_model::operations::playbacks::Control`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (The provided operation parameter was invalid), 404 (The playback cannot be found), 409 (The operation cannot be performed in the playback's current state). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: The provided operation parameter was invalid
+    /// - 404: The playback cannot be found
+    /// - 409: The operation cannot be performed in the playback's current state
     pub async fn control(
         &self,
         params: ari_model::operations::playbacks::Control,
@@ -1306,6 +1639,15 @@ impl Playbacks<'_> {
 }
 
 /// Operations of the `deviceStates` resource; from [`Client::device_states`].
+///
+/// ```no_run
+/// # async fn example(client: ari_client::Client) -> Result<(), ari_client::Error> {
+/// use ari_client::model::operations::device_states;
+/// let answer = client.device_states().list(device_states::List::new()).await?;
+/// # let _ = answer;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct DeviceStates<'a> {
     client: &'a Client,
@@ -1317,7 +1659,7 @@ impl DeviceStates<'_> {
     /// `GET /ari/deviceStates`; parameters: [`ari_model::operations::device_states::List`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status. Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
     pub async fn list(
         &self,
         params: ari_model::operations::device_states::List,
@@ -1330,7 +1672,7 @@ impl DeviceStates<'_> {
     /// `GET /ari/deviceStates/{deviceName}`; parameters: [`ari_model::operations::device_states::Get`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status. Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
     pub async fn get(
         &self,
         params: ari_model::operations::device_states::Get,
@@ -1343,7 +1685,10 @@ impl DeviceStates<'_> {
     /// `PUT /ari/deviceStates/{deviceName}`; parameters: [`ari_model::operations::device_states::Update`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Device name is missing), 409 (Uncontrolled device specified). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Device name is missing
+    /// - 409: Uncontrolled device specified
     pub async fn update(
         &self,
         params: ari_model::operations::device_states::Update,
@@ -1356,7 +1701,10 @@ impl DeviceStates<'_> {
     /// `DELETE /ari/deviceStates/{deviceName}`; parameters: [`ari_model::operations::device_states::Delete`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Device name is missing), 409 (Uncontrolled device specified). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Device name is missing
+    /// - 409: Uncontrolled device specified
     pub async fn delete(
         &self,
         params: ari_model::operations::device_states::Delete,
@@ -1366,6 +1714,15 @@ impl DeviceStates<'_> {
 }
 
 /// Operations of the `mailboxes` resource; from [`Client::mailboxes`].
+///
+/// ```no_run
+/// # async fn example(client: ari_client::Client) -> Result<(), ari_client::Error> {
+/// use ari_client::model::operations::mailboxes;
+/// let answer = client.mailboxes().list(mailboxes::List::new()).await?;
+/// # let _ = answer;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Mailboxes<'a> {
     client: &'a Client,
@@ -1377,7 +1734,7 @@ impl Mailboxes<'_> {
     /// `GET /ari/mailboxes`; parameters: [`ari_model::operations::mailboxes::List`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status. Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
     pub async fn list(
         &self,
         params: ari_model::operations::mailboxes::List,
@@ -1390,7 +1747,9 @@ impl Mailboxes<'_> {
     /// `GET /ari/mailboxes/{mailboxName}`; parameters: [`ari_model::operations::mailboxes::Get`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Mailbox not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Mailbox not found
     pub async fn get(
         &self,
         params: ari_model::operations::mailboxes::Get,
@@ -1403,7 +1762,9 @@ impl Mailboxes<'_> {
     /// `PUT /ari/mailboxes/{mailboxName}`; parameters: [`ari_model::operations::mailboxes::Update`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Mailbox not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Mailbox not found
     pub async fn update(
         &self,
         params: ari_model::operations::mailboxes::Update,
@@ -1416,7 +1777,9 @@ impl Mailboxes<'_> {
     /// `DELETE /ari/mailboxes/{mailboxName}`; parameters: [`ari_model::operations::mailboxes::Delete`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Mailbox not found). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Mailbox not found
     pub async fn delete(
         &self,
         params: ari_model::operations::mailboxes::Delete,
@@ -1426,6 +1789,15 @@ impl Mailboxes<'_> {
 }
 
 /// Operations of the `events` resource; from [`Client::events`].
+///
+/// ```no_run
+/// # async fn example(client: ari_client::Client) -> Result<(), ari_client::Error> {
+/// use ari_client::model::operations::events;
+/// let answer = client.events().user_event(events::UserEvent::new("eventName", "application")).await?;
+/// # let _ = answer;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Events<'a> {
     client: &'a Client,
@@ -1437,7 +1809,11 @@ impl Events<'_> {
     /// `POST /ari/events/user/{eventName}`; parameters: [`ari_model::operations::events::UserEvent`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Application does not exist), 422 (Event source not found), 400 (Invalid even tsource URI or userevent data). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Application does not exist.
+    /// - 422: Event source not found.
+    /// - 400: Invalid even tsource URI or userevent data.
     pub async fn user_event(
         &self,
         params: ari_model::operations::events::UserEvent,
@@ -1450,7 +1826,10 @@ impl Events<'_> {
     /// `POST /ari/events/claim`; parameters: [`ari_model::operations::events::ClaimChannel`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Channel not found or not in broadcast state), 409 (Channel has already been claimed by another application). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Channel not found or not in broadcast state.
+    /// - 409: Channel has already been claimed by another application.
     pub async fn claim_channel(
         &self,
         params: ari_model::operations::events::ClaimChannel,
@@ -1460,6 +1839,15 @@ impl Events<'_> {
 }
 
 /// Operations of the `applications` resource; from [`Client::applications`].
+///
+/// ```no_run
+/// # async fn example(client: ari_client::Client) -> Result<(), ari_client::Error> {
+/// use ari_client::model::operations::applications;
+/// let answer = client.applications().list(applications::List::new()).await?;
+/// # let _ = answer;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Applications<'a> {
     client: &'a Client,
@@ -1471,7 +1859,7 @@ impl Applications<'_> {
     /// `GET /ari/applications`; parameters: [`ari_model::operations::applications::List`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status. Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
     pub async fn list(
         &self,
         params: ari_model::operations::applications::List,
@@ -1484,7 +1872,9 @@ impl Applications<'_> {
     /// `GET /ari/applications/{applicationName}`; parameters: [`ari_model::operations::applications::Get`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 404 (Application does not exist). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 404: Application does not exist.
     pub async fn get(
         &self,
         params: ari_model::operations::applications::Get,
@@ -1497,7 +1887,11 @@ impl Applications<'_> {
     /// `POST /ari/applications/{applicationName}/subscription`; parameters: [`ari_model::operations::applications::Subscribe`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Missing parameter), 404 (Application does not exist), 422 (Event source does not exist). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Missing parameter.
+    /// - 404: Application does not exist.
+    /// - 422: Event source does not exist.
     pub async fn subscribe(
         &self,
         params: ari_model::operations::applications::Subscribe,
@@ -1510,7 +1904,12 @@ impl Applications<'_> {
     /// `DELETE /ari/applications/{applicationName}/subscription`; parameters: [`ari_model::operations::applications::Unsubscribe`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Missing parameter; event source scheme not recognized), 404 (Application does not exist), 409 (Application not subscribed to event source), 422 (Event source does not exist). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Missing parameter; event source scheme not recognized.
+    /// - 404: Application does not exist.
+    /// - 409: Application not subscribed to event source.
+    /// - 422: Event source does not exist.
     pub async fn unsubscribe(
         &self,
         params: ari_model::operations::applications::Unsubscribe,
@@ -1523,7 +1922,10 @@ impl Applications<'_> {
     /// `PUT /ari/applications/{applicationName}/eventFilter`; parameters: [`ari_model::operations::applications::Filter`].
     ///
     /// # Errors
-    /// \[\`Error::Api\`\] for an error status; documented: 400 (Bad request), 404 (Application does not exist). Transport, time-out and decode errors as \[\`Error\`\] says.
+    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says.
+    /// Documented statuses:
+    /// - 400: Bad request.
+    /// - 404: Application does not exist.
     pub async fn filter(
         &self,
         params: ari_model::operations::applications::Filter,

@@ -18,6 +18,54 @@ fn method_name(resource: &str, nickname: &str) -> String {
         .map_or_else(|| field_ident(nickname), |(_, _, m)| (*m).to_owned())
 }
 
+/// A `no_run` doctest for a resource group: its first GET (else first) operation whose
+/// required parameters are all strings or ids, called with placeholder values.
+fn group_example(resource: &crate::spec::Resource, accessor: &str) -> Option<String> {
+    let candidates = resource
+        .apis
+        .iter()
+        .flat_map(|a| a.operations.iter())
+        .filter(|o| {
+            o.upgrade.is_none()
+                && o.response_class != "binary"
+                && o.parameters
+                    .iter()
+                    .filter(|p| p.required || p.param_type == crate::spec::ParamType::Path)
+                    .all(|p| {
+                        p.data_type == "string" && !p.allow_multiple && p.allowable_values.is_none()
+                    })
+        });
+    let mut candidates: Vec<_> = candidates.collect();
+    candidates.sort_by_key(|o| {
+        (
+            o.http_method != "GET",
+            o.parameters.iter().filter(|p| p.required).count(),
+        )
+    });
+    let operation = candidates.first()?;
+    let args: Vec<String> = operation
+        .parameters
+        .iter()
+        .filter(|p| p.required || p.param_type == crate::spec::ParamType::Path)
+        .map(|p| format!("{:?}", p.name))
+        .collect();
+    let module = snake(&resource.name);
+    let method = method_name(&resource.name, &operation.nickname);
+    let params = pascal(&operation.nickname);
+    let mut out = String::from("///\n/// ```no_run\n");
+    out.push_str(
+        "/// # async fn example(client: ari_client::Client) -> Result<(), ari_client::Error> {\n",
+    );
+    let _ = writeln!(out, "/// use ari_client::model::operations::{module};");
+    let _ = writeln!(
+        out,
+        "/// let answer = client.{accessor}().{method}({module}::{params}::new({})).await?;",
+        args.join(", ")
+    );
+    out.push_str("/// # let _ = answer;\n/// # Ok(())\n/// # }\n/// ```\n");
+    Some(out)
+}
+
 /// Source of `ari-client/src/generated/resources.rs` (unformatted), and the number of
 /// operations reachable through it (all but the events WebSocket, which
 /// `AppConnection` opens).
@@ -56,6 +104,9 @@ pub fn resources_file(header: &str, spec: &Spec) -> Result<(String, usize), Gene
             "/// Operations of the `{}` resource; from [`Client::{accessor}`].",
             resource.name
         );
+        if let Some(example) = group_example(resource, &accessor) {
+            groups.push_str(&example);
+        }
         let _ = writeln!(
             groups,
             "#[derive(Debug, Clone, Copy)]\npub struct {group}<'a> {{\n    client: &'a Client,\n}}\n"
@@ -79,17 +130,20 @@ pub fn resources_file(header: &str, spec: &Spec) -> Result<(String, usize), Gene
                     operation.http_method, api.path
                 );
                 let _ = writeln!(groups, "    ///\n    /// # Errors");
-                let mut errors = String::from("[`Error::Api`] for an error status");
+                // Written as is (not through doc_lines): these links are ours.
+                let _ = writeln!(
+                    groups,
+                    "    /// [`Error::Api`] for an error status; transport, time-out and decode errors as [`Error`] says."
+                );
                 if !operation.error_responses.is_empty() {
-                    let documented: Vec<String> = operation
-                        .error_responses
-                        .iter()
-                        .map(|e| format!("{} ({})", e.code, e.reason.trim_end_matches('.')))
-                        .collect();
-                    let _ = write!(errors, "; documented: {}", documented.join(", "));
+                    let _ = writeln!(groups, "    /// Documented statuses:");
+                    for error in &operation.error_responses {
+                        groups.push_str(&doc_lines(
+                            &format!("- {}: {}", error.code, error.reason),
+                            "    ",
+                        ));
+                    }
                 }
-                errors.push_str(". Transport, time-out and decode errors as [`Error`] says.");
-                groups.push_str(&doc_lines(&errors, "    "));
                 let place = format!("{}.{}", resource.name, operation.nickname);
                 if operation.response_class == "binary" {
                     let _ = writeln!(

@@ -1,0 +1,78 @@
+//! Originates two channels into an app and bridges them for a few seconds.
+//!
+//! `cargo run -p ari-examples --bin bridge_two_calls -- --first Local/echo@lab --second Local/tone@lab`
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use ari_client::cli::AriArgs;
+use ari_client::model::operations::{bridges, channels};
+use clap::Parser;
+
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    ari: AriArgs,
+    /// Stasis application name.
+    #[arg(long, default_value = "bridge-demo")]
+    app: String,
+    /// First party's dial string.
+    #[arg(long, default_value = "Local/echo@lab")]
+    first: String,
+    /// Second party's dial string.
+    #[arg(long, default_value = "Local/tone@lab")]
+    second: String,
+    /// How long to keep them bridged, in seconds.
+    #[arg(long, default_value = "2")]
+    seconds: u64,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    ari_examples::init_logging();
+    let args = Args::parse();
+    let result = async {
+        let client = ari_examples::client(&args.ari)?;
+        let connection = client.app_connection([args.app.as_str()]).connect().await?;
+        let mut a = connection
+            .originate(channels::Originate::new(args.first.as_str()).formats("ulaw"))
+            .await?;
+        let mut b = connection
+            .originate(channels::Originate::new(args.second.as_str()).formats("ulaw"))
+            .await?;
+        a.events
+            .wait_for("StasisStart")
+            .await
+            .ok_or(ari_client::Error::Closed)?;
+        b.events
+            .wait_for("StasisStart")
+            .await
+            .ok_or(ari_client::Error::Closed)?;
+        let bridge = connection
+            .create_bridge(bridges::Create::new().r#type("mixing"))
+            .await?;
+        bridge
+            .add_channels([a.id().clone(), b.id().clone()])
+            .await?;
+        let members = bridge.get().await?.channels;
+        println!(
+            "bridge {} holds {} channels: {members:?}",
+            bridge.id(),
+            members.len()
+        );
+        tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+        a.hangup().await?;
+        b.hangup().await?;
+        bridge.destroy().await?;
+        println!("bridged {} and {} for {} s", a.id(), b.id(), args.seconds);
+        Ok::<_, ari_client::Error>(())
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bridge_two_calls: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

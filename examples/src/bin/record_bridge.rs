@@ -1,0 +1,84 @@
+//! Records a bridge with a call in it, then downloads the recording to a file.
+//!
+//! `cargo run -p ari-examples --bin record_bridge -- --out /tmp/call.wav`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ari_client::cli::AriArgs;
+use ari_client::model::operations::{bridges, channels};
+use clap::Parser;
+
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    ari: AriArgs,
+    /// Stasis application name.
+    #[arg(long, default_value = "record-demo")]
+    app: String,
+    /// The call to record (a dial string).
+    #[arg(long, default_value = "Local/tone@lab")]
+    call: String,
+    /// Seconds to record.
+    #[arg(long, default_value = "2")]
+    seconds: i64,
+    /// Where to write the recording.
+    #[arg(long, default_value = "recording.wav")]
+    out: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    ari_examples::init_logging();
+    let args = Args::parse();
+    let result = async {
+        let client = ari_examples::client(&args.ari)?;
+        let connection = client.app_connection([args.app.as_str()]).connect().await?;
+        let mut call = connection
+            .originate(channels::Originate::new(args.call.as_str()).formats("ulaw"))
+            .await?;
+        call.events
+            .wait_for("StasisStart")
+            .await
+            .ok_or(ari_client::Error::Closed)?;
+        let bridge = connection
+            .create_bridge(bridges::Create::new().r#type("mixing"))
+            .await?;
+        bridge.add_channels([call.id().clone()]).await?;
+        let name = ari_client::new_id("demo-recording");
+        let mut recording = bridge
+            .record(
+                bridges::Record::new(bridge.id().clone(), name.as_str(), "wav")
+                    .max_duration_seconds(args.seconds),
+            )
+            .await?;
+        let finished = recording
+            .finished()
+            .await
+            .ok_or(ari_client::Error::Closed)?;
+        println!(
+            "recorded {} ({:?}, {:?} s)",
+            finished.name, finished.state, finished.duration
+        );
+        let mut file = tokio::fs::File::create(&args.out).await.map_err(|source| {
+            ari_client::Error::Write {
+                operation: "create the output file".into(),
+                source,
+            }
+        })?;
+        let bytes = recording.download(&mut file).await?;
+        println!("wrote {bytes} bytes to {}", args.out.display());
+        recording.delete_stored().await?;
+        call.hangup().await?;
+        bridge.destroy().await?;
+        Ok::<_, ari_client::Error>(())
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("record_bridge: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
