@@ -57,7 +57,11 @@ mod tests {
     #[test]
     fn never_gives_up_and_never_exceeds_the_cap() {
         let backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(2));
-        assert!(backoff.take(10_000).all(|d| d <= Duration::from_secs(2) && d >= Duration::from_millis(5)));
+        assert!(
+            backoff
+                .take(10_000)
+                .all(|d| d <= Duration::from_secs(2) && d >= Duration::from_millis(5))
+        );
     }
 
     #[test]
@@ -88,7 +92,10 @@ mod tests {
         }
         // The timer wheel rounds each sleep up to a whole millisecond.
         let elapsed = started.elapsed();
-        assert!(elapsed >= total && elapsed <= total + Duration::from_millis(10), "{elapsed:?} vs {total:?}");
+        assert!(
+            elapsed >= total && elapsed <= total + Duration::from_millis(10),
+            "{elapsed:?} vs {total:?}"
+        );
         // 250 ms .. 30 s over ten steps: at least half of 0.25+0.5+...+30 (capped).
         assert!(
             total

@@ -15,6 +15,8 @@
 //!   [`RecordingHandle`]) with client-chosen ids: they subscribe before the object is
 //!   created, receive only that object's events, and unsubscribe after its last one.
 //! - **REST over WebSocket** (Asterisk 22.4+): [`ClientBuilder::rest_over_websocket`].
+//! - **Call audio over WebSocket** (chan_websocket, Asterisk 22.6+):
+//!   [`AppConnection::websocket_media`] and the [`media`] module.
 //!
 //! # Quick start
 //!
@@ -65,6 +67,7 @@ pub mod credentials;
 mod error;
 mod generated;
 mod handles;
+pub mod media;
 
 pub use ari_model as model;
 pub use backoff::Backoff;

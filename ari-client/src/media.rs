@@ -1,0 +1,569 @@
+//! Call audio over chan_websocket (Asterisk 22.6+): an `externalMedia` channel with
+//! `transport=websocket`, whose audio the program exchanges on `/media/<connection id>`.
+//!
+//! Binary frames carry raw audio in the channel's format (µ-law: 160 bytes per 20 ms);
+//! text frames carry JSON control events from Asterisk ([`MediaEvent`]) and commands to
+//! it ([`MediaCommand`]). Asterisk queues about a thousand frames and says `MEDIA_XOFF`
+//! when its queue is nearly full: [`MediaSender::send_audio`] waits for `MEDIA_XON`
+//! then. Messages over ~65 500 bytes hang the call up, so audio goes out in whole frames,
+//! at most [`MAX_FRAMES_PER_MESSAGE`] per message.
+//!
+//! The connection id is the only credential of `/media/<id>` (Asterisk asks for no ARI
+//! login there): it is never logged above debug level.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use ari_model::models::{Channel, MediaConnectionType, MediaEncapsulation, MediaTransport};
+use ari_model::operations::channels::ExternalMedia;
+use bytes::Bytes;
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt as _, StreamExt as _};
+use serde::Deserialize;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use crate::connection::AppConnection;
+use crate::error::{Delivery, Error};
+use crate::handles::ChannelHandle;
+
+/// Most audio frames sent in one WebSocket message (20 × 160 B = 400 ms of µ-law).
+pub const MAX_FRAMES_PER_MESSAGE: usize = 20;
+
+/// Default cap on the audio a sender lets Asterisk queue: 500 frames (10 s at 20 ms),
+/// well under its XOFF level (900), so a producer faster than real time never fills it.
+pub const DEFAULT_MAX_QUEUED_FRAMES: usize = 500;
+
+/// `MEDIA_START`: the media session's parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct MediaStart {
+    /// The media connection id.
+    pub connection_id: String,
+    /// Channel name (`WebSocket/...`).
+    pub channel: String,
+    /// Channel id.
+    pub channel_id: String,
+    /// Audio format, e.g. `ulaw`, `slin16`.
+    pub format: String,
+    /// Bytes per frame (160 for µ-law at 20 ms).
+    pub optimal_frame_size: usize,
+    /// Milliseconds per frame.
+    pub ptime: u32,
+    /// Channel variables Asterisk passes along.
+    #[serde(default)]
+    pub channel_variables: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `STATUS`: Asterisk's outbound audio queue.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct MediaStatus {
+    /// Frames queued.
+    pub queue_length: u64,
+    /// Queue length at which Asterisk says `MEDIA_XON`.
+    pub xon_level: u64,
+    /// Queue length at which Asterisk says `MEDIA_XOFF`.
+    pub xoff_level: u64,
+    /// Whether the queue is full.
+    pub queue_full: bool,
+    /// Whether media buffering is on.
+    pub bulk_media: bool,
+    /// Whether media is paused.
+    pub media_paused: bool,
+}
+
+/// A control event from Asterisk.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum MediaEvent {
+    /// The session started.
+    Start(MediaStart),
+    /// A DTMF digit ended.
+    DtmfEnd {
+        /// The digit.
+        digit: String,
+    },
+    /// Asterisk's queue is nearly full: stop sending audio.
+    Xoff,
+    /// Asterisk's queue has room again.
+    Xon,
+    /// Answer to `GET_STATUS`.
+    Status(MediaStatus),
+    /// Buffered media has all been queued.
+    BufferingCompleted,
+    /// Playback reached a mark set with `MARK_MEDIA`.
+    MarkProcessed {
+        /// The mark's correlation id.
+        correlation_id: String,
+    },
+    /// The queue drained (after `REPORT_QUEUE_DRAINED`).
+    QueueDrained,
+    /// Asterisk reported an error.
+    Error {
+        /// The whole event.
+        raw: serde_json::Value,
+    },
+    /// An event this version does not know, kept whole.
+    Unknown {
+        /// Its `event` name.
+        event: String,
+        /// The whole event.
+        raw: serde_json::Value,
+    },
+}
+
+impl MediaEvent {
+    /// Decodes a text frame; `None` when it is not a JSON object with an `event`.
+    pub fn parse(text: &str) -> Option<MediaEvent> {
+        let raw: serde_json::Value = serde_json::from_str(text).ok()?;
+        let event = raw.get("event")?.as_str()?.to_owned();
+        let text_field = |name: &str| {
+            raw.get(name)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Some(match event.as_str() {
+            "MEDIA_START" => match serde_json::from_value(raw.clone()) {
+                Ok(start) => MediaEvent::Start(start),
+                Err(_) => MediaEvent::Unknown { event, raw },
+            },
+            "DTMF_END" => MediaEvent::DtmfEnd {
+                digit: text_field("digit"),
+            },
+            "MEDIA_XOFF" => MediaEvent::Xoff,
+            "MEDIA_XON" => MediaEvent::Xon,
+            "STATUS" => match serde_json::from_value(raw.clone()) {
+                Ok(status) => MediaEvent::Status(status),
+                Err(_) => MediaEvent::Unknown { event, raw },
+            },
+            "MEDIA_BUFFERING_COMPLETED" => MediaEvent::BufferingCompleted,
+            "MEDIA_MARK_PROCESSED" => MediaEvent::MarkProcessed {
+                correlation_id: text_field("correlation_id"),
+            },
+            "QUEUE_DRAINED" => MediaEvent::QueueDrained,
+            "ERROR" => MediaEvent::Error { raw },
+            _ => MediaEvent::Unknown { event, raw },
+        })
+    }
+}
+
+/// A command to Asterisk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MediaCommand {
+    /// Answer the channel.
+    Answer,
+    /// Hang the channel up.
+    Hangup,
+    /// Queue audio faster than real time until `StopMediaBuffering`.
+    StartMediaBuffering,
+    /// End bulk buffering.
+    StopMediaBuffering,
+    /// Report [`MediaEvent::MarkProcessed`] when playback reaches this point.
+    MarkMedia {
+        /// Returned in the event (keep it short: commands over 128 bytes are ignored).
+        correlation_id: String,
+    },
+    /// Drop all queued audio (barge-in).
+    FlushMedia,
+    /// Pause playback of queued audio.
+    PauseMedia,
+    /// Resume playback.
+    ContinueMedia,
+    /// Ask for a [`MediaEvent::Status`].
+    GetStatus,
+    /// Report [`MediaEvent::QueueDrained`] when the queue empties.
+    ReportQueueDrained,
+}
+
+impl MediaCommand {
+    /// The command as Asterisk reads it.
+    pub fn to_json(&self) -> String {
+        let name = match self {
+            MediaCommand::Answer => "ANSWER",
+            MediaCommand::Hangup => "HANGUP",
+            MediaCommand::StartMediaBuffering => "START_MEDIA_BUFFERING",
+            MediaCommand::StopMediaBuffering => "STOP_MEDIA_BUFFERING",
+            MediaCommand::MarkMedia { correlation_id } => {
+                return serde_json::json!({"command": "MARK_MEDIA", "correlation_id": correlation_id}).to_string();
+            }
+            MediaCommand::FlushMedia => "FLUSH_MEDIA",
+            MediaCommand::PauseMedia => "PAUSE_MEDIA",
+            MediaCommand::ContinueMedia => "CONTINUE_MEDIA",
+            MediaCommand::GetStatus => "GET_STATUS",
+            MediaCommand::ReportQueueDrained => "REPORT_QUEUE_DRAINED",
+        };
+        serde_json::json!({ "command": name }).to_string()
+    }
+}
+
+/// What arrives on the media socket.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaFrame {
+    /// Raw audio in the session's format.
+    Audio(Bytes),
+    /// A control event.
+    Event(MediaEvent),
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Flow control state shared by the two halves.
+#[derive(Default)]
+struct Flow {
+    paused: AtomicBool,
+    frame_size: AtomicUsize,
+    ptime_ms: AtomicUsize,
+    resumed: Notify,
+}
+
+/// Reading half of a media socket.
+pub struct MediaReceiver {
+    stream: SplitStream<Socket>,
+    flow: Arc<Flow>,
+}
+
+/// Writing half of a media socket.
+pub struct MediaSender {
+    sink: SplitSink<Socket, Message>,
+    flow: Arc<Flow>,
+    max_queued_frames: Option<usize>,
+    /// When the current run of queued audio started playing, and frames sent since.
+    playout: Option<(std::time::Instant, usize)>,
+}
+
+fn media_error(message: String, source: Option<tungstenite::Error>) -> Error {
+    Error::Transport {
+        operation: "media".to_owned(),
+        message,
+        delivery: Delivery::Unknown,
+        source: source.map(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>),
+    }
+}
+
+impl MediaReceiver {
+    /// The next audio frame or control event; `None` when the socket closed. Tracks
+    /// `MEDIA_XOFF`/`MEDIA_XON` and the frame size for the sender.
+    ///
+    /// # Errors
+    /// When the socket fails.
+    pub async fn next(&mut self) -> Option<Result<MediaFrame, Error>> {
+        loop {
+            let message = match self.stream.next().await? {
+                Ok(message) => message,
+                Err(error) => {
+                    return Some(Err(media_error(
+                        format!("media socket read failed: {error}"),
+                        Some(error),
+                    )));
+                }
+            };
+            match message {
+                Message::Binary(audio) => return Some(Ok(MediaFrame::Audio(audio))),
+                Message::Text(text) => {
+                    let event =
+                        MediaEvent::parse(text.as_str()).unwrap_or_else(|| MediaEvent::Unknown {
+                            event: String::new(),
+                            raw: serde_json::Value::String(text.as_str().to_owned()),
+                        });
+                    match &event {
+                        MediaEvent::Xoff => self.flow.paused.store(true, Ordering::SeqCst),
+                        MediaEvent::Xon => {
+                            self.flow.paused.store(false, Ordering::SeqCst);
+                            self.flow.resumed.notify_waiters();
+                        }
+                        MediaEvent::Start(start) => {
+                            self.flow
+                                .frame_size
+                                .store(start.optimal_frame_size, Ordering::SeqCst);
+                            self.flow
+                                .ptime_ms
+                                .store(start.ptime as usize, Ordering::SeqCst);
+                        }
+                        _ => {}
+                    }
+                    return Some(Ok(MediaFrame::Event(event)));
+                }
+                Message::Close(_) => {
+                    // A closed socket cannot pause us any more.
+                    self.flow.paused.store(false, Ordering::SeqCst);
+                    self.flow.resumed.notify_waiters();
+                    return None;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+impl MediaSender {
+    /// Caps the audio this sender lets Asterisk queue, estimated from the frames sent
+    /// and the time played (`None`: no cap, only `MEDIA_XOFF` stops it). Default
+    /// [`DEFAULT_MAX_QUEUED_FRAMES`].
+    pub fn set_max_queued_frames(&mut self, frames: Option<usize>) {
+        self.max_queued_frames = frames;
+    }
+
+    /// Waits until `frames` more fit under the cap, by Asterisk's playout clock.
+    async fn pace(&mut self, frames: usize) {
+        let Some(max) = self.max_queued_frames else {
+            return;
+        };
+        let ptime = std::time::Duration::from_millis(
+            self.flow.ptime_ms.load(Ordering::SeqCst).max(1) as u64,
+        );
+        let now = std::time::Instant::now();
+        let (started, sent) = *self.playout.get_or_insert((now, 0));
+        let played = (now.duration_since(started).as_nanos() / ptime.as_nanos()) as usize;
+        if played >= sent {
+            // The queue ran dry: a new run starts playing now.
+            self.playout = Some((now, frames));
+            return;
+        }
+        let queued = sent - played;
+        if queued + frames > max {
+            let excess = (queued + frames - max) as u32;
+            tokio::time::sleep(ptime * excess).await;
+        }
+        self.playout = Some((started, sent + frames));
+    }
+
+    /// Sends audio in whole frames, at most [`MAX_FRAMES_PER_MESSAGE`] per message,
+    /// keeping Asterisk's queue under the cap ([`MediaSender::set_max_queued_frames`])
+    /// and waiting while Asterisk has said `MEDIA_XOFF`. A trailing partial frame is sent
+    /// as is.
+    ///
+    /// # Errors
+    /// When the socket fails.
+    pub async fn send_audio(&mut self, audio: &[u8]) -> Result<(), Error> {
+        let frame = self.flow.frame_size.load(Ordering::SeqCst).max(1);
+        let chunk = frame * MAX_FRAMES_PER_MESSAGE;
+        for piece in audio.chunks(chunk) {
+            self.pace(piece.len().div_ceil(frame)).await;
+            while self.flow.paused.load(Ordering::SeqCst) {
+                let resumed = self.flow.resumed.notified();
+                if !self.flow.paused.load(Ordering::SeqCst) {
+                    break;
+                }
+                resumed.await;
+            }
+            self.sink
+                .send(Message::binary(Bytes::copy_from_slice(piece)))
+                .await
+                .map_err(|e| media_error(format!("media socket write failed: {e}"), Some(e)))?;
+        }
+        Ok(())
+    }
+
+    /// Sends a control command.
+    ///
+    /// # Errors
+    /// When the socket fails.
+    pub async fn send_command(&mut self, command: MediaCommand) -> Result<(), Error> {
+        if command == MediaCommand::FlushMedia {
+            // Asterisk drops its queue: nothing of ours is waiting to play.
+            self.playout = None;
+        }
+        self.sink
+            .send(Message::text(command.to_json()))
+            .await
+            .map_err(|e| media_error(format!("media socket write failed: {e}"), Some(e)))
+    }
+
+    /// Whether Asterisk asked us to stop sending (`MEDIA_XOFF` without `MEDIA_XON` yet).
+    pub fn is_paused(&self) -> bool {
+        self.flow.paused.load(Ordering::SeqCst)
+    }
+
+    /// Closes the socket (Asterisk hangs the channel up).
+    ///
+    /// # Errors
+    /// When the close frame cannot be sent.
+    pub async fn close(&mut self) -> Result<(), Error> {
+        self.sink
+            .close()
+            .await
+            .map_err(|e| media_error(format!("media socket close failed: {e}"), Some(e)))
+    }
+}
+
+/// A connected media socket; [`MediaSocket::split`] it into reader and writer so the
+/// reader never waits on the writer.
+pub struct MediaSocket {
+    socket: Socket,
+}
+
+impl MediaSocket {
+    /// Splits into the reading and writing halves.
+    pub fn split(self) -> (MediaSender, MediaReceiver) {
+        let flow = Arc::new(Flow {
+            frame_size: AtomicUsize::new(160),
+            ptime_ms: AtomicUsize::new(20),
+            ..Flow::default()
+        });
+        let (sink, stream) = self.socket.split();
+        let sender = MediaSender {
+            sink,
+            flow: flow.clone(),
+            max_queued_frames: Some(DEFAULT_MAX_QUEUED_FRAMES),
+            playout: None,
+        };
+        (sender, MediaReceiver { stream, flow })
+    }
+}
+
+impl AppConnection {
+    /// Connects to `/media/<connection_id>` of this connection's Asterisk.
+    ///
+    /// # Errors
+    /// When the WebSocket cannot be opened (unknown id: 404).
+    pub async fn connect_media(&self, connection_id: &str) -> Result<MediaSocket, Error> {
+        let client = self.client();
+        let url = format!(
+            "{}/media/{}",
+            client.inner.endpoint.ws_base(),
+            ari_model::operation::encode_path_segment(connection_id)
+        );
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| Error::Config(format!("media URL: {e}")))?;
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("media"));
+        let connector = match &client.inner.tls {
+            Some(config) => Some(Connector::Rustls(config.clone())),
+            None => Some(Connector::Plain),
+        };
+        tracing::debug!(%connection_id, "connecting media WebSocket");
+        let timeout = client.inner.connect_timeout + client.inner.request_timeout;
+        let connecting =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector);
+        match tokio::time::timeout(timeout, connecting).await {
+            Err(_) => Err(Error::Timeout {
+                operation: "media".to_owned(),
+                timeout,
+            }),
+            Ok(Ok((socket, _))) => Ok(MediaSocket { socket }),
+            Ok(Err(tungstenite::Error::Http(response))) => Err(Error::Api {
+                operation: "media".to_owned(),
+                status: response.status().as_u16(),
+                reason: None,
+                message: Some("the media WebSocket refused the connection id".to_owned()),
+                body: String::new(),
+            }),
+            Ok(Err(error)) => Err(media_error(
+                format!("media WebSocket: {error}"),
+                Some(error),
+            )),
+        }
+    }
+
+    /// Creates a chan_websocket channel in server mode (`transport=websocket`,
+    /// `connection_type=server`, `encapsulation=none`) in `format` (e.g. `ulaw`,
+    /// `slin16`) and connects its media socket. The channel enters Stasis only once the
+    /// socket is connected; its handle was subscribed before it was created.
+    ///
+    /// # Errors
+    /// As [`crate::Channels::external_media`] and [`AppConnection::connect_media`].
+    pub async fn websocket_media(
+        &self,
+        format: &str,
+    ) -> Result<(ChannelHandle, Channel, MediaSocket), Error> {
+        let params = ExternalMedia::new(self.app(), format)
+            .transport(MediaTransport::Websocket)
+            .encapsulation(MediaEncapsulation::None)
+            .connection_type(MediaConnectionType::Server)
+            .external_host("INCOMING");
+        let (handle, channel) = self.external_media(params).await?;
+        let connection_id = channel
+            .channelvars
+            .as_ref()
+            .and_then(|vars| vars.get("MEDIA_WEBSOCKET_CONNECTION_ID"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Decode {
+                operation: "channels.externalMedia".to_owned(),
+                message: "no MEDIA_WEBSOCKET_CONNECTION_ID in the channel's variables (Asterisk 22.6+ needed)".to_owned(),
+                body: String::new(),
+            })?;
+        let socket = self.connect_media(&connection_id).await?;
+        Ok((handle, channel, socket))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Captured from the lab (Asterisk 22.10.1, control_message_format = json).
+    const START: &str = r#"{"event":"MEDIA_START","connection_id":"afcbd2c3-a930-476d-848e-46b8066f3ad5","channel":"WebSocket/INCOMING/0x7fc97c013f20","channel_id":"media-290cc55663ed8a3bf180e5170d7a439a","format":"ulaw","optimal_frame_size":160,"ptime":20,"channel_variables":{"MEDIA_WEBSOCKET_CONNECTION_ID":"afcbd2c3-a930-476d-848e-46b8066f3ad5","MEDIA_WEBSOCKET_OPTIMAL_FRAME_SIZE":"160"}}"#;
+    const STATUS: &str = r#"{"event":"STATUS","channel_id":"media-290cc55663ed8a3bf180e5170d7a439a","queue_length":0,"xon_level":800,"xoff_level":900,"queue_full":false,"bulk_media":false,"media_paused":false}"#;
+    const MARK: &str = r#"{"event":"MEDIA_MARK_PROCESSED","channel_id":"media-290cc55663ed8a3bf180e5170d7a439a","correlation_id":"m1"}"#;
+
+    #[test]
+    fn parses_what_asterisk_sends() {
+        match MediaEvent::parse(START) {
+            Some(MediaEvent::Start(start)) => {
+                assert_eq!(
+                    (start.format.as_str(), start.optimal_frame_size, start.ptime),
+                    ("ulaw", 160, 20)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match MediaEvent::parse(STATUS) {
+            Some(MediaEvent::Status(status)) => {
+                assert_eq!((status.xon_level, status.xoff_level), (800, 900))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            MediaEvent::parse(MARK),
+            Some(MediaEvent::MarkProcessed {
+                correlation_id: "m1".into()
+            })
+        );
+        assert_eq!(
+            MediaEvent::parse(r#"{"event":"MEDIA_XOFF"}"#),
+            Some(MediaEvent::Xoff)
+        );
+        assert!(matches!(
+            MediaEvent::parse(r#"{"event":"SOMETHING_NEW","x":1}"#),
+            Some(MediaEvent::Unknown { .. })
+        ));
+        assert!(matches!(
+            MediaEvent::parse(r#"{"event":"MEDIA_START","format":1}"#),
+            Some(MediaEvent::Unknown { .. })
+        ));
+        assert_eq!(MediaEvent::parse("not json"), None);
+        assert_eq!(MediaEvent::parse("[1,2]"), None);
+    }
+
+    #[test]
+    fn commands_are_short_json() {
+        assert_eq!(
+            MediaCommand::FlushMedia.to_json(),
+            r#"{"command":"FLUSH_MEDIA"}"#
+        );
+        let mark = MediaCommand::MarkMedia {
+            correlation_id: "turn-17".into(),
+        }
+        .to_json();
+        assert_eq!(
+            mark,
+            r#"{"command":"MARK_MEDIA","correlation_id":"turn-17"}"#
+        );
+        for command in [
+            MediaCommand::Answer,
+            MediaCommand::ReportQueueDrained,
+            MediaCommand::StartMediaBuffering,
+        ] {
+            assert!(command.to_json().len() <= 128);
+        }
+    }
+}
