@@ -81,11 +81,14 @@ pub struct Snapshot {
     pub bridges: Vec<Bridge>,
 }
 
-/// Builder of an [`AppConnection`]; see [`Client::app_connection`].
+/// Builder of an [`AppConnection`]; see [`Client::app_connection`] and
+/// [`Client::outbound_server`].
 #[derive(Debug, Clone)]
 pub struct AppConnectionBuilder {
     client: Client,
     apps: Vec<String>,
+    listen: Option<std::net::SocketAddr>,
+    expected: Option<crate::Credentials>,
     subscribe_all: bool,
     buffer: usize,
     ping_interval: Duration,
@@ -98,6 +101,8 @@ impl AppConnectionBuilder {
         AppConnectionBuilder {
             client,
             apps,
+            listen: None,
+            expected: None,
             subscribe_all: false,
             buffer: 8192,
             ping_interval: Duration::from_secs(10),
@@ -137,6 +142,42 @@ impl AppConnectionBuilder {
         self
     }
 
+    /// For [`Client::outbound_server`]: the user and password Asterisk must present
+    /// (websocket_client.conf `username`/`password`). Without them any peer that reaches
+    /// the listening address is accepted.
+    #[must_use]
+    pub fn expect_credentials(mut self, credentials: crate::Credentials) -> Self {
+        self.expected = Some(credentials);
+        self
+    }
+
+    /// For [`Client::outbound_server`]: listens, and returns at once with the address
+    /// bound. Asterisk connects whenever it is ready (and again after each drop); wait
+    /// for [`Update::Connected`].
+    ///
+    /// # Errors
+    /// When the address cannot be bound, or the builder was not made by
+    /// [`Client::outbound_server`].
+    pub async fn bind(self) -> Result<(AppConnection, std::net::SocketAddr), Error> {
+        let Some(address) = self.listen else {
+            return Err(Error::Config(
+                "bind() is for Client::outbound_server; use connect()".into(),
+            ));
+        };
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| Error::Config(format!("cannot listen on {address}: {e}")))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| Error::Config(format!("listening address: {e}")))?;
+        let expected = self
+            .expected
+            .as_ref()
+            .map(crate::Credentials::basic_authorization);
+        let connection = self.spawn_with(Source::Accept { listener, expected }, None);
+        Ok((connection, bound))
+    }
+
     /// Connects, and returns once the first connection is up; from then on reconnects
     /// forever.
     ///
@@ -160,6 +201,17 @@ impl AppConnectionBuilder {
     }
 
     fn spawn(self, ready: Option<oneshot::Sender<Result<(), Error>>>) -> AppConnection {
+        let source = Source::Dial {
+            subscribe_all: self.subscribe_all,
+        };
+        self.spawn_with(source, ready)
+    }
+
+    fn spawn_with(
+        self,
+        source: Source,
+        ready: Option<oneshot::Sender<Result<(), Error>>>,
+    ) -> AppConnection {
         let (updates, _) = broadcast::channel(self.buffer);
         let (outgoing_tx, outgoing_rx) = mpsc::channel(256);
         let cancel = CancellationToken::new();
@@ -177,7 +229,7 @@ impl AppConnectionBuilder {
         let task = Task {
             client: self.client.clone(),
             apps: self.apps,
-            subscribe_all: self.subscribe_all,
+            source,
             ping_interval: self.ping_interval,
             pong_timeout: self.pong_timeout,
             backoff: self.backoff,
@@ -341,10 +393,21 @@ impl Stream for Updates {
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// Where sockets come from: dialled to Asterisk, or accepted from it.
+enum Source {
+    Dial {
+        subscribe_all: bool,
+    },
+    Accept {
+        listener: tokio::net::TcpListener,
+        expected: Option<String>,
+    },
+}
+
 struct Task {
     client: Client,
     apps: Vec<String>,
-    subscribe_all: bool,
+    source: Source,
     ping_interval: Duration,
     pong_timeout: Duration,
     backoff: Backoff,
@@ -364,10 +427,14 @@ impl Task {
         loop {
             let attempt = tokio::select! {
                 () = self.cancel.cancelled() => return,
-                attempt = connect_socket(&self.client, &self.apps, self.subscribe_all) => attempt,
+                attempt = self.next_socket() => attempt,
             };
             let socket = match attempt {
                 Ok(socket) => socket,
+                Err(error) if matches!(self.source, Source::Accept { .. }) => {
+                    tracing::warn!(%error, "refused an outbound ARI connection");
+                    continue;
+                }
                 Err(error) => {
                     if let Some(ready) = ready.take() {
                         let _ = ready.send(Err(error));
@@ -401,12 +468,29 @@ impl Task {
             if up_since.elapsed() > Duration::from_secs(5) {
                 self.backoff.reset();
             }
+            if matches!(self.source, Source::Accept { .. }) {
+                // Asterisk dials again by itself: just wait for it.
+                tracing::warn!(%reason, "outbound ARI connection lost; waiting for Asterisk to reconnect");
+                self.publish(Update::Disconnected { reason });
+                continue;
+            }
             let delay = self.backoff.next().unwrap_or(Duration::from_secs(1));
             tracing::warn!(%reason, retry_in_ms = delay.as_millis() as u64, "ARI events connection lost");
             self.publish(Update::Disconnected { reason });
             tokio::select! {
                 () = self.cancel.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    async fn next_socket(&self) -> Result<Socket, Error> {
+        match &self.source {
+            Source::Dial { subscribe_all } => {
+                connect_socket(&self.client, &self.apps, *subscribe_all).await
+            }
+            Source::Accept { listener, expected } => {
+                accept_socket(listener, expected.as_deref()).await
             }
         }
     }
@@ -586,6 +670,53 @@ async fn connect_socket(
     }
 }
 
+/// Accepts Asterisk's outbound connection: checks its credentials and agrees on the
+/// `ari` subprotocol.
+async fn accept_socket(
+    listener: &tokio::net::TcpListener,
+    expected: Option<&str>,
+) -> Result<Socket, Error> {
+    use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+    let (stream, peer) = listener.accept().await.map_err(|e| Error::Transport {
+        operation: "accept".into(),
+        message: e.to_string(),
+        delivery: Delivery::NotSent,
+        source: None,
+    })?;
+    let check = |request: &Request, mut response: Response| -> Result<Response, ErrorResponse> {
+        let presented = request
+            .headers()
+            .get("Authorization")
+            .and_then(|v| v.to_str().ok());
+        if let Some(expected) = expected {
+            if presented != Some(expected) {
+                let mut refusal = ErrorResponse::new(Some("unauthorized".to_owned()));
+                *refusal.status_mut() = tungstenite::http::StatusCode::UNAUTHORIZED;
+                return Err(refusal);
+            }
+        }
+        let offers_ari = request
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|p| p.trim() == "ari"));
+        if offers_ari {
+            response
+                .headers_mut()
+                .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("ari"));
+        }
+        Ok(response)
+    };
+    tokio_tungstenite::accept_hdr_async(MaybeTlsStream::Plain(stream), check)
+        .await
+        .map_err(|error| Error::Transport {
+            operation: "accept".into(),
+            message: format!("WebSocket handshake with {peer} failed: {error}"),
+            delivery: Delivery::NotSent,
+            source: Some(Box::new(error)),
+        })
+}
+
 /// Re-reads the apps and the channels and bridges they own.
 async fn resync(client: &Client, apps: &[String]) -> Result<Snapshot, Error> {
     let mut snapshot = Snapshot::default();
@@ -625,6 +756,25 @@ async fn resync(client: &Client, apps: &[String]) -> Result<Snapshot, Error> {
 }
 
 impl Client {
+    /// Serve an ARI outbound WebSocket (Asterisk 22.5+, ari.conf
+    /// `type=outbound_websocket`): Asterisk connects to `listen` and sends the events of
+    /// `apps` there. The result is an [`AppConnection`] like any other; call
+    /// [`AppConnectionBuilder::bind`] on the builder. REST goes over HTTP, or over this
+    /// socket with [`crate::ClientBuilder::rest_over_websocket`].
+    pub fn outbound_server<I, S>(
+        &self,
+        apps: I,
+        listen: std::net::SocketAddr,
+    ) -> AppConnectionBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut builder = self.app_connection(apps);
+        builder.listen = Some(listen);
+        builder
+    }
+
     /// An events connection for `apps` (Stasis application names); call
     /// [`AppConnectionBuilder::connect`] on it.
     pub fn app_connection<I, S>(&self, apps: I) -> AppConnectionBuilder

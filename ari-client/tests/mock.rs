@@ -279,3 +279,44 @@ async fn garbage_on_the_events_socket_never_breaks_the_connection() {
         "fuzz: {frames} frames: {undecodable} undecodable, {unknown} unknown events, {events} events; then: {outcome}"
     );
 }
+
+#[tokio::test]
+async fn the_outbound_server_refuses_peers_without_the_expected_credentials() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let client = client("http://127.0.0.1:9");
+    let (connection, address) = client
+        .outbound_server(["mock-outbound"], "127.0.0.1:0".parse().unwrap())
+        .expect_credentials(Credentials::new("asterisk-outbound", "right"))
+        .bind()
+        .await
+        .unwrap();
+    let mut updates = connection.updates();
+    let wrong = Credentials::new("asterisk-outbound", "wrong").basic_authorization();
+    let mut request = format!("ws://{address}/ari").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("Authorization", wrong.parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401)
+        }
+        other => panic!("expected 401, got {:?}", other.map(|_| ())),
+    }
+    let right = Credentials::new("asterisk-outbound", "right").basic_authorization();
+    let mut request = format!("ws://{address}/ari").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("Authorization", right.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "ari".parse().unwrap());
+    let (_socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(
+        response.headers().get("Sec-WebSocket-Protocol").unwrap(),
+        "ari"
+    );
+    let first = tokio::time::timeout(Duration::from_secs(5), updates.next())
+        .await
+        .unwrap();
+    assert!(matches!(first, Some(Update::Connected)), "{first:?}");
+}
