@@ -672,6 +672,8 @@ async fn connect_socket(
 
 /// Accepts Asterisk's outbound connection: checks its credentials and agrees on the
 /// `ari` subprotocol.
+// tungstenite's handshake callback returns its (large) ErrorResponse by value.
+#[allow(clippy::result_large_err)]
 async fn accept_socket(
     listener: &tokio::net::TcpListener,
     expected: Option<&str>,
