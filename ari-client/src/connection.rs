@@ -104,7 +104,7 @@ impl AppConnectionBuilder {
             listen: None,
             expected: None,
             subscribe_all: false,
-            buffer: 8192,
+            buffer: 4096,
             ping_interval: Duration::from_secs(10),
             pong_timeout: Duration::from_secs(10),
             backoff: Backoff::default(),
@@ -118,8 +118,9 @@ impl AppConnectionBuilder {
         self
     }
 
-    /// How many updates a subscriber may fall behind before it gets
-    /// [`Update::Lagged`] (default 8192).
+    /// How many updates a subscriber of [`AppConnection::updates`] may fall behind
+    /// before it gets [`Update::Lagged`] (default 4096). Updates are kept only until every
+    /// subscriber has read them.
     #[must_use]
     pub fn buffer(mut self, updates: usize) -> Self {
         self.buffer = updates.max(16);
@@ -193,11 +194,16 @@ impl AppConnectionBuilder {
         }
     }
 
-    /// Starts connecting in the background and returns at once; retries until
-    /// Asterisk answers. Subscribe with [`AppConnection::updates`] and wait for
-    /// [`Update::Connected`].
-    pub fn start(self) -> AppConnection {
-        self.spawn(None)
+    /// Starts connecting in the background and returns at once, with a subscriber made
+    /// before the connection task started (so its first update is [`Update::Connected`]);
+    /// retries until Asterisk answers.
+    pub fn start(self) -> (AppConnection, Updates) {
+        let (updates, _) = broadcast::channel(self.buffer);
+        let first = Updates::new(updates.subscribe());
+        let source = Source::Dial {
+            subscribe_all: self.subscribe_all,
+        };
+        (self.spawn_on(updates, source, None), first)
     }
 
     fn spawn(self, ready: Option<oneshot::Sender<Result<(), Error>>>) -> AppConnection {
@@ -213,18 +219,26 @@ impl AppConnectionBuilder {
         ready: Option<oneshot::Sender<Result<(), Error>>>,
     ) -> AppConnection {
         let (updates, _) = broadcast::channel(self.buffer);
+        self.spawn_on(updates, source, ready)
+    }
+
+    fn spawn_on(
+        self,
+        updates: broadcast::Sender<Update>,
+        source: Source,
+        ready: Option<oneshot::Sender<Result<(), Error>>>,
+    ) -> AppConnection {
         let (outgoing_tx, outgoing_rx) = mpsc::channel(256);
         let cancel = CancellationToken::new();
+        let router = Arc::new(crate::router::Router::default());
         let shared = Arc::new(Shared {
+            router: router.clone(),
             updates: updates.clone(),
             cancel: cancel.clone(),
             apps: self.apps.clone(),
             outgoing: outgoing_tx,
             client: self.client.clone(),
         });
-        // Subscribed before the task starts, so the first Connected is never missed by
-        // `updates()` calls made right after `start()`.
-        let keep = updates.subscribe();
         let span = tracing::info_span!("ari_events", apps = %self.apps.join(","));
         let task = Task {
             client: self.client.clone(),
@@ -236,16 +250,23 @@ impl AppConnectionBuilder {
             updates,
             cancel,
             outgoing: outgoing_rx,
+            router: router.clone(),
         };
         self.client.attach_websocket(WebSocketRoute {
             outgoing: shared.outgoing.clone(),
             updates: shared.updates.clone(),
         });
-        tokio::spawn(task.run(ready).instrument(span));
+        tokio::spawn(
+            async move {
+                task.run(ready).await;
+                // Handles' streams end with the connection.
+                router.close();
+            }
+            .instrument(span),
+        );
         AppConnection {
             shared,
             client: self.client,
-            _keep: Arc::new(keep),
         }
     }
 }
@@ -256,6 +277,7 @@ struct Shared {
     apps: Vec<String>,
     outgoing: mpsc::Sender<String>,
     client: Client,
+    router: Arc<crate::router::Router>,
 }
 
 impl Drop for Shared {
@@ -274,8 +296,6 @@ impl Drop for Shared {
 pub struct AppConnection {
     shared: Arc<Shared>,
     client: Client,
-    // Keeps the broadcast open between `start()` and the first `updates()`.
-    _keep: Arc<broadcast::Receiver<Update>>,
 }
 
 impl std::fmt::Debug for AppConnection {
@@ -292,8 +312,13 @@ impl AppConnection {
         Updates::new(self.shared.updates.subscribe())
     }
 
-    pub(crate) fn subscribe_raw(&self) -> broadcast::Receiver<Update> {
-        self.shared.updates.subscribe()
+    pub(crate) fn router(&self) -> &Arc<crate::router::Router> {
+        &self.shared.router
+    }
+
+    /// Live per-object subscriptions (handles' event streams), for leak checks.
+    pub fn object_subscriptions(&self) -> usize {
+        self.shared.router.len()
     }
 
     /// The apps this connection serves.
@@ -414,10 +439,12 @@ struct Task {
     updates: broadcast::Sender<Update>,
     cancel: CancellationToken,
     outgoing: mpsc::Receiver<String>,
+    router: Arc<crate::router::Router>,
 }
 
 impl Task {
     fn publish(&self, update: Update) {
+        self.router.dispatch(&update);
         // No subscriber is fine: updates are for whoever listens.
         let _ = self.updates.send(update);
     }
@@ -499,6 +526,7 @@ impl Task {
         let client = self.client.clone();
         let apps = self.apps.clone();
         let updates = self.updates.clone();
+        let router = self.router.clone();
         tokio::spawn(
             async move {
                 let update = match resync(&client, &apps).await {
@@ -507,6 +535,7 @@ impl Task {
                         error: error.to_string(),
                     },
                 };
+                router.dispatch(&update);
                 let _ = updates.send(update);
             }
             .in_current_span(),

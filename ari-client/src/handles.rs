@@ -8,16 +8,13 @@
 //! `PlaybackFinished`, `RecordingFinished`/`RecordingFailed`), which frees its
 //! subscription; dropping the handle frees it too.
 
-use std::sync::Arc;
-
 use ari_model::models::{Bridge, Channel, LiveRecording, Playback};
 use ari_model::operations::{applications, bridges, channels, playbacks, recordings};
 use ari_model::{BridgeId, ChannelId, Event, PlaybackId, RecordingName};
-use futures::{Stream, StreamExt as _};
-use tokio::sync::broadcast;
 
-use crate::connection::{AppConnection, Update};
+use crate::connection::AppConnection;
 use crate::error::Error;
+use crate::router::{Object, ObjectEvents};
 
 /// A new random id for an object this client creates (128 random bits, hex).
 pub fn new_id(prefix: &str) -> String {
@@ -26,160 +23,6 @@ pub fn new_id(prefix: &str) -> String {
         fastrand::u64(..),
         fastrand::u64(..)
     )
-}
-
-#[derive(Debug, Clone)]
-enum Object {
-    Channel(ChannelId),
-    Bridge(BridgeId),
-    Playback(PlaybackId),
-    Recording(RecordingName),
-}
-
-fn target_is(uri: &str, kind: &str, id: &str) -> bool {
-    uri.strip_prefix(kind)
-        .and_then(|rest| rest.strip_prefix(':'))
-        == Some(id)
-}
-
-impl Object {
-    /// Whether `event` concerns this object. A channel's or bridge's stream also carries
-    /// the playbacks and recordings whose target it is.
-    fn concerns(&self, event: &Event) -> bool {
-        match self {
-            Object::Channel(id) => {
-                event.channel_ids().contains(&id.as_str())
-                    || match event {
-                        Event::PlaybackStarted(e) => {
-                            target_is(&e.playback.target_uri, "channel", id.as_str())
-                        }
-                        Event::PlaybackContinuing(e) => {
-                            target_is(&e.playback.target_uri, "channel", id.as_str())
-                        }
-                        Event::PlaybackFinished(e) => {
-                            target_is(&e.playback.target_uri, "channel", id.as_str())
-                        }
-                        Event::RecordingStarted(e) => {
-                            target_is(&e.recording.target_uri, "channel", id.as_str())
-                        }
-                        Event::RecordingFinished(e) => {
-                            target_is(&e.recording.target_uri, "channel", id.as_str())
-                        }
-                        Event::RecordingFailed(e) => {
-                            target_is(&e.recording.target_uri, "channel", id.as_str())
-                        }
-                        _ => false,
-                    }
-            }
-            Object::Bridge(id) => {
-                event.bridge_ids().contains(&id.as_str())
-                    || match event {
-                        Event::PlaybackStarted(e) => {
-                            target_is(&e.playback.target_uri, "bridge", id.as_str())
-                        }
-                        Event::PlaybackContinuing(e) => {
-                            target_is(&e.playback.target_uri, "bridge", id.as_str())
-                        }
-                        Event::PlaybackFinished(e) => {
-                            target_is(&e.playback.target_uri, "bridge", id.as_str())
-                        }
-                        Event::RecordingStarted(e) => {
-                            target_is(&e.recording.target_uri, "bridge", id.as_str())
-                        }
-                        Event::RecordingFinished(e) => {
-                            target_is(&e.recording.target_uri, "bridge", id.as_str())
-                        }
-                        Event::RecordingFailed(e) => {
-                            target_is(&e.recording.target_uri, "bridge", id.as_str())
-                        }
-                        _ => false,
-                    }
-            }
-            Object::Playback(id) => event.playback_ids().contains(&id.as_str()),
-            Object::Recording(name) => event.recording_names().contains(&name.as_str()),
-        }
-    }
-
-    /// Whether `event` is the object's last.
-    fn ends_with(&self, event: &Event) -> bool {
-        match (self, event) {
-            (Object::Channel(id), Event::ChannelDestroyed(e)) => e.channel.id == *id,
-            (Object::Bridge(id), Event::BridgeDestroyed(e)) => e.bridge.id == *id,
-            (Object::Playback(id), Event::PlaybackFinished(e)) => e.playback.id == *id,
-            (Object::Recording(name), Event::RecordingFinished(e)) => e.recording.name == *name,
-            (Object::Recording(name), Event::RecordingFailed(e)) => e.recording.name == *name,
-            _ => false,
-        }
-    }
-}
-
-/// The updates of one object: its events, and the connection markers
-/// (`Disconnected`, `Reconnected`, `Resynced`, `Lagged`) that tell what may be missing.
-/// Ends after the object's last event.
-pub struct ObjectEvents {
-    inner: std::pin::Pin<Box<dyn Stream<Item = Update> + Send + Sync>>,
-}
-
-impl ObjectEvents {
-    fn new(receiver: broadcast::Receiver<Update>, object: Object) -> Self {
-        let state = (receiver, object, false);
-        let inner = futures::stream::unfold(state, |(mut receiver, object, done)| async move {
-            if done {
-                return None;
-            }
-            loop {
-                let update = match receiver.recv().await {
-                    Ok(update) => update,
-                    Err(broadcast::error::RecvError::Lagged(missed)) => Update::Lagged { missed },
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                };
-                match &update {
-                    Update::Event(event) if object.concerns(event) => {
-                        let last = object.ends_with(event);
-                        return Some((update, (receiver, object, last)));
-                    }
-                    Update::Event(_) | Update::Undecodable { .. } | Update::Connected => {}
-                    _ => return Some((update, (receiver, object, false))),
-                }
-            }
-        });
-        ObjectEvents {
-            inner: Box::pin(inner),
-        }
-    }
-
-    /// The next event of the object, skipping connection markers; `None` after its
-    /// last event or when the connection closes.
-    pub async fn next_event(&mut self) -> Option<Arc<Event>> {
-        while let Some(update) = self.inner.next().await {
-            if let Update::Event(event) = update {
-                return Some(event);
-            }
-        }
-        None
-    }
-
-    /// The next event of type `kind` (e.g. `"StasisStart"`), skipping others; `None`
-    /// when the stream ends first.
-    pub async fn wait_for(&mut self, kind: &str) -> Option<Arc<Event>> {
-        while let Some(event) = self.next_event().await {
-            if event.kind() == kind {
-                return Some(event);
-            }
-        }
-        None
-    }
-}
-
-impl Stream for ObjectEvents {
-    type Item = Update;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Update>> {
-        self.inner.poll_next_unpin(cx)
-    }
 }
 
 /// A channel: its operations and its events.
@@ -202,7 +45,7 @@ impl AppConnection {
     /// A handle on an existing channel, subscribed from now on.
     pub fn channel(&self, id: impl Into<ChannelId>) -> ChannelHandle {
         let id = id.into();
-        let events = ObjectEvents::new(self.subscribe_raw(), Object::Channel(id.clone()));
+        let events = self.router().subscribe(Object::Channel(id.clone()));
         ChannelHandle {
             connection: self.clone(),
             id,
@@ -215,7 +58,7 @@ impl AppConnection {
     /// [`AppConnection::create_bridge`] are).
     pub fn bridge(&self, id: impl Into<BridgeId>) -> BridgeHandle {
         let id = id.into();
-        let events = ObjectEvents::new(self.subscribe_raw(), Object::Bridge(id.clone()));
+        let events = self.router().subscribe(Object::Bridge(id.clone()));
         BridgeHandle {
             connection: self.clone(),
             id,
@@ -594,7 +437,7 @@ impl AppConnection {
     /// A handle on a playback, subscribed from now on.
     pub fn playback(&self, id: impl Into<PlaybackId>) -> PlaybackHandle {
         let id = id.into();
-        let events = ObjectEvents::new(self.subscribe_raw(), Object::Playback(id.clone()));
+        let events = self.router().subscribe(Object::Playback(id.clone()));
         PlaybackHandle {
             connection: self.clone(),
             id,
@@ -605,7 +448,7 @@ impl AppConnection {
     /// A handle on a live recording, subscribed from now on.
     pub fn recording(&self, name: impl Into<RecordingName>) -> RecordingHandle {
         let name = name.into();
-        let events = ObjectEvents::new(self.subscribe_raw(), Object::Recording(name.clone()));
+        let events = self.router().subscribe(Object::Recording(name.clone()));
         RecordingHandle {
             connection: self.clone(),
             name,

@@ -68,6 +68,7 @@ mod error;
 mod generated;
 mod handles;
 pub mod media;
+mod router;
 
 pub use ari_model as model;
 pub use backoff::Backoff;
@@ -77,9 +78,8 @@ pub use connection::{AppConnection, AppConnectionBuilder, Snapshot, Update, Upda
 pub use credentials::Credentials;
 pub use error::{Delivery, Error};
 pub use generated::resources::*;
-pub use handles::{
-    BridgeHandle, ChannelHandle, ObjectEvents, PlaybackHandle, RecordingHandle, new_id,
-};
+pub use handles::{BridgeHandle, ChannelHandle, PlaybackHandle, RecordingHandle, new_id};
+pub use router::ObjectEvents;
 
 #[cfg(test)]
 mod tests {

@@ -14,14 +14,12 @@ use futures::StreamExt as _;
 #[tokio::test]
 async fn started_connection_announces_connected() {
     let client = client().await;
-    let connection = client
+    let (_connection, mut updates) = client
         .app_connection([ari_lab::unique_name("ev-start")])
         .start();
-    let mut updates = connection.updates();
-    next_matching(&mut updates, |u| {
-        matches!(u, Update::Connected).then_some(())
-    })
-    .await;
+    // The subscriber came with the connection, so it sees the very first update.
+    let first = tokio::time::timeout(WAIT, updates.next()).await.unwrap();
+    assert!(matches!(first, Some(Update::Connected)), "{first:?}");
 }
 
 #[tokio::test]
@@ -100,6 +98,8 @@ async fn object_streams_carry_only_their_objects_events() {
             "{name}: {seen:?}"
         );
     }
+    // Both subscriptions ended with their channels: nothing is left registered.
+    assert_eq!(connection.object_subscriptions(), 0);
 }
 
 #[tokio::test]

@@ -251,7 +251,7 @@ async fn garbage_on_the_events_socket_never_breaks_the_connection() {
             Duration::from_millis(100),
         ))
         .start();
-    let mut updates = connection.updates();
+    let (_connection, mut updates) = connection;
     let (mut undecodable, mut events, mut unknown) = (0, 0, 0);
     let outcome = tokio::time::timeout(Duration::from_secs(20), async {
         while let Some(update) = updates.next().await {
