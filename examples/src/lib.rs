@@ -3,6 +3,8 @@
 //! Every example takes `--ari-url`, `--ari-username`, `--ari-password` (or `ARI_URL`,
 //! `ARI_USERNAME`, `ARI_PASSWORD`), defaulting to the lab of `asterisk_conf/`.
 
+use std::process::ExitCode;
+
 use ari_client::cli::AriArgs;
 use ari_client::{Client, Error};
 
@@ -24,4 +26,15 @@ pub fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// The exit code for an example's outcome, printing the error (prefixed with `name`).
+pub fn finish(name: &str, result: Result<(), Error>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }

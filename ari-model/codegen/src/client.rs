@@ -84,11 +84,7 @@ pub fn resources_file(header: &str, spec: &Spec) -> Result<(String, usize), Gene
     for resource in &spec.resources {
         let group = pascal(&resource.name);
         let accessor = snake(&resource.name);
-        let description = resource
-            .apis
-            .first()
-            .and_then(|a| a.description.clone())
-            .unwrap_or_default();
+        let description = resource.description();
         let _ = writeln!(
             accessors,
             "    /// Operations of the `{}` resource ({}).",

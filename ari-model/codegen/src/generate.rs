@@ -735,11 +735,7 @@ fn operations_file(
     let mut count = 0;
     for resource in &spec.resources {
         let module = snake(&resource.name);
-        let description = resource
-            .apis
-            .first()
-            .and_then(|a| a.description.clone())
-            .unwrap_or_default();
+        let description = resource.description();
         let _ = writeln!(
             out,
             "/// Operations of the `{}` resource ({}).",

@@ -253,6 +253,16 @@ fn read_json(path: &Path) -> Result<serde_json::Value, SpecError> {
     })
 }
 
+impl Resource {
+    /// What the resource is: the description of its first path.
+    pub fn description(&self) -> String {
+        self.apis
+            .first()
+            .and_then(|a| a.description.clone())
+            .unwrap_or_default()
+    }
+}
+
 impl Spec {
     /// Loads `resources.json` and every resource it lists from `dir`.
     ///

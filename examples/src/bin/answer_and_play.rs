@@ -90,11 +90,5 @@ async fn main() -> ExitCode {
         Ok::<_, ari_client::Error>(())
     }
     .await;
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("answer_and_play: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    ari_examples::finish("answer_and_play", result)
 }

@@ -68,11 +68,5 @@ async fn main() -> ExitCode {
         Ok::<_, ari_client::Error>(())
     }
     .await;
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("bridge_two_calls: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    ari_examples::finish("bridge_two_calls", result)
 }

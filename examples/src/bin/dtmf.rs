@@ -67,11 +67,5 @@ async fn main() -> ExitCode {
         }
     }
     .await;
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("dtmf: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    ari_examples::finish("dtmf", result)
 }

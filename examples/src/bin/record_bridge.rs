@@ -74,11 +74,5 @@ async fn main() -> ExitCode {
         Ok::<_, ari_client::Error>(())
     }
     .await;
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("record_bridge: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    ari_examples::finish("record_bridge", result)
 }
