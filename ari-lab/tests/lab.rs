@@ -255,3 +255,24 @@ async fn sipp_call_reaches_stasis_with_numbers_as_args() {
     let status = sipp.wait(WAIT).await.unwrap();
     assert!(status.success(), "sipp ended with {status}");
 }
+
+/// A test can run a callee of its own (here the carrier's scenario on a free port) and
+/// dial it through the trunk endpoint with an explicit URI.
+#[tokio::test]
+async fn a_tests_own_sipp_uas_answers_through_the_trunk() {
+    let lab = Lab::get().await;
+    let rest = Rest::new(lab);
+    let app = unique_name("lab-own-uas");
+    let channel = unique_name("chan");
+    let mut events = Events::connect(lab, &app).await.unwrap();
+    let uas = Sipp::uas(&ari_lab::sipp::scenario("trunk-uas.xml")).unwrap();
+    let endpoint = uas.dial_string("1000");
+    assert!(endpoint.starts_with("PJSIP/trunk/sip:1000@127.0.0.1:"), "{endpoint}");
+    let response = rest.post(&format!("/channels?endpoint={endpoint}&app={app}&channelId={channel}")).await.unwrap();
+    assert_eq!(response.status, 200, "{}", response.text);
+    let start = events.wait_for("StasisStart", WAIT, is_channel(&channel)).await.unwrap();
+    assert_eq!(start["channel"]["state"], "Up");
+    assert_eq!(rest.delete(&format!("/channels/{channel}")).await.unwrap().status, 204);
+    events.wait_for("ChannelDestroyed", WAIT, is_channel(&channel)).await.unwrap();
+    drop(uas);
+}
