@@ -123,7 +123,8 @@ impl Sipp {
         std::fs::create_dir_all(&work_dir)?;
         let child = Command::new("sipp")
             .args(args)
-            .args(["-nostdin", "-trace_err", "-error_file"])
+            // The control socket listens on all interfaces unless told otherwise.
+            .args(["-ci", "127.0.0.1", "-nostdin", "-trace_err", "-error_file"])
             .arg(work_dir.join("errors.log"))
             .current_dir(&work_dir)
             .stdin(Stdio::null())
