@@ -247,15 +247,12 @@ impl ChannelHandle {
     /// # Errors
     /// As [`crate::Channels::play_with_id`].
     pub async fn play(&self, media: &str) -> Result<PlaybackHandle, Error> {
-        let id = PlaybackId::new(new_id("play"));
-        let handle = self.connection.playback(id.clone());
-        let params = channels::PlayWithId::new(self.id.clone(), id, [media]);
+        let channels = self.connection.client().channels();
         self.connection
-            .client()
-            .channels()
-            .play_with_id(params)
-            .await?;
-        Ok(handle)
+            .start_playback(|id| {
+                channels.play_with_id(channels::PlayWithId::new(self.id.clone(), id, [media]))
+            })
+            .await
     }
 
     /// Records the channel to `name` in `format` (e.g. `wav`); stop it with the handle.
@@ -389,15 +386,12 @@ impl BridgeHandle {
     /// # Errors
     /// As [`crate::Bridges::play_with_id`].
     pub async fn play(&self, media: &str) -> Result<PlaybackHandle, Error> {
-        let id = PlaybackId::new(new_id("play"));
-        let handle = self.connection.playback(id.clone());
-        let params = bridges::PlayWithId::new(self.id.clone(), id, [media]);
+        let bridges = self.connection.client().bridges();
         self.connection
-            .client()
-            .bridges()
-            .play_with_id(params)
-            .await?;
-        Ok(handle)
+            .start_playback(|id| {
+                bridges.play_with_id(bridges::PlayWithId::new(self.id.clone(), id, [media]))
+            })
+            .await
     }
 
     /// Records the bridge's mixed audio.
@@ -434,6 +428,20 @@ pub struct PlaybackHandle {
 }
 
 impl AppConnection {
+    /// Subscribes to a new playback id, then asks for the playback with `request`.
+    async fn start_playback<F>(
+        &self,
+        request: impl FnOnce(PlaybackId) -> F,
+    ) -> Result<PlaybackHandle, Error>
+    where
+        F: std::future::Future<Output = Result<Playback, Error>>,
+    {
+        let id = PlaybackId::new(new_id("play"));
+        let handle = self.playback(id.clone());
+        request(id).await?;
+        Ok(handle)
+    }
+
     /// A handle on a playback, subscribed from now on.
     pub fn playback(&self, id: impl Into<PlaybackId>) -> PlaybackHandle {
         let id = id.into();

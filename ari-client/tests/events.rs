@@ -8,7 +8,7 @@ use std::time::Duration;
 use ari_client::model::Event;
 use ari_client::model::operations::{asterisk, channels};
 use ari_client::{Client, Credentials, Update};
-use common::{WAIT, app, client, next_matching};
+use common::{WAIT, app, client, local_call, next_matching};
 use futures::StreamExt as _;
 
 #[tokio::test]
@@ -60,16 +60,8 @@ async fn stasis_start_is_seen_even_when_it_beats_the_originate_answer() {
 #[tokio::test]
 async fn object_streams_carry_only_their_objects_events() {
     let connection = app("ev-leak").await;
-    let mut first = connection
-        .originate(channels::Originate::new("Local/answer@lab").formats("ulaw"))
-        .await
-        .unwrap();
-    let mut second = connection
-        .originate(channels::Originate::new("Local/answer@lab").formats("ulaw"))
-        .await
-        .unwrap();
-    first.events.wait_for("StasisStart").await.unwrap();
-    second.events.wait_for("StasisStart").await.unwrap();
+    let mut first = local_call(&connection, "answer").await;
+    let mut second = local_call(&connection, "answer").await;
     first.set_variable("WHO", "first").await.unwrap();
     second.set_variable("WHO", "second").await.unwrap();
     first.hangup().await.unwrap();

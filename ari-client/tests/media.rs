@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use ari_client::media::{MediaCommand, MediaEvent, MediaFrame};
-use ari_client::model::operations::{bridges, channels};
-use common::{WAIT, app};
+use ari_client::model::operations::bridges;
+use common::{WAIT, app, local_call};
 
 #[tokio::test]
 async fn websocket_media_carries_audio_both_ways_and_honours_xoff() {
@@ -36,11 +36,7 @@ async fn websocket_media_carries_audio_both_ways_and_honours_xoff() {
         .unwrap()
         .unwrap();
 
-    let mut tone = connection
-        .originate(channels::Originate::new("Local/tone@lab").formats("ulaw"))
-        .await
-        .unwrap();
-    tone.events.wait_for("StasisStart").await.unwrap();
+    let tone = local_call(&connection, "tone").await;
     let bridge = connection
         .create_bridge(bridges::Create::new().r#type("mixing"))
         .await

@@ -8,9 +8,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ari_client::model::operations::channels;
 use ari_client::{Backoff, Client, Credentials, Update};
-use common::{WAIT, next_matching};
+use common::{WAIT, local_call, next_matching};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -121,11 +120,7 @@ async fn a_dropped_connection_reconnects_and_resyncs_the_apps_channels() {
         .await
         .unwrap();
     let mut updates = connection.updates();
-    let mut channel = connection
-        .originate(channels::Originate::new("Local/answer@lab").formats("ulaw"))
-        .await
-        .unwrap();
-    channel.events.wait_for("StasisStart").await.unwrap();
+    let mut channel = local_call(&connection, "answer").await;
 
     proxy.cut();
     let reason = next_matching(&mut updates, |u| match u {

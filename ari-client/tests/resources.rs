@@ -14,7 +14,7 @@ use ari_client::model::{
     models::{DeviceStateValue, IfExists, MuteDirection, SnoopDirection},
 };
 use ari_client::{Update, new_id};
-use common::{WAIT, app, client, next_matching};
+use common::{WAIT, app, client, local_call, next_matching};
 
 #[tokio::test]
 async fn asterisk_resource() {
@@ -252,11 +252,7 @@ async fn applications_subscribe_and_event_filter() {
 async fn channels_originate_answer_variables_dtmf_hold_moh_and_hangup() {
     let connection = app("res-chan").await;
     let client = connection.client();
-    let mut channel = connection
-        .originate(channels::Originate::new("Local/answer@lab").formats("ulaw"))
-        .await
-        .unwrap();
-    channel.events.wait_for("StasisStart").await.unwrap();
+    let mut channel = local_call(&connection, "answer").await;
     let id = channel.id().clone();
     assert_eq!(channel.get().await.unwrap().state, ChannelState::Up);
     assert!(
@@ -363,11 +359,7 @@ async fn channels_play_record_snoop_move_continue_and_dial() {
     let connection = app("res-media").await;
     let client = connection.client();
     // The tone extension sends audio, so the recording has some.
-    let mut channel = connection
-        .originate(channels::Originate::new("Local/tone@lab").formats("ulaw"))
-        .await
-        .unwrap();
-    channel.events.wait_for("StasisStart").await.unwrap();
+    let mut channel = local_call(&connection, "tone").await;
 
     let mut playback = channel.play("sound:beep").await.unwrap();
     let finished = tokio::time::timeout(WAIT, playback.finished())
@@ -479,16 +471,8 @@ async fn external_media_rtp_to_a_local_socket() {
 async fn bridges_add_play_record_remove_destroy() {
     let connection = app("res-bridge").await;
     let client = connection.client();
-    let mut a = connection
-        .originate(channels::Originate::new("Local/answer@lab").formats("ulaw"))
-        .await
-        .unwrap();
-    let mut b = connection
-        .originate(channels::Originate::new("Local/echo@lab").formats("ulaw"))
-        .await
-        .unwrap();
-    a.events.wait_for("StasisStart").await.unwrap();
-    b.events.wait_for("StasisStart").await.unwrap();
+    let a = local_call(&connection, "answer").await;
+    let b = local_call(&connection, "echo").await;
     let mut bridge = connection
         .create_bridge(bridges::Create::new().r#type("mixing").name("test"))
         .await
@@ -574,11 +558,7 @@ async fn bridges_add_play_record_remove_destroy() {
 async fn live_recordings_and_playbacks_are_controlled() {
     let connection = app("res-live").await;
     let client = connection.client();
-    let mut channel = connection
-        .originate(channels::Originate::new("Local/answer@lab").formats("ulaw"))
-        .await
-        .unwrap();
-    channel.events.wait_for("StasisStart").await.unwrap();
+    let channel = local_call(&connection, "answer").await;
     let bridge = connection
         .create_bridge(bridges::Create::new())
         .await

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ari_client::model::operations::channels;
 use ari_client::{Backoff, Update};
-use common::{WAIT, client, next_matching};
+use common::{WAIT, client, local_call, next_matching};
 
 #[tokio::test]
 async fn asterisk_restart_yields_disconnected_reconnected_resynced() {
@@ -23,11 +23,8 @@ async fn asterisk_restart_yields_disconnected_reconnected_resynced() {
         .await
         .unwrap();
     let mut updates = connection.updates();
-    let mut before = connection
-        .originate(channels::Originate::new("Local/answer@lab").formats("ulaw"))
-        .await
-        .unwrap();
-    before.events.wait_for("StasisStart").await.unwrap();
+    // A call that the restart will end.
+    let _before = local_call(&connection, "answer").await;
 
     let lab_script = ari_lab::workspace_root().join("asterisk_conf/lab");
     let status = tokio::process::Command::new(&lab_script)

@@ -267,12 +267,32 @@ async fn a_tests_own_sipp_uas_answers_through_the_trunk() {
     let mut events = Events::connect(lab, &app).await.unwrap();
     let uas = Sipp::uas(&ari_lab::sipp::scenario("trunk-uas.xml")).unwrap();
     let endpoint = uas.dial_string("1000");
-    assert!(endpoint.starts_with("PJSIP/trunk/sip:1000@127.0.0.1:"), "{endpoint}");
-    let response = rest.post(&format!("/channels?endpoint={endpoint}&app={app}&channelId={channel}")).await.unwrap();
+    assert!(
+        endpoint.starts_with("PJSIP/trunk/sip:1000@127.0.0.1:"),
+        "{endpoint}"
+    );
+    let response = rest
+        .post(&format!(
+            "/channels?endpoint={endpoint}&app={app}&channelId={channel}"
+        ))
+        .await
+        .unwrap();
     assert_eq!(response.status, 200, "{}", response.text);
-    let start = events.wait_for("StasisStart", WAIT, is_channel(&channel)).await.unwrap();
+    let start = events
+        .wait_for("StasisStart", WAIT, is_channel(&channel))
+        .await
+        .unwrap();
     assert_eq!(start["channel"]["state"], "Up");
-    assert_eq!(rest.delete(&format!("/channels/{channel}")).await.unwrap().status, 204);
-    events.wait_for("ChannelDestroyed", WAIT, is_channel(&channel)).await.unwrap();
+    assert_eq!(
+        rest.delete(&format!("/channels/{channel}"))
+            .await
+            .unwrap()
+            .status,
+        204
+    );
+    events
+        .wait_for("ChannelDestroyed", WAIT, is_channel(&channel))
+        .await
+        .unwrap();
     drop(uas);
 }

@@ -28,6 +28,20 @@ pub async fn app(prefix: &str) -> AppConnection {
         .expect("events connection")
 }
 
+/// A Local channel (`Local/<exten>@lab`) originated into `connection`'s app, once it
+/// has entered Stasis.
+pub async fn local_call(connection: &AppConnection, exten: &str) -> ari_client::ChannelHandle {
+    let params =
+        ari_client::model::operations::channels::Originate::new(format!("Local/{exten}@lab"))
+            .formats("ulaw");
+    let mut channel = connection.originate(params).await.expect("originate");
+    tokio::time::timeout(WAIT, channel.events.wait_for("StasisStart"))
+        .await
+        .expect("StasisStart within 10 s")
+        .expect("StasisStart");
+    channel
+}
+
 /// The next update matching `pick`, within `WAIT`.
 pub async fn next_matching<T>(
     updates: &mut (impl futures::Stream<Item = Update> + Unpin),
