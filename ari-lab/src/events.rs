@@ -57,6 +57,17 @@ impl Events {
     /// # Errors
     /// On time-out, a closed socket or a frame that is not JSON.
     pub async fn next(&mut self, within: Duration) -> Result<serde_json::Value, Error> {
+        Ok(self.next_raw(within).await?.0)
+    }
+
+    /// The next event as JSON and as the exact text Asterisk sent (member order kept).
+    ///
+    /// # Errors
+    /// On time-out, a closed socket or a frame that is not JSON.
+    pub async fn next_raw(
+        &mut self,
+        within: Duration,
+    ) -> Result<(serde_json::Value, String), Error> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let frame = tokio::time::timeout_at(deadline, self.socket.next())
@@ -64,7 +75,12 @@ impl Events {
                 .map_err(|_| format!("no event within {within:?}"))?
                 .ok_or("the events WebSocket closed")??;
             match frame {
-                Message::Text(text) => return Ok(serde_json::from_str(text.as_str())?),
+                Message::Text(text) => {
+                    return Ok((
+                        serde_json::from_str(text.as_str())?,
+                        text.as_str().to_owned(),
+                    ));
+                }
                 Message::Close(frame) => {
                     return Err(format!("the events WebSocket closed: {frame:?}").into());
                 }

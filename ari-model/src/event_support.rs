@@ -61,8 +61,28 @@ struct Tag<'a> {
     kind: Option<Cow<'a, str>>,
 }
 
+/// The `type` when it is the first member and holds no escapes, as Asterisk writes it
+/// (`{"type":"StasisStart",...`): found without scanning the rest of the event.
+fn leading_kind(text: &str) -> Option<&str> {
+    let rest = text
+        .trim_start()
+        .strip_prefix('{')?
+        .trim_start()
+        .strip_prefix("\"type\"")?;
+    let rest = rest
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start()
+        .strip_prefix('"')?;
+    let end = rest.find(['"', '\\'])?;
+    (rest.as_bytes().get(end) == Some(&b'"')).then(|| &rest[..end])
+}
+
 /// The event's `type`, read from text.
 pub(crate) fn peek_kind(text: &str) -> Result<Cow<'_, str>, EventDecodeError> {
+    if let Some(kind) = leading_kind(text) {
+        return Ok(Cow::Borrowed(kind));
+    }
     let tag: Tag<'_> = serde_json::from_str(text).map_err(|e| EventDecodeError::new("", "", e))?;
     tag.kind
         .ok_or_else(|| EventDecodeError::new("", "type", "missing field `type`"))
@@ -145,4 +165,28 @@ pub(crate) fn raw_ids(raw: &Value, shape: Shape) -> Vec<&str> {
         .filter(|candidate| shape.matches(candidate))
         .filter_map(|candidate| candidate.get(shape.id_field()).and_then(Value::as_str))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_leading_type_is_read_without_a_parse() {
+        assert_eq!(
+            leading_kind(r#"{"type":"Dial","timestamp":"x"}"#),
+            Some("Dial")
+        );
+        assert_eq!(leading_kind(r#" { "type" : "Dial" }"#), Some("Dial"));
+        assert_eq!(leading_kind(r#"{"timestamp":"x","type":"Dial"}"#), None);
+        assert_eq!(leading_kind(r#"{"type":"Di\u0061l"}"#), None);
+        assert_eq!(leading_kind(r#"{"type":12}"#), None);
+        assert_eq!(leading_kind(r#"{"type":"unterminated"#), None);
+        // The slow path still finds it anywhere.
+        assert_eq!(
+            peek_kind(r#"{"timestamp":"x","type":"Dial"}"#).unwrap(),
+            "Dial"
+        );
+        assert_eq!(peek_kind(r#"{"type":"Di\u0061l"}"#).unwrap(), "Dial");
+    }
 }

@@ -21,10 +21,11 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// Reads events, keeping every one.
+/// Reads events, keeping every one (parsed, and as the text Asterisk sent).
 struct Collector {
     events: Events,
     seen: Vec<Value>,
+    raw: Vec<String>,
 }
 
 impl Collector {
@@ -32,12 +33,13 @@ impl Collector {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let event = self
+            let (event, raw) = self
                 .events
-                .next(left)
+                .next_raw(left)
                 .await
                 .map_err(|e| format!("waiting for {kind}: {e}"))?;
             self.seen.push(event.clone());
+            self.raw.push(raw);
             if event["type"] == kind && matches(&event) {
                 return Ok(event);
             }
@@ -46,8 +48,9 @@ impl Collector {
 
     /// Keeps reading for `period` (events that follow an action without a marker).
     async fn drain(&mut self, period: Duration) {
-        while let Ok(event) = self.events.next(period).await {
+        while let Ok((event, raw)) = self.events.next_raw(period).await {
             self.seen.push(event);
+            self.raw.push(raw);
         }
     }
 }
@@ -131,6 +134,7 @@ async fn capture(dir: &Path) -> Result<usize, Error> {
     let mut c = Collector {
         events: Events::connect_all(lab, &app).await?,
         seen: Vec::new(),
+        raw: Vec::new(),
     };
     let mut x = Capture {
         rest: Rest::new(lab),
@@ -446,15 +450,18 @@ async fn capture(dir: &Path) -> Result<usize, Error> {
     let replaced_app = id("replaced");
     let mut first = Events::connect(lab, &replaced_app).await?;
     let _second = Events::connect(lab, &replaced_app).await?;
-    let replaced = first
-        .wait_for("ApplicationReplaced", WAIT, |_| true)
-        .await?;
+    let (replaced, raw) = first.next_raw(WAIT).await?;
+    if replaced["type"] != "ApplicationReplaced" {
+        return Err(format!("expected ApplicationReplaced, got {replaced}").into());
+    }
     c.seen.push(replaced);
+    c.raw.push(raw);
     c.drain(Duration::from_millis(500)).await;
 
+    // Stored as Asterisk sent them: member order matters to the decoder's fast path.
     let mut lines = String::new();
-    for event in &c.seen {
-        lines.push_str(&serde_json::to_string(event)?);
+    for raw in &c.raw {
+        lines.push_str(raw);
         lines.push('\n');
     }
     std::fs::create_dir_all(dir)?;
