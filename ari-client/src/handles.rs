@@ -247,10 +247,10 @@ impl ChannelHandle {
     /// # Errors
     /// As [`crate::Channels::play_with_id`].
     pub async fn play(&self, media: &str) -> Result<PlaybackHandle, Error> {
-        let channels = self.connection.client().channels();
+        let group = self.connection.client().channels();
         self.connection
             .start_playback(|id| {
-                channels.play_with_id(channels::PlayWithId::new(self.id.clone(), id, [media]))
+                group.play_with_id(channels::PlayWithId::new(self.id.clone(), id, [media]))
             })
             .await
     }
@@ -386,10 +386,10 @@ impl BridgeHandle {
     /// # Errors
     /// As [`crate::Bridges::play_with_id`].
     pub async fn play(&self, media: &str) -> Result<PlaybackHandle, Error> {
-        let bridges = self.connection.client().bridges();
+        let group = self.connection.client().bridges();
         self.connection
             .start_playback(|id| {
-                bridges.play_with_id(bridges::PlayWithId::new(self.id.clone(), id, [media]))
+                group.play_with_id(bridges::PlayWithId::new(self.id.clone(), id, [media]))
             })
             .await
     }

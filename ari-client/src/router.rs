@@ -100,19 +100,19 @@ pub(crate) struct Router {
     routes: Mutex<Routes>,
 }
 
-enum Delivery {
+enum Outcome {
     Kept,
     Remove,
 }
 
-fn deliver(route: &Route, update: &Update) -> Delivery {
+fn deliver(route: &Route, update: &Update) -> Outcome {
     match route.sender.try_send(update.clone()) {
-        Ok(()) => Delivery::Kept,
+        Ok(()) => Outcome::Kept,
         Err(mpsc::error::TrySendError::Full(_)) => {
             route.missed.fetch_add(1, Ordering::Relaxed);
-            Delivery::Kept
+            Outcome::Kept
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Remove,
+        Err(mpsc::error::TrySendError::Closed(_)) => Outcome::Remove,
     }
 }
 
@@ -194,7 +194,7 @@ impl Router {
                         continue;
                     };
                     list.retain(|route| {
-                        matches!(deliver(route, update), Delivery::Kept)
+                        matches!(deliver(route, update), Outcome::Kept)
                             && !route.object.ends_with(event)
                     });
                     if list.is_empty() {
@@ -209,7 +209,7 @@ impl Router {
             | Update::Lagged { .. } => {
                 for map in &mut routes.by_kind {
                     map.retain(|_, list| {
-                        list.retain(|route| matches!(deliver(route, update), Delivery::Kept));
+                        list.retain(|route| matches!(deliver(route, update), Outcome::Kept));
                         !list.is_empty()
                     });
                 }

@@ -6,9 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use ari_client::model::operations::channels;
 use ari_client::{Backoff, Update};
-use common::{WAIT, client, local_call, next_matching};
+use common::{client, local_call, next_matching};
 
 #[tokio::test]
 async fn asterisk_restart_yields_disconnected_reconnected_resynced() {
@@ -60,13 +59,6 @@ async fn asterisk_restart_yields_disconnected_reconnected_resynced() {
     assert!(snapshot.channels.is_empty());
 
     // The connection works as before.
-    let mut after = connection
-        .originate(channels::Originate::new("Local/answer@lab").formats("ulaw"))
-        .await
-        .unwrap();
-    tokio::time::timeout(WAIT, after.events.wait_for("StasisStart"))
-        .await
-        .unwrap()
-        .unwrap();
+    let after = local_call(&connection, "answer").await;
     after.hangup().await.unwrap();
 }
