@@ -376,6 +376,33 @@ impl WebSocketRoute {
                         }
                     }
                 }
+                // An answer we cannot decode is still the answer: report it, don't wait.
+                Ok(Update::Undecodable { error, raw }) => {
+                    let id = serde_json::from_str::<serde_json::Value>(&raw)
+                        .ok()
+                        .and_then(|v| {
+                            v.get("request_id")
+                                .and_then(|i| i.as_str())
+                                .map(str::to_owned)
+                        });
+                    if id.as_deref() == Some(request_id) {
+                        return Err(Error::Decode {
+                            operation: "RESTResponse".to_owned(),
+                            message: error,
+                            body: raw,
+                        });
+                    }
+                }
+                // The socket that carried the request is gone: no answer will come on
+                // the next one. Whether Asterisk acted on it is unknown.
+                Ok(Update::Disconnected { reason }) => {
+                    return Err(Error::Transport {
+                        operation: "RESTRequest".to_owned(),
+                        message: format!("the events socket dropped before the answer: {reason}"),
+                        delivery: Delivery::Unknown,
+                        source: None,
+                    });
+                }
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => return Err(Error::Closed),
             }

@@ -320,3 +320,44 @@ async fn the_outbound_server_refuses_peers_without_the_expected_credentials() {
         .unwrap();
     assert!(matches!(first, Some(Update::Connected)), "{first:?}");
 }
+
+#[tokio::test]
+async fn a_rest_request_on_a_socket_that_drops_fails_at_once() {
+    // The server accepts the events socket, reads the RESTRequest, and drops the socket.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(socket).await else {
+                    return;
+                };
+                while let Some(Ok(frame)) = ws.next().await {
+                    if frame.is_text() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let client = Client::builder(&url)
+        .credentials(Credentials::new("u", "p"))
+        .request_timeout(Duration::from_secs(10))
+        .rest_over_websocket(true)
+        .build()
+        .unwrap();
+    let _connection = client.app_connection(["drop"]).connect().await.unwrap();
+    let started = std::time::Instant::now();
+    let error = client
+        .asterisk()
+        .ping(asterisk::Ping::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Transport { .. }), "{error:?}");
+    assert_eq!(error.delivery(), Delivery::Unknown);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "waited {:?} instead of failing",
+        started.elapsed()
+    );
+}
