@@ -445,6 +445,9 @@ impl Stream for Updates {
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// How long an accepted socket waits for Asterisk's first frame before we write to it.
+const ACCEPTED_SOCKET_GRACE: Duration = Duration::from_secs(2);
+
 /// Where sockets come from: dialled to Asterisk, or accepted from it.
 enum Source {
     Dial {
@@ -576,14 +579,29 @@ impl Task {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
         let mut last_heard = Instant::now();
+        // Asterisk's WebSocket client reads our handshake answer through a buffered line
+        // reader and then waits on the socket itself, so a frame that arrives together
+        // with the answer sits unseen in that buffer until another frame follows (a
+        // REST request would wait for its time-out). Asterisk speaks first on the
+        // connections it dials, after reading the answer (ApplicationRegistered for each
+        // app), so on accepted sockets we write nothing until it has spoken, or until
+        // a grace period passes should it have nothing to say.
+        let mut may_write = !matches!(self.source, Source::Accept { .. });
+        let grace = tokio::time::sleep(ACCEPTED_SOCKET_GRACE);
+        tokio::pin!(grace);
         loop {
             tokio::select! {
                 () = self.cancel.cancelled() => {
                     let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(None))).await;
                     return None;
                 }
+                () = &mut grace, if !may_write => {
+                    tracing::debug!("Asterisk has not spoken on the accepted socket; writing anyway");
+                    may_write = true;
+                }
                 frame = stream.next() => {
                     last_heard = Instant::now();
+                    may_write = true;
                     match frame {
                         None => return Some("Asterisk closed the connection".to_owned()),
                         Some(Err(error)) => return Some(format!("read failed: {error}")),
@@ -601,7 +619,7 @@ impl Task {
                         Some(Ok(_)) => {}
                     }
                 }
-                _ = ticker.tick() => {
+                _ = ticker.tick(), if may_write => {
                     if last_heard.elapsed() > self.ping_interval + self.pong_timeout {
                         return Some(format!("no answer to pings for {:?}: the connection is half-open", last_heard.elapsed()));
                     }
@@ -609,7 +627,7 @@ impl Task {
                         return Some(reason);
                     }
                 }
-                Some(text) = self.outgoing.recv() => {
+                Some(text) = self.outgoing.recv(), if may_write => {
                     if let Some(reason) = self.send(&mut sink, Message::text(text)).await {
                         return Some(reason);
                     }

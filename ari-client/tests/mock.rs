@@ -361,3 +361,86 @@ async fn a_rest_request_on_a_socket_that_drops_fails_at_once() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn the_outbound_server_writes_nothing_until_asterisk_has_spoken() {
+    // Asterisk's WebSocket client reads the 101 answer with a buffered reader and then
+    // polls the socket: a frame riding along with the answer would go unseen. This peer
+    // reads the answer, stays silent a while and checks that nothing arrived meanwhile,
+    // though the program had a request waiting; then it speaks and gets the request.
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    let client = Client::builder("http://127.0.0.1:9")
+        .credentials(Credentials::new("u", "p"))
+        .rest_over_websocket(true)
+        .build()
+        .unwrap();
+    let (connection, address) = client
+        .outbound_server(["mock-quiet"], "127.0.0.1:0".parse().unwrap())
+        .bind()
+        .await
+        .unwrap();
+    let mut updates = connection.updates();
+    let mut tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    tcp.write_all(
+        format!(
+            "GET /ari HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Protocol: ari\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(tcp.read_u8().await.unwrap());
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    assert!(matches!(updates.next().await, Some(Update::Connected)));
+
+    let request = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .channels()
+                .hangup(channels::Hangup::new("quiet-1"))
+                .await
+        }
+    });
+    let mut early = [0u8; 64];
+    match tokio::time::timeout(Duration::from_millis(500), tcp.read(&mut early)).await {
+        Err(_elapsed) => {}
+        Ok(read) => panic!("the program wrote before Asterisk spoke: {read:?}"),
+    }
+
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(tcp, Role::Client, None).await;
+    ws.send(Message::text(
+        r#"{"type":"ApplicationRegistered","application":"mock-quiet","timestamp":"2026-01-01T00:00:00.000+0000"}"#,
+    ))
+    .await
+    .unwrap();
+    let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("the request follows once Asterisk has spoken")
+        .unwrap()
+        .unwrap();
+    let sent: serde_json::Value = serde_json::from_str(frame.to_text().unwrap()).unwrap();
+    assert_eq!(sent["type"], "RESTRequest");
+    assert_eq!(sent["uri"], "channels/quiet-1");
+    let answer = serde_json::json!({
+        "type": "RESTResponse",
+        "application": "mock-quiet",
+        "timestamp": "2026-01-01T00:00:00.000+0000",
+        "transaction_id": sent["transaction_id"],
+        "request_id": sent["request_id"],
+        "status_code": 204,
+        "reason_phrase": "No Content",
+        "uri": "channels/quiet-1",
+    });
+    ws.send(Message::text(answer.to_string())).await.unwrap();
+    request.await.unwrap().unwrap();
+}
