@@ -222,10 +222,9 @@ fn garbage(seed: u64, fixtures: &[&str]) -> Message {
 
 #[tokio::test]
 async fn garbage_on_the_events_socket_never_breaks_the_connection() {
-    let fixtures_text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../ari-model/tests/fixtures/events.jsonl"
-    ))
+    let fixtures_text = std::fs::read_to_string(
+        ari_lab::workspace_root().join("ari-model/tests/fixtures/events.jsonl"),
+    )
     .unwrap();
     let fixtures: Vec<String> = fixtures_text.lines().map(str::to_owned).collect();
     let frames = 3000_u64;

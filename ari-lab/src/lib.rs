@@ -120,10 +120,20 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}-{millis}-{n}", std::process::id())
 }
 
-/// The workspace root, for paths to `asterisk_conf/`.
+/// The workspace root (the directory holding `Cargo.lock`), for paths to `asterisk_conf/`.
+///
+/// Found at run time from the manifest directory cargo gives the running test (or the
+/// current directory), never from a path compiled in: a target directory shared between
+/// clones would otherwise send one clone's tests to another clone's files.
 pub fn workspace_root() -> std::path::PathBuf {
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    start
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .map_or_else(|| start.clone(), std::path::Path::to_path_buf)
 }
 
 #[cfg(test)]

@@ -34,8 +34,13 @@ fn measure(lines: &[String], minimum: Duration, decode: impl Fn(&str) -> Event) 
 }
 
 fn main() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/events.jsonl");
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // Cargo sets the variable when it runs the bench; read it then, not at build time,
+    // so a target directory shared between clones never points at another clone.
+    let path = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("tests/fixtures/events.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let lines: Vec<String> = text.lines().map(str::to_owned).collect();
     let bytes: usize = lines.iter().map(String::len).sum();
     let quick = std::env::args().any(|a| a == "--test");

@@ -14,7 +14,9 @@ use ari_model::{Event, Operation, Timestamp};
 use serde::de::DeserializeOwned;
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    // Read at run time (cargo sets it) so a shared target directory never points at
+    // another clone's files.
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap()).join("tests/fixtures")
 }
 
 fn events() -> Vec<(String, Event)> {

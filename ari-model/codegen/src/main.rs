@@ -36,8 +36,12 @@ struct Args {
     primary: String,
 }
 
+/// `ari-model/`, found from the manifest directory cargo gives at run time (a binary
+/// built in a target directory shared between clones must not write to another clone).
 fn model_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest
         .parent()
         .map_or_else(|| PathBuf::from("ari-model"), Path::to_path_buf)
 }

@@ -16,7 +16,8 @@ fn specs_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("ARI_API_DOCS_DIR") {
         return PathBuf::from(dir);
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/ari-api-docs")
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap())
+        .join("../../../shared/ari-api-docs")
 }
 
 #[derive(Clone, Copy, PartialEq)]
