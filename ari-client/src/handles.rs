@@ -89,6 +89,10 @@ impl AppConnection {
 
     /// Creates a channel without dialing it (`channels/create`), subscribed first.
     ///
+    /// Asterisk answers before the channel has entered the app: wait for its
+    /// `StasisStart` (`handle.events.wait_for("StasisStart")`) before `dial` or other
+    /// operations that need it there, or they fail with 409.
+    ///
     /// # Errors
     /// As [`crate::Channels::create`].
     pub async fn create_channel(&self, params: channels::Create) -> Result<ChannelHandle, Error> {

@@ -435,6 +435,8 @@ async fn channels_play_record_snoop_move_continue_and_dial() {
         .create_channel(channels::Create::new("Local/answer@lab", connection.app()).formats("ulaw"))
         .await
         .unwrap();
+    // channels/create answers before the channel is in the app; dial needs it there.
+    created.events.wait_for("StasisStart").await.unwrap();
     created
         .dial(channels::Dial::new(created.id().clone()).timeout(10))
         .await
