@@ -441,8 +441,12 @@ impl AppConnection {
         };
         tracing::debug!(%connection_id, "connecting media WebSocket");
         let timeout = client.inner.connect_timeout + client.inner.request_timeout;
-        let connecting =
-            tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector);
+        let connecting = tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            Some(crate::connection::socket_config()),
+            true,
+            connector,
+        );
         match tokio::time::timeout(timeout, connecting).await {
             Err(_) => Err(Error::Timeout {
                 operation: "media".to_owned(),
