@@ -15,6 +15,35 @@ fn is_channel(id: &str) -> impl Fn(&Value) -> bool + '_ {
     move |event| event["channel"]["id"] == id
 }
 
+/// Originates `endpoint` into `app`, expects it answered (StasisStart in state Up), hangs
+/// it up and returns its ChannelDestroyed.
+async fn answered_then_hung_up(
+    rest: &Rest,
+    events: &mut Events,
+    endpoint: &str,
+    app: &str,
+    channel: &str,
+) -> Value {
+    let response = rest
+        .post(&format!(
+            "/channels?endpoint={endpoint}&app={app}&channelId={channel}"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200, "{}", response.text);
+    let start = events
+        .wait_for("StasisStart", WAIT, is_channel(channel))
+        .await
+        .unwrap();
+    assert_eq!(start["channel"]["state"], "Up");
+    let hangup = rest.delete(&format!("/channels/{channel}")).await.unwrap();
+    assert_eq!(hangup.status, 204, "{}", hangup.text);
+    events
+        .wait_for("ChannelDestroyed", WAIT, is_channel(channel))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn asterisk_info_reports_asterisk_22() {
     let lab = Lab::get().await;
@@ -121,30 +150,8 @@ async fn trunk_call_is_answered_by_the_carrier() {
     let channel = unique_name("chan");
     let mut events = Events::connect(lab, &app).await.unwrap();
 
-    let response = rest
-        .post(&format!(
-            "/channels?endpoint=PJSIP/1000@trunk&app={app}&channelId={channel}"
-        ))
-        .await
-        .unwrap();
-    assert_eq!(response.status, 200, "{}", response.text);
-    let start = events
-        .wait_for("StasisStart", WAIT, is_channel(&channel))
-        .await
-        .unwrap();
-    assert_eq!(start["channel"]["state"], "Up");
-
-    assert_eq!(
-        rest.delete(&format!("/channels/{channel}"))
-            .await
-            .unwrap()
-            .status,
-        204
-    );
-    let destroyed = events
-        .wait_for("ChannelDestroyed", WAIT, is_channel(&channel))
-        .await
-        .unwrap();
+    let destroyed =
+        answered_then_hung_up(&rest, &mut events, "PJSIP/1000@trunk", &app, &channel).await;
     assert_eq!(
         destroyed["cause"], 16,
         "normal clearing after our hangup: {destroyed}"
@@ -271,28 +278,6 @@ async fn a_tests_own_sipp_uas_answers_through_the_trunk() {
         endpoint.starts_with("PJSIP/trunk/sip:1000@127.0.0.1:"),
         "{endpoint}"
     );
-    let response = rest
-        .post(&format!(
-            "/channels?endpoint={endpoint}&app={app}&channelId={channel}"
-        ))
-        .await
-        .unwrap();
-    assert_eq!(response.status, 200, "{}", response.text);
-    let start = events
-        .wait_for("StasisStart", WAIT, is_channel(&channel))
-        .await
-        .unwrap();
-    assert_eq!(start["channel"]["state"], "Up");
-    assert_eq!(
-        rest.delete(&format!("/channels/{channel}"))
-            .await
-            .unwrap()
-            .status,
-        204
-    );
-    events
-        .wait_for("ChannelDestroyed", WAIT, is_channel(&channel))
-        .await
-        .unwrap();
+    answered_then_hung_up(&rest, &mut events, &endpoint, &app, &channel).await;
     drop(uas);
 }
