@@ -11,8 +11,13 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ari_client::model::events::{StasisEnd, StasisStart};
+use ari_client::model::models::HangupReason;
 use ari_client::model::operations::channels::Originate;
 use ari_client::{Client, Credentials};
+
+/// How long one step of a lifecycle may take before the call counts as failed.
+const WAIT: Duration = Duration::from_secs(30);
 use tokio::sync::Semaphore;
 
 const NODE_CLIENT: &str = "ari-client@2.2.0";
@@ -47,6 +52,8 @@ struct Usage {
     cpu: Duration,
     rss_kb: u64,
     wall: Duration,
+    /// CPU of the lifecycles alone (reported by the Rust driver only).
+    lifecycles_cpu: Option<Duration>,
 }
 
 fn ari() -> (String, String, String) {
@@ -112,6 +119,7 @@ fn rust_driver(calls: usize, concurrency: usize) -> ExitCode {
         let connection = client.app_connection([app]).connect().await?;
         let limit = Arc::new(Semaphore::new(concurrency));
         let begin = Instant::now();
+        let (cpu_before, _) = own_usage();
         // Finished calls are reaped as they end, as a long-running program would.
         let mut tasks = tokio::task::JoinSet::new();
         let mut failed = 0;
@@ -132,30 +140,32 @@ fn rust_driver(calls: usize, concurrency: usize) -> ExitCode {
                     .await?;
                 channel
                     .events
-                    .wait_for("StasisStart")
-                    .await
-                    .ok_or(ari_client::Error::Closed)?;
-                channel.hangup().await?;
-                channel
-                    .events
-                    .wait_for("StasisEnd")
-                    .await
-                    .ok_or(ari_client::Error::Closed)?;
+                    .within(WAIT)
+                    .wait_for::<StasisStart>()
+                    .await?;
+                channel.hangup(HangupReason::Normal).await?;
+                channel.events.within(WAIT).wait_for::<StasisEnd>().await?;
                 Ok::<_, ari_client::Error>(())
             });
         }
         while let Some(done) = tasks.join_next().await {
             failed += usize::from(!matches!(done, Ok(Ok(()))));
         }
-        Ok::<_, ari_client::Error>((begin.elapsed(), failed))
+        let (cpu_after, _) = own_usage();
+        Ok::<_, ari_client::Error>((
+            begin.elapsed(),
+            cpu_after.saturating_sub(cpu_before),
+            failed,
+        ))
     });
     match outcome {
-        Ok((wall, failed)) => {
+        Ok((wall, lifecycles_cpu, failed)) => {
             let (cpu, rss) = own_usage();
             println!(
-                "RESULT cpu_us={} rss_kb={rss} wall_ms={} failed={failed}",
+                "RESULT cpu_us={} rss_kb={rss} wall_ms={} failed={failed} lifecycles_cpu_us={}",
                 cpu.as_micros(),
-                wall.as_millis()
+                wall.as_millis(),
+                lifecycles_cpu.as_micros()
             );
             if failed == 0 {
                 ExitCode::SUCCESS
@@ -196,6 +206,9 @@ fn parse_result(label: &str, output: &std::process::Output) -> Result<Usage, Str
         cpu: Duration::from_micros(field("cpu_us=")),
         rss_kb: field("rss_kb="),
         wall: Duration::from_millis(field("wall_ms=")),
+        lifecycles_cpu: line
+            .contains("lifecycles_cpu_us=")
+            .then(|| Duration::from_micros(field("lifecycles_cpu_us="))),
     })
 }
 
@@ -282,6 +295,14 @@ fn main() -> ExitCode {
             usage.rss_kb as f64 / 1024.0,
             usage.wall.as_secs_f64(),
             calls as f64 / usage.wall.as_secs_f64()
+        );
+    }
+    // The client's own work per call, start-up excluded: ours is measured from the first
+    // originate to the last StasisEnd.
+    if let Some(lifecycles) = ours.lifecycles_cpu {
+        println!(
+            "per lifecycle: {:.0} us cpu (target <= 100)",
+            lifecycles.as_secs_f64() * 1e6 / calls as f64
         );
     }
     let cpu_ratio = ours.cpu.as_secs_f64() / node.cpu.as_secs_f64().max(1e-9);

@@ -13,10 +13,11 @@ pub struct Backoff {
 }
 
 impl Default for Backoff {
-    /// 250 ms doubling to 30 s: Asterisk restarts in about a second, and a long outage
-    /// is not hammered.
+    /// 250 ms doubling to 4 s: Asterisk restarts in about a second, a connection is
+    /// back within about 5 s of Asterisk's return (the step plus the handshake), and an
+    /// outage costs at most one attempt every 2–4 s.
     fn default() -> Self {
-        Backoff::new(Duration::from_millis(250), Duration::from_secs(30))
+        Backoff::new(Duration::from_millis(250), Duration::from_secs(4))
     }
 }
 
@@ -79,6 +80,16 @@ mod tests {
         }
         backoff.reset();
         assert!(backoff.next().unwrap() <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn the_default_retries_at_least_every_four_seconds() {
+        let mut backoff = Backoff::default();
+        let delays: Vec<Duration> = backoff.by_ref().take(1000).collect();
+        assert!(delays[0] <= Duration::from_millis(250));
+        assert!(delays.iter().all(|d| *d <= Duration::from_secs(4)));
+        // It does reach the cap's range: a long outage is not hammered.
+        assert!(delays[10..].iter().all(|d| *d >= Duration::from_secs(2)));
     }
 
     #[tokio::test(start_paused = true)]

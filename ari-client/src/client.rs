@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::connection::rest::RestRoute;
 use ari_model::operation::encode_path_segment;
 use ari_model::{Operation, ResponseKind};
 use bytes::Bytes;
@@ -97,8 +98,6 @@ pub(crate) struct Inner {
     pub(crate) connect_timeout: Duration,
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
     http: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    /// With REST over WebSocket: the app connection requests travel on, once up.
-    pub(crate) websocket: Option<std::sync::Mutex<Option<crate::connection::WebSocketRoute>>>,
 }
 
 /// A typed ARI client. Cheap to clone: clones share one connection pool.
@@ -119,6 +118,8 @@ pub(crate) struct Inner {
 #[derive(Clone)]
 pub struct Client {
     pub(crate) inner: Arc<Inner>,
+    /// Set on [`crate::AppConnection::rest_client`]: operations go over that socket.
+    rest: Option<RestRoute>,
 }
 
 impl std::fmt::Debug for Client {
@@ -179,22 +180,22 @@ impl Client {
                 connect_timeout,
                 tls,
                 http,
-                websocket: None,
             }),
+            rest: None,
         }
     }
 
-    pub(crate) fn with_websocket_transport(self) -> Client {
-        let inner = match Arc::try_unwrap(self.inner) {
-            Ok(inner) => inner,
-            Err(shared) => return Client { inner: shared },
-        };
+    /// This client with operations sent over an app connection's socket.
+    pub(crate) fn with_rest_route(&self, route: RestRoute) -> Client {
         Client {
-            inner: Arc::new(Inner {
-                websocket: Some(std::sync::Mutex::new(None)),
-                ..inner
-            }),
+            inner: self.inner.clone(),
+            rest: Some(route),
         }
+    }
+
+    /// Whether operations travel over an app connection's events socket.
+    pub fn is_rest_over_websocket(&self) -> bool {
+        self.rest.is_some()
     }
 
     /// The ARI base URL, e.g. `http://127.0.0.1:8088/ari`.
@@ -249,16 +250,12 @@ impl Client {
             } else {
                 Delivery::Unknown
             };
-            let message = match std::error::Error::source(&error) {
-                Some(source) => format!("{error}: {source}"),
-                None => error.to_string(),
+            let message = if error.is_connect() {
+                "cannot connect to Asterisk"
+            } else {
+                "the request failed"
             };
-            Error::Transport {
-                operation: operation_name::<O>(),
-                message,
-                delivery,
-                source: Some(Box::new(error)),
-            }
+            Error::transport(operation_name::<O>(), message, delivery, error)
         })
     }
 
@@ -275,13 +272,10 @@ impl Client {
         O: Operation,
         O::Response: DeserializeOwned,
     {
-        if self.inner.websocket.is_some()
-            && matches!(O::RESPONSE_KIND, ResponseKind::Json | ResponseKind::Empty)
-        {
-            return match self.websocket_route() {
-                Some(route) => self.execute_over_websocket(operation, route).await,
-                None => Err(Error::Closed),
-            };
+        if let Some(route) = &self.rest {
+            if RestRoute::carries::<O>() {
+                return route.execute(operation, self.inner.request_timeout).await;
+            }
         }
         let path = operation.path();
         let span = tracing::debug_span!(
@@ -293,36 +287,34 @@ impl Client {
         );
         let started = Instant::now();
         let timeout = self.inner.request_timeout;
-        let result =
-            async {
-                let exchange =
-                    async {
-                        let response = self.send(operation).await?;
-                        let status = response.status();
-                        let body = response.into_body().collect().await.map_err(|error| {
-                            Error::Transport {
-                                operation: operation_name::<O>(),
-                                message: format!("reading the answer: {error}"),
-                                delivery: Delivery::Received,
-                                source: Some(Box::new(error)),
-                            }
-                        })?;
-                        Ok::<_, Error>((status, body.to_bytes()))
-                    };
-                let (status, body) =
-                    tokio::time::timeout(timeout, exchange)
-                        .await
-                        .map_err(|_| Error::Timeout {
-                            operation: operation_name::<O>(),
-                            timeout,
-                        })??;
-                let span = tracing::Span::current();
-                span.record("status", status.as_u16());
-                span.record("duration_ms", started.elapsed().as_millis() as u64);
-                decode_answer::<O>(status, &body)
-            }
-            .instrument(span)
-            .await;
+        let result = async {
+            let exchange = async {
+                let response = self.send(operation).await?;
+                let status = response.status();
+                let body = response.into_body().collect().await.map_err(|error| {
+                    Error::transport(
+                        operation_name::<O>(),
+                        "reading the answer failed",
+                        Delivery::Received,
+                        error,
+                    )
+                })?;
+                Ok::<_, Error>((status, body.to_bytes()))
+            };
+            let (status, body) =
+                tokio::time::timeout(timeout, exchange)
+                    .await
+                    .map_err(|_| Error::Timeout {
+                        operation: operation_name::<O>(),
+                        timeout,
+                    })??;
+            let span = tracing::Span::current();
+            span.record("status", status.as_u16());
+            span.record("duration_ms", started.elapsed().as_millis() as u64);
+            decode_answer::<O>(status, &body)
+        }
+        .instrument(span)
+        .await;
         match &result {
             Ok(_) => tracing::debug!(method = O::METHOD.as_str(), %path, "ARI request done"),
             Err(error) => {
@@ -330,80 +322,6 @@ impl Client {
             }
         }
         result
-    }
-
-    fn websocket_route(&self) -> Option<crate::connection::WebSocketRoute> {
-        let slot = self.inner.websocket.as_ref()?;
-        slot.lock().ok()?.clone()
-    }
-
-    /// Forgets `route` if it is the one attached (its connection is closing).
-    pub(crate) fn detach_websocket(&self, route: &crate::connection::WebSocketRoute) {
-        if let Some(slot) = &self.inner.websocket {
-            if let Ok(mut slot) = slot.lock() {
-                if slot
-                    .as_ref()
-                    .is_some_and(|attached| attached.same_as(route))
-                {
-                    *slot = None;
-                }
-            }
-        }
-    }
-
-    pub(crate) fn attach_websocket(&self, route: crate::connection::WebSocketRoute) {
-        if let Some(slot) = &self.inner.websocket {
-            if let Ok(mut slot) = slot.lock() {
-                *slot = Some(route);
-            }
-        }
-    }
-
-    async fn execute_over_websocket<O>(
-        &self,
-        operation: &O,
-        route: crate::connection::WebSocketRoute,
-    ) -> Result<O::Response, Error>
-    where
-        O: Operation,
-        O::Response: DeserializeOwned,
-    {
-        let request_id = crate::handles::new_id("req");
-        let query: Vec<serde_json::Value> = operation
-            .query()
-            .into_iter()
-            .map(|(name, value)| serde_json::json!({"name": name, "value": value}))
-            .collect();
-        let mut request = serde_json::json!({
-            "type": "RESTRequest",
-            "transaction_id": request_id,
-            "request_id": request_id,
-            "method": O::METHOD.as_str(),
-            "uri": operation.path().trim_start_matches('/'),
-            "query_strings": query,
-        });
-        if let Some(body) = operation.body() {
-            request["content_type"] = "application/json".into();
-            request["message_body"] = body.to_string().into();
-        }
-        let timeout = self.inner.request_timeout;
-        let response =
-            tokio::time::timeout(timeout, route.request(request.to_string(), &request_id))
-                .await
-                .map_err(|_| Error::Timeout {
-                    operation: operation_name::<O>(),
-                    timeout,
-                })??;
-        let status = StatusCode::from_u16(u16::try_from(response.status_code).unwrap_or(500))
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        decode_answer::<O>(
-            status,
-            response
-                .message_body
-                .as_deref()
-                .unwrap_or_default()
-                .as_bytes(),
-        )
     }
 
     /// Sends an operation with a binary answer (a recording file) and streams the body
@@ -442,11 +360,13 @@ impl Client {
             }
             let mut written = 0_u64;
             while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|error| Error::Transport {
-                    operation: operation_name::<O>(),
-                    message: format!("download broke after {written} bytes: {error}"),
-                    delivery: Delivery::Received,
-                    source: Some(Box::new(error)),
+                let frame = frame.map_err(|error| {
+                    Error::transport(
+                        operation_name::<O>(),
+                        format!("the download broke after {written} bytes"),
+                        Delivery::Received,
+                        error,
+                    )
                 })?;
                 if let Ok(data) = frame.into_data() {
                     writer
@@ -490,7 +410,7 @@ fn api_error<O: Operation>(status: StatusCode, body: &[u8]) -> Error {
     }
 }
 
-fn decode_answer<O>(status: StatusCode, body: &[u8]) -> Result<O::Response, Error>
+pub(crate) fn decode_answer<O>(status: StatusCode, body: &[u8]) -> Result<O::Response, Error>
 where
     O: Operation,
     O::Response: DeserializeOwned,

@@ -27,7 +27,6 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     user_agent: String,
     tls_roots: TlsRoots,
-    rest_over_websocket: bool,
 }
 
 impl ClientBuilder {
@@ -39,7 +38,6 @@ impl ClientBuilder {
             connect_timeout: Duration::from_secs(3),
             user_agent: format!("ari-client-rs/{}", env!("CARGO_PKG_VERSION")),
             tls_roots: TlsRoots::Platform,
-            rest_over_websocket: false,
         }
     }
 
@@ -79,16 +77,6 @@ impl ClientBuilder {
         self
     }
 
-    /// Send operations over the events WebSocket of this client's [`crate::AppConnection`]
-    /// (`RESTRequest`/`RESTResponse`, Asterisk 22.4+) instead of HTTP. Binary downloads
-    /// still use HTTP. Until an app connection is up, requests fail with
-    /// [`Error::Closed`].
-    #[must_use]
-    pub fn rest_over_websocket(mut self, enabled: bool) -> Self {
-        self.rest_over_websocket = enabled;
-        self
-    }
-
     /// Builds the client. It connects lazily: the first request opens the connection.
     ///
     /// # Errors
@@ -111,7 +99,7 @@ impl ClientBuilder {
             Some(config) => (**config).clone(),
             None => client_config(rustls::RootCertStore::empty())?,
         };
-        let mut client = Client::from_parts(
+        Ok(Client::from_parts(
             endpoint,
             credentials,
             self.request_timeout,
@@ -119,11 +107,7 @@ impl ClientBuilder {
             self.user_agent,
             tls,
             connector_tls,
-        );
-        if self.rest_over_websocket {
-            client = client.with_websocket_transport();
-        }
-        Ok(client)
+        ))
     }
 }
 

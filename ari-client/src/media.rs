@@ -443,7 +443,7 @@ impl AppConnection {
         let timeout = client.inner.connect_timeout + client.inner.request_timeout;
         let connecting = tokio_tungstenite::connect_async_tls_with_config(
             request,
-            Some(crate::connection::socket_config()),
+            Some(crate::websocket::socket_config()),
             true,
             connector,
         );
@@ -473,7 +473,7 @@ impl AppConnection {
     /// socket is connected; its handle was subscribed before it was created.
     ///
     /// # Errors
-    /// As [`crate::Channels::external_media`] and [`AppConnection::connect_media`].
+    /// As [`crate::resources::Channels::external_media`] and [`AppConnection::connect_media`].
     pub async fn websocket_media(
         &self,
         format: &str,

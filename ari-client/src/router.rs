@@ -3,22 +3,31 @@
 //!
 //! Each subscriber has a bounded queue; when it is full the event is counted as missed
 //! and the subscriber gets [`Update::Lagged`] before its next update — the reader never
-//! waits. A subscription ends after its object's last event, and is removed when its
-//! [`ObjectEvents`] is dropped, so nothing accumulates.
+//! waits. A subscription ends after its object's last event, when a resync finds the
+//! object gone, or when the connection closes ([`StreamEnd`] says which), and is
+//! removed when its [`ObjectEvents`] is dropped, so nothing accumulates.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 
 use ari_model::{BridgeId, ChannelId, Event, PlaybackId, RecordingName};
-use futures::Stream;
 use tokio::sync::mpsc;
 
-use crate::connection::Update;
+use crate::connection::{Live, Update};
+use crate::error::StreamEnd;
+
+mod waits;
+
+pub use waits::Within;
 
 /// Updates one subscriber may have waiting before further ones count as missed.
 const QUEUE: usize = 1024;
+
+/// Most (kind, id) keys one event can concern: a BridgeAttendedTransfer names eight
+/// channels and two bridges; unknown events may name more, delivered in further rounds.
+const MAX_KEYS: usize = 16;
 
 /// An object whose events a subscriber wants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,13 +38,18 @@ pub(crate) enum Object {
     Recording(RecordingName),
 }
 
+const CHANNEL: usize = 0;
+const BRIDGE: usize = 1;
+const PLAYBACK: usize = 2;
+const RECORDING: usize = 3;
+
 impl Object {
     fn kind(&self) -> usize {
         match self {
-            Object::Channel(_) => 0,
-            Object::Bridge(_) => 1,
-            Object::Playback(_) => 2,
-            Object::Recording(_) => 3,
+            Object::Channel(_) => CHANNEL,
+            Object::Bridge(_) => BRIDGE,
+            Object::Playback(_) => PLAYBACK,
+            Object::Recording(_) => RECORDING,
         }
     }
 
@@ -59,6 +73,28 @@ impl Object {
             _ => false,
         }
     }
+
+    /// Whether the object is among those a resync found.
+    fn is_live(&self, live: &Live) -> bool {
+        let set = match self {
+            Object::Channel(_) => &live.channels,
+            Object::Bridge(_) => &live.bridges,
+            Object::Playback(_) => &live.playbacks,
+            Object::Recording(_) => &live.recordings,
+        };
+        set.contains(self.key())
+    }
+}
+
+impl std::fmt::Display for Object {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Object::Channel(id) => write!(f, "channel {id}"),
+            Object::Bridge(id) => write!(f, "bridge {id}"),
+            Object::Playback(id) => write!(f, "playback {id}"),
+            Object::Recording(name) => write!(f, "recording {name}"),
+        }
+    }
 }
 
 /// The channel or bridge a playback or recording plays to or records (`channel:ID`).
@@ -74,9 +110,63 @@ fn target(event: &Event) -> Option<(usize, &str)> {
     };
     let (kind, id) = uri.split_once(':')?;
     match kind {
-        "channel" => Some((0, id)),
-        "bridge" => Some((1, id)),
+        "channel" => Some((CHANNEL, id)),
+        "bridge" => Some((BRIDGE, id)),
         _ => None,
+    }
+}
+
+/// The keys of the objects an event concerns, on the stack, deduplicated.
+struct Keys<'a> {
+    keys: [(usize, &'a str); MAX_KEYS],
+    len: usize,
+}
+
+impl<'a> Keys<'a> {
+    fn push(&mut self, kind: usize, id: &'a str) -> bool {
+        if self.keys[..self.len].contains(&(kind, id)) {
+            return true;
+        }
+        if self.len == MAX_KEYS {
+            return false;
+        }
+        self.keys[self.len] = (kind, id);
+        self.len += 1;
+        true
+    }
+
+    fn as_slice(&self) -> &[(usize, &'a str)] {
+        &self.keys[..self.len]
+    }
+}
+
+/// What a route shares with its [`ObjectEvents`]: missed count and why it ended.
+#[derive(Default)]
+struct RouteState {
+    missed: AtomicU64,
+    /// 0 while open, else a [`StreamEnd`] code.
+    end: AtomicU8,
+}
+
+impl RouteState {
+    fn set_end(&self, end: StreamEnd) {
+        let code = match end {
+            StreamEnd::LastEvent => 1,
+            StreamEnd::Vanished => 2,
+            StreamEnd::Closed => 3,
+        };
+        let _ = self
+            .end
+            .compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    fn end(&self) -> Option<StreamEnd> {
+        match self.end.load(Ordering::SeqCst) {
+            1 => Some(StreamEnd::LastEvent),
+            2 => Some(StreamEnd::Vanished),
+            3 => Some(StreamEnd::Closed),
+            _ => None,
+        }
     }
 }
 
@@ -84,7 +174,7 @@ struct Route {
     id: u64,
     object: Object,
     sender: mpsc::Sender<Update>,
-    missed: Arc<AtomicU64>,
+    state: Arc<RouteState>,
 }
 
 #[derive(Default)]
@@ -100,6 +190,7 @@ pub(crate) struct Router {
     routes: Mutex<Routes>,
 }
 
+/// What delivering to one route came to.
 enum Outcome {
     Kept,
     Remove,
@@ -109,7 +200,7 @@ fn deliver(route: &Route, update: &Update) -> Outcome {
     match route.sender.try_send(update.clone()) {
         Ok(()) => Outcome::Kept,
         Err(mpsc::error::TrySendError::Full(_)) => {
-            route.missed.fetch_add(1, Ordering::Relaxed);
+            route.state.missed.fetch_add(1, Ordering::Relaxed);
             Outcome::Kept
         }
         Err(mpsc::error::TrySendError::Closed(_)) => Outcome::Remove,
@@ -120,7 +211,7 @@ impl Router {
     /// Subscribes to `object`'s updates from now on.
     pub(crate) fn subscribe(self: &Arc<Self>, object: Object) -> ObjectEvents {
         let (sender, receiver) = mpsc::channel(QUEUE);
-        let missed = Arc::new(AtomicU64::new(0));
+        let state = Arc::new(RouteState::default());
         let id = match self.routes.lock() {
             Ok(mut routes) => {
                 routes.next_id += 1;
@@ -129,7 +220,7 @@ impl Router {
                     id,
                     object: object.clone(),
                     sender,
-                    missed: missed.clone(),
+                    state: state.clone(),
                 };
                 routes.by_kind[object.kind()]
                     .entry(object.key().to_owned())
@@ -138,11 +229,14 @@ impl Router {
                 id
             }
             // A poisoned lock means a panic elsewhere; the stream simply ends.
-            Err(_) => 0,
+            Err(_) => {
+                state.set_end(StreamEnd::Closed);
+                0
+            }
         };
         ObjectEvents {
             receiver,
-            missed,
+            state,
             router: Arc::downgrade(self),
             object,
             id,
@@ -172,6 +266,30 @@ impl Router {
         })
     }
 
+    /// The newest subscription so far: a resync judges only subscriptions up to it,
+    /// since later ones may follow objects made after the state was read.
+    pub(crate) fn mark(&self) -> u64 {
+        self.routes.lock().map_or(0, |routes| routes.next_id)
+    }
+
+    /// The playbacks and recordings that subscriptions follow (a resync checks each).
+    pub(crate) fn followed_playbacks_and_recordings(
+        &self,
+    ) -> (Vec<PlaybackId>, Vec<RecordingName>) {
+        let Ok(routes) = self.routes.lock() else {
+            return (Vec::new(), Vec::new());
+        };
+        let playbacks = routes.by_kind[PLAYBACK]
+            .keys()
+            .map(|k| PlaybackId::new(k.as_str()))
+            .collect();
+        let recordings = routes.by_kind[RECORDING]
+            .keys()
+            .map(|k| RecordingName::new(k.as_str()))
+            .collect();
+        (playbacks, recordings)
+    }
+
     /// Hands `update` to whoever it concerns: an event to its objects' subscribers, a
     /// connection marker to everyone.
     pub(crate) fn dispatch(&self, update: &Update) {
@@ -179,29 +297,7 @@ impl Router {
             return;
         };
         match update {
-            Update::Event(event) => {
-                let mut keys: Vec<(usize, &str)> = Vec::with_capacity(4);
-                keys.extend(event.channel_ids().into_iter().map(|id| (0, id)));
-                keys.extend(event.bridge_ids().into_iter().map(|id| (1, id)));
-                keys.extend(event.playback_ids().into_iter().map(|id| (2, id)));
-                keys.extend(event.recording_names().into_iter().map(|id| (3, id)));
-                keys.extend(target(event));
-                keys.sort_unstable();
-                keys.dedup();
-                for (kind, key) in keys {
-                    let map = &mut routes.by_kind[kind];
-                    let Some(list) = map.get_mut(key) else {
-                        continue;
-                    };
-                    list.retain(|route| {
-                        matches!(deliver(route, update), Outcome::Kept)
-                            && !route.object.ends_with(event)
-                    });
-                    if list.is_empty() {
-                        map.remove(key);
-                    }
-                }
-            }
+            Update::Event(event) => Self::dispatch_event(&mut routes, update, event),
             Update::Disconnected { .. }
             | Update::Reconnected
             | Update::Resynced(_)
@@ -214,60 +310,136 @@ impl Router {
                     });
                 }
             }
-            Update::Connected | Update::Undecodable { .. } => {}
+            Update::Connected | Update::ReconnectFailed { .. } | Update::Undecodable { .. } => {}
+        }
+    }
+
+    fn dispatch_event(routes: &mut Routes, update: &Update, event: &Event) {
+        let channels = event.channel_ids();
+        let bridges = event.bridge_ids();
+        let playbacks = event.playback_ids();
+        let recordings = event.recording_names();
+        let all = channels
+            .iter()
+            .map(|id| (CHANNEL, *id))
+            .chain(bridges.iter().map(|id| (BRIDGE, *id)))
+            .chain(playbacks.iter().map(|id| (PLAYBACK, *id)))
+            .chain(recordings.iter().map(|id| (RECORDING, *id)))
+            .chain(target(event));
+        let mut pending = all.peekable();
+        while pending.peek().is_some() {
+            let mut keys = Keys {
+                keys: [(0, ""); MAX_KEYS],
+                len: 0,
+            };
+            while let Some(&(kind, id)) = pending.peek() {
+                if !keys.push(kind, id) {
+                    break;
+                }
+                pending.next();
+            }
+            for &(kind, key) in keys.as_slice() {
+                let map = &mut routes.by_kind[kind];
+                let Some(list) = map.get_mut(key) else {
+                    continue;
+                };
+                list.retain(|route| {
+                    if matches!(deliver(route, update), Outcome::Remove) {
+                        return false;
+                    }
+                    if route.object.ends_with(event) {
+                        route.state.set_end(StreamEnd::LastEvent);
+                        return false;
+                    }
+                    true
+                });
+                if list.is_empty() {
+                    map.remove(key);
+                }
+            }
+        }
+    }
+
+    /// Delivers the `Resynced` marker, then ends the subscriptions (up to `mark`) whose
+    /// object the resync did not find.
+    pub(crate) fn resynced(&self, update: &Update, live: &Live, mark: u64) {
+        self.dispatch(update);
+        let Ok(mut routes) = self.routes.lock() else {
+            return;
+        };
+        for map in &mut routes.by_kind {
+            map.retain(|_, list| {
+                list.retain(|route| {
+                    if route.id <= mark && !route.object.is_live(live) {
+                        route.state.set_end(StreamEnd::Vanished);
+                        return false;
+                    }
+                    true
+                });
+                !list.is_empty()
+            });
         }
     }
 
     /// Ends every subscription (the connection is closed).
     pub(crate) fn close(&self) {
         if let Ok(mut routes) = self.routes.lock() {
-            routes.by_kind.iter_mut().for_each(HashMap::clear);
+            for map in &mut routes.by_kind {
+                for route in map.values().flatten() {
+                    route.state.set_end(StreamEnd::Closed);
+                }
+                map.clear();
+            }
         }
     }
 }
 
 /// The updates of one object: its events, and the connection markers
 /// (`Disconnected`, `Reconnected`, `Resynced`, `Lagged`) that tell what may be missing.
-/// Ends after the object's last event; dropping it ends the subscription.
+/// A [`futures::Stream`] of [`Update`]s that ends after the object's last event, when a
+/// resync finds the object gone, or when the connection closes ([`ObjectEvents::ended`]
+/// says which); dropping it ends the subscription.
+///
+/// Wait for what a program needs with [`ObjectEvents::wait_for`] (a typed event),
+/// [`ObjectEvents::wait_until`] (a condition), and [`ObjectEvents::within`] for a
+/// deadline.
 pub struct ObjectEvents {
     receiver: mpsc::Receiver<Update>,
-    missed: Arc<AtomicU64>,
+    state: Arc<RouteState>,
     router: Weak<Router>,
     object: Object,
     id: u64,
 }
 
-impl ObjectEvents {
-    /// The next update; `None` after the object's last event or when the connection
-    /// closes.
-    pub async fn next(&mut self) -> Option<Update> {
-        std::future::poll_fn(|cx| self.poll_update(cx)).await
+impl std::fmt::Debug for ObjectEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectEvents")
+            .field("object", &self.object)
+            .field("ended", &self.ended())
+            .finish_non_exhaustive()
     }
+}
 
+impl ObjectEvents {
     fn poll_update(&mut self, cx: &mut Context<'_>) -> Poll<Option<Update>> {
-        let missed = self.missed.swap(0, Ordering::Relaxed);
+        let missed = self.state.missed.swap(0, Ordering::Relaxed);
         if missed > 0 {
             return Poll::Ready(Some(Update::Lagged { missed }));
         }
         self.receiver.poll_recv(cx)
     }
 
-    /// The next event of the object, skipping connection markers; `None` after its
-    /// last event or when the connection closes.
-    pub async fn next_event(&mut self) -> Option<Arc<Event>> {
-        while let Some(update) = self.next().await {
-            if let Update::Event(event) = update {
-                return Some(event);
-            }
-        }
-        None
+    /// Why the stream ended: `None` while it is open. Updates already queued are still
+    /// delivered after it is set.
+    pub fn ended(&self) -> Option<StreamEnd> {
+        self.state.end()
     }
 
-    /// The next event of type `kind` (e.g. `"StasisStart"`), skipping others; `None`
-    /// when the stream ends first.
-    pub async fn wait_for(&mut self, kind: &str) -> Option<Arc<Event>> {
-        while let Some(event) = self.next_event().await {
-            if event.kind() == kind {
+    /// The next event of the object, skipping connection markers; `None` after its
+    /// last event, or when the stream ended otherwise ([`ObjectEvents::ended`]).
+    pub async fn next_event(&mut self) -> Option<Arc<Event>> {
+        while let Some(update) = std::future::poll_fn(|cx| self.poll_update(cx)).await {
+            if let Update::Event(event) = update {
                 return Some(event);
             }
         }
@@ -275,7 +447,7 @@ impl ObjectEvents {
     }
 }
 
-impl Stream for ObjectEvents {
+impl futures::Stream for ObjectEvents {
     type Item = Update;
 
     fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Update>> {
@@ -292,61 +464,4 @@ impl Drop for ObjectEvents {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn event(json: &str) -> Update {
-        Update::Event(Arc::new(Event::from_json_str(json).unwrap()))
-    }
-
-    fn channel_event(kind: &str, id: &str) -> Update {
-        event(&format!(
-            r#"{{"type":"{kind}","application":"a","timestamp":"2026-01-01T00:00:00.000+0000","cause":16,"cause_txt":"Normal Clearing","channel":{{"id":"{id}","name":"n","state":"Up","protocol_id":"","caller":{{"name":"","number":""}},"connected":{{"name":"","number":""}},"accountcode":"","dialplan":{{"context":"c","exten":"e","priority":1,"app_name":"","app_data":""}},"creationtime":"2026-01-01T00:00:00.000+0000","language":"en"}},"variable":"V","value":"1"}}"#
-        ))
-    }
-
-    #[tokio::test]
-    async fn events_reach_only_their_objects_and_streams_end_after_the_last() {
-        let router = Arc::new(Router::default());
-        let mut a = router.subscribe(Object::Channel("a".into()));
-        let mut b = router.subscribe(Object::Channel("b".into()));
-        router.dispatch(&channel_event("ChannelVarset", "a"));
-        router.dispatch(&channel_event("ChannelDestroyed", "a"));
-        router.dispatch(&channel_event("ChannelVarset", "b"));
-        assert_eq!(a.next_event().await.unwrap().kind(), "ChannelVarset");
-        assert_eq!(a.next_event().await.unwrap().kind(), "ChannelDestroyed");
-        assert!(a.next_event().await.is_none(), "ends after its last event");
-        assert_eq!(b.next_event().await.unwrap().channel_ids(), ["b"]);
-        assert_eq!(router.len(), 1);
-        drop(b);
-        assert_eq!(
-            router.len(),
-            0,
-            "dropping the stream frees the subscription"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_full_queue_becomes_a_lag_signal() {
-        let router = Arc::new(Router::default());
-        let mut a = router.subscribe(Object::Channel("a".into()));
-        for _ in 0..QUEUE + 10 {
-            router.dispatch(&channel_event("ChannelVarset", "a"));
-        }
-        assert!(matches!(
-            a.next().await,
-            Some(Update::Lagged { missed: 10 })
-        ));
-        assert!(matches!(a.next().await, Some(Update::Event(_))));
-    }
-
-    #[tokio::test]
-    async fn markers_reach_everyone() {
-        let router = Arc::new(Router::default());
-        let mut a = router.subscribe(Object::Bridge("x".into()));
-        router.dispatch(&Update::Reconnected);
-        assert!(matches!(a.next().await, Some(Update::Reconnected)));
-        router.close();
-        assert!(a.next().await.is_none());
-    }
-}
+mod tests;

@@ -6,8 +6,10 @@ mod common;
 use std::time::Duration;
 
 use ari_client::model::Event;
+use ari_client::model::events::StasisStart;
+use ari_client::model::models::HangupReason;
 use ari_client::model::operations::{asterisk, channels};
-use ari_client::{Client, Credentials, Update};
+use ari_client::{Client, Credentials, StreamEnd, Update};
 use common::{WAIT, app, client, local_call, next_matching};
 use futures::StreamExt as _;
 
@@ -48,12 +50,14 @@ async fn stasis_start_is_seen_even_when_it_beats_the_originate_answer() {
             .originate(channels::Originate::new("Local/answer@lab").formats("ulaw"))
             .await
             .unwrap();
-        let start = tokio::time::timeout(WAIT, channel.events.wait_for("StasisStart"))
+        let start = channel
+            .events
+            .within(WAIT)
+            .wait_for::<StasisStart>()
             .await
-            .unwrap()
             .unwrap();
-        assert_eq!(start.channel_ids(), [channel.id().as_str()]);
-        channel.hangup().await.unwrap();
+        assert_eq!(start.channel.id, *channel.id());
+        channel.hangup(HangupReason::Normal).await.unwrap();
     }
 }
 
@@ -64,8 +68,8 @@ async fn object_streams_carry_only_their_objects_events() {
     let mut second = local_call(&connection, "answer").await;
     first.set_variable("WHO", "first").await.unwrap();
     second.set_variable("WHO", "second").await.unwrap();
-    first.hangup().await.unwrap();
-    second.hangup().await.unwrap();
+    first.hangup(HangupReason::Normal).await.unwrap();
+    second.hangup(HangupReason::Normal).await.unwrap();
     for (handle, name) in [(&mut first, "first"), (&mut second, "second")] {
         let id = handle.id().clone();
         let mut seen = Vec::new();
@@ -89,6 +93,7 @@ async fn object_streams_carry_only_their_objects_events() {
             Some("ChannelDestroyed"),
             "{name}: {seen:?}"
         );
+        assert_eq!(handle.events.ended(), Some(StreamEnd::LastEvent));
     }
     // Both subscriptions ended with their channels: nothing is left registered.
     assert_eq!(connection.object_subscriptions(), 0);
@@ -104,6 +109,20 @@ async fn a_slow_subscriber_is_told_it_lagged() {
         .await
         .unwrap();
     let mut slow = connection.updates();
+    // A subscriber that keeps up, to know when all 60 changes have arrived (a lag it
+    // might still suffer counts as arrived: only this app's changes are in the stream).
+    let mut reader = connection.updates();
+    let all_arrived = tokio::spawn(async move {
+        let mut arrived = 0;
+        while arrived < 60 {
+            match reader.next().await {
+                Some(Update::Event(e)) if e.kind() == "DeviceStateChanged" => arrived += 1,
+                Some(Update::Lagged { missed }) => arrived += missed,
+                Some(_) => {}
+                None => panic!("the update stream ended"),
+            }
+        }
+    });
     let device = format!("Stasis:{}", ari_client::new_id("lag"));
     let name = connection.app().to_owned();
     client
@@ -123,13 +142,17 @@ async fn a_slow_subscriber_is_told_it_lagged() {
         );
         client.device_states().update(params).await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::timeout(WAIT, all_arrived)
+        .await
+        .expect("all 60 device state changes arrived")
+        .unwrap();
     let missed = next_matching(&mut slow, |u| match u {
         Update::Lagged { missed } => Some(*missed),
         _ => None,
     })
     .await;
-    assert!(missed > 0);
+    // 16 updates fit; the other 44 (and more) were missed, never silently.
+    assert!(missed >= 44, "missed {missed}");
     // After the lag signal the subscriber goes on receiving.
     let next = tokio::time::timeout(WAIT, slow.next()).await.unwrap();
     assert!(matches!(next, Some(Update::Event(_))), "{next:?}");
@@ -144,24 +167,14 @@ async fn a_slow_subscriber_is_told_it_lagged() {
 
 #[tokio::test]
 async fn rest_over_websocket_sends_operations_on_the_events_socket() {
-    let lab = ari_lab::Lab::get().await;
-    let client = Client::builder(&lab.ari_url)
-        .credentials(Credentials::new(lab.username.clone(), lab.password.clone()))
-        .rest_over_websocket(true)
-        .build()
-        .unwrap();
-    // Before a connection is up there is no way to send.
-    let early = client
-        .asterisk()
-        .ping(asterisk::Ping::new())
-        .await
-        .unwrap_err();
-    assert!(matches!(early, ari_client::Error::Closed), "{early}");
-    let connection = client
+    let http = client().await;
+    let connection = http
         .app_connection([ari_lab::unique_name("ev-rows")])
+        .rest_over_websocket(true)
         .connect()
         .await
         .unwrap();
+    let client = connection.rest_client().clone();
     let mut updates = connection.updates();
     let info = client
         .asterisk()
@@ -193,7 +206,73 @@ async fn rest_over_websocket_sends_operations_on_the_events_socket() {
         )
         .await
         .unwrap();
-    channel.events.wait_for("StasisStart").await.unwrap();
+    channel
+        .events
+        .within(WAIT)
+        .wait_for::<StasisStart>()
+        .await
+        .unwrap();
     assert_eq!(channel.variable("FROM_WS").await.unwrap(), "yes");
-    channel.hangup().await.unwrap();
+    channel.hangup(HangupReason::Normal).await.unwrap();
+    // The REST route belongs to its connection: once closed, requests fail at once.
+    connection.close();
+    let closed = tokio::time::timeout(WAIT, client.asterisk().ping(asterisk::Ping::new()))
+        .await
+        .expect("a request on a closed connection fails at once")
+        .unwrap_err();
+    assert!(matches!(closed, ari_client::Error::Closed), "{closed}");
+}
+
+#[tokio::test]
+async fn two_connections_on_one_client_each_carry_their_own_requests() {
+    let http = client().await;
+    let first = http
+        .app_connection([ari_lab::unique_name("ev-two-a")])
+        .connect()
+        .await
+        .unwrap();
+    let second = http
+        .app_connection([ari_lab::unique_name("ev-two-b")])
+        .connect()
+        .await
+        .unwrap();
+    let (mut first_updates, mut second_updates) = (first.updates(), second.updates());
+    answers_only_on_its_own_socket(&first, &mut first_updates, &mut second_updates).await;
+    answers_only_on_its_own_socket(&second, &mut second_updates, &mut first_updates).await;
+}
+
+async fn answers_only_on_its_own_socket(
+    connection: &ari_client::AppConnection,
+    updates: &mut ari_client::Updates,
+    other: &mut ari_client::Updates,
+) {
+    connection
+        .rest_client()
+        .asterisk()
+        .get_info(asterisk::GetInfo::new())
+        .await
+        .unwrap();
+    let answered_here = next_matching(updates, |u| match u {
+        Update::Event(e) => matches!(e.as_ref(), Event::RESTResponse(_)).then(|| e.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(answered_here.application(), Some(connection.app()));
+    // Nothing of it on the other connection's socket.
+    let leaked = tokio::time::timeout(Duration::from_millis(200), async {
+        loop {
+            match other.next().await {
+                Some(Update::Event(e)) if matches!(e.as_ref(), Event::RESTResponse(_)) => {
+                    return e;
+                }
+                Some(_) => {}
+                None => std::future::pending::<()>().await,
+            }
+        }
+    })
+    .await;
+    assert!(
+        leaked.is_err(),
+        "the answer also reached the other socket: {leaked:?}"
+    );
 }

@@ -31,10 +31,15 @@ async fn websocket_media_carries_audio_both_ways_and_honours_xoff() {
         other => panic!("expected MEDIA_START, got {other:?}"),
     }
     // The channel enters Stasis once the socket is connected.
-    tokio::time::timeout(WAIT, media_channel.events.wait_for("StasisStart"))
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(
+        WAIT,
+        media_channel
+            .events
+            .wait_for::<ari_client::model::events::StasisStart>(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
 
     let tone = local_call(&connection, "tone").await;
     let bridge = connection
@@ -138,7 +143,12 @@ async fn websocket_media_carries_audio_both_ways_and_honours_xoff() {
             .any(|e| matches!(e, MediaEvent::MarkProcessed { .. }))
     );
 
-    tone.hangup().await.unwrap();
-    media_channel.hangup().await.unwrap();
+    tone.hangup(ari_client::model::models::HangupReason::Normal)
+        .await
+        .unwrap();
+    media_channel
+        .hangup(ari_client::model::models::HangupReason::Normal)
+        .await
+        .unwrap();
     bridge.destroy().await.unwrap();
 }

@@ -252,16 +252,18 @@ async fn garbage_on_the_events_socket_never_breaks_the_connection() {
         .start();
     let (_connection, mut updates) = connection;
     let (mut undecodable, mut events, mut unknown) = (0, 0, 0);
+    let mut final_update = None;
     let outcome = tokio::time::timeout(Duration::from_secs(20), async {
         while let Some(update) = updates.next().await {
-            match update {
+            match &update {
                 Update::Undecodable { .. } => undecodable += 1,
                 Update::Event(event) if event.is_unknown() => unknown += 1,
                 Update::Event(_) => events += 1,
-                Update::Disconnected { reason } => return reason,
+                Update::Disconnected { error } => return error.clone(),
                 Update::Lagged { missed } => panic!("lagged by {missed}"),
                 _ => {}
             }
+            final_update = Some(update);
         }
         panic!("stream ended")
     })
@@ -269,11 +271,13 @@ async fn garbage_on_the_events_socket_never_breaks_the_connection() {
     .expect("the server's drop is reported");
     assert!(undecodable > 1000, "{undecodable} undecodable");
     assert!(unknown > 100, "{unknown} unknown");
-    assert!(
-        events >= 1,
-        "the valid event after the garbage still arrives"
-    );
-    assert!(!outcome.is_empty());
+    // The valid event sent after all the garbage is the last thing that arrived, intact.
+    let expected = ari_client::model::Event::from_json_str(&fixtures[0]).unwrap();
+    match final_update {
+        Some(Update::Event(event)) => assert_eq!(*event, expected),
+        other => panic!("the final valid event did not arrive last: {other:?}"),
+    }
+    assert!(outcome.is_transient(), "{}", outcome.chain());
     println!(
         "fuzz: {frames} frames: {undecodable} undecodable, {unknown} unknown events, {events} events; then: {outcome}"
     );
@@ -283,13 +287,12 @@ async fn garbage_on_the_events_socket_never_breaks_the_connection() {
 async fn the_outbound_server_refuses_peers_without_the_expected_credentials() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
     let client = client("http://127.0.0.1:9");
-    let (connection, address) = client
+    let (_connection, mut updates, address) = client
         .outbound_server(["mock-outbound"], "127.0.0.1:0".parse().unwrap())
         .expect_credentials(Credentials::new("asterisk-outbound", "right"))
         .bind()
         .await
         .unwrap();
-    let mut updates = connection.updates();
     let wrong = Credentials::new("asterisk-outbound", "wrong").basic_authorization();
     let mut request = format!("ws://{address}/ari").into_client_request().unwrap();
     request
@@ -342,12 +345,12 @@ async fn a_rest_request_on_a_socket_that_drops_fails_at_once() {
     let client = Client::builder(&url)
         .credentials(Credentials::new("u", "p"))
         .request_timeout(Duration::from_secs(10))
-        .rest_over_websocket(true)
         .build()
         .unwrap();
-    let _connection = client.app_connection(["drop"]).connect().await.unwrap();
+    let connection = client.app_connection(["drop"]).connect().await.unwrap();
     let started = std::time::Instant::now();
-    let error = client
+    let error = connection
+        .rest_client()
         .asterisk()
         .ping(asterisk::Ping::new())
         .await
@@ -370,15 +373,14 @@ async fn the_outbound_server_writes_nothing_until_asterisk_has_spoken() {
     use tokio_tungstenite::tungstenite::protocol::Role;
     let client = Client::builder("http://127.0.0.1:9")
         .credentials(Credentials::new("u", "p"))
-        .rest_over_websocket(true)
         .build()
         .unwrap();
-    let (connection, address) = client
+    let (connection, mut updates, address) = client
         .outbound_server(["mock-quiet"], "127.0.0.1:0".parse().unwrap())
+        .rest_over_websocket(true)
         .bind()
         .await
         .unwrap();
-    let mut updates = connection.updates();
     let mut tcp = tokio::net::TcpStream::connect(address).await.unwrap();
     tcp.write_all(
         format!(
@@ -399,10 +401,14 @@ async fn the_outbound_server_writes_nothing_until_asterisk_has_spoken() {
         "{}",
         String::from_utf8_lossy(&head)
     );
-    assert!(matches!(updates.next().await, Some(Update::Connected)));
+    let connected = tokio::time::timeout(Duration::from_secs(5), updates.next()).await;
+    assert!(
+        matches!(connected, Ok(Some(Update::Connected))),
+        "{connected:?}"
+    );
 
     let request = tokio::spawn({
-        let client = client.clone();
+        let client = connection.rest_client().clone();
         async move {
             client
                 .channels()
@@ -441,5 +447,86 @@ async fn the_outbound_server_writes_nothing_until_asterisk_has_spoken() {
         "uri": "channels/quiet-1",
     });
     ws.send(Message::text(answer.to_string())).await.unwrap();
-    request.await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), request)
+        .await
+        .expect("the request is answered")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_password_change_during_an_outage_is_reported_on_every_attempt() {
+    // The first connection is accepted and dropped; from then on the server refuses the
+    // credentials, as Asterisk does after ari.conf changed.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut socket, _)) = listener.accept().await {
+            if std::mem::take(&mut first) {
+                let Ok(ws) = tokio_tungstenite::accept_async(socket).await else {
+                    return;
+                };
+                drop(ws);
+                continue;
+            }
+            let mut buffer = [0_u8; 4096];
+            let _ = socket.read(&mut buffer).await;
+            let body = r#"{"message":"Authentication required"}"#;
+            let _ = socket
+                .write_all(
+                    format!(
+                        "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .await;
+        }
+    });
+    let (_connection, mut updates) = client(&url)
+        .app_connection(["outage"])
+        .backoff(Backoff::new(
+            Duration::from_millis(20),
+            Duration::from_millis(50),
+        ))
+        .start();
+    let attempts = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut refused = 0;
+        while let Some(update) = updates.next().await {
+            if let Update::ReconnectFailed { error, retry_in } = update {
+                assert!(error.is_unauthorized(), "{}", error.chain());
+                assert_eq!(error.message(), Some("Authentication required"));
+                assert!(retry_in <= Duration::from_millis(50));
+                refused += 1;
+                if refused == 3 {
+                    return refused;
+                }
+            }
+        }
+        panic!("the update stream ended")
+    })
+    .await
+    .expect("three refused attempts reported");
+    assert_eq!(attempts, 3);
+}
+
+#[tokio::test]
+async fn a_listening_address_in_use_is_a_bind_error() {
+    let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = taken.local_addr().unwrap();
+    let error = client("http://127.0.0.1:9")
+        .outbound_server(["in-use"], address)
+        .bind()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::Bind { address: a, .. } if *a == address),
+        "{error:?}"
+    );
+    assert!(
+        error.chain().to_string().contains("in use"),
+        "{}",
+        error.chain()
+    );
 }

@@ -7,6 +7,8 @@ mod common;
 
 use std::time::Duration;
 
+use ari_client::model::Event;
+use ari_client::model::models::HangupReason;
 use ari_client::model::operations::{asterisk, channels};
 use ari_client::{Client, Credentials, Update};
 use common::{WAIT, next_matching};
@@ -18,19 +20,16 @@ async fn asterisk_dials_the_program_and_operations_flow_back_on_the_socket() {
         .credentials(Credentials::new(lab.username.clone(), lab.password.clone()))
         .build()
         .unwrap();
-    let over_socket = Client::builder(&lab.ari_url)
-        .credentials(Credentials::new(lab.username.clone(), lab.password.clone()))
-        .rest_over_websocket(true)
-        .build()
-        .unwrap();
-    let (connection, address) = over_socket
+    let (connection, mut updates, address) = http
         .outbound_server(["outbound-lab"], "127.0.0.1:8766".parse().unwrap())
         .expect_credentials(Credentials::new("asterisk-outbound", "outbound-secret"))
+        .rest_over_websocket(true)
         .bind()
         .await
         .unwrap();
     assert_eq!(address.port(), 8766);
-    let mut updates = connection.updates();
+    let over_socket = connection.rest_client();
+    assert!(over_socket.is_rest_over_websocket() && connection.client().is_rest_over_websocket());
     // Asterisk retries every 500 ms.
     tokio::time::timeout(
         Duration::from_secs(15),
@@ -48,6 +47,16 @@ async fn asterisk_dials_the_program_and_operations_flow_back_on_the_socket() {
         .await
         .unwrap();
     assert!(info.system.unwrap().version.starts_with("22."));
+
+    // The answer came as a RESTResponse event on the outbound socket, not over HTTP.
+    next_matching(&mut updates, |u| match u {
+        Update::Event(e) => {
+            matches!(e.as_ref(), Event::RESTResponse(r) if r.uri.starts_with("asterisk/info"))
+                .then_some(())
+        }
+        _ => None,
+    })
+    .await;
 
     // A call into the app is announced on the outbound socket.
     let id = ari_client::new_id("outbound");
@@ -68,7 +77,7 @@ async fn asterisk_dials_the_program_and_operations_flow_back_on_the_socket() {
     })
     .await;
     let channel = connection.channel(id.as_str());
-    channel.hangup().await.unwrap();
+    channel.hangup(HangupReason::Normal).await.unwrap();
     tokio::time::timeout(
         WAIT,
         next_matching(&mut updates, |u| match u {

@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ari_client::model::events::ChannelDestroyed;
+use ari_client::model::models::HangupReason;
 use ari_client::{Backoff, Client, Credentials, Update};
 use common::{WAIT, local_call, next_matching};
 use tokio::io::AsyncWriteExt as _;
@@ -20,6 +22,7 @@ struct Proxy {
     address: SocketAddr,
     links: Arc<Mutex<Vec<JoinHandle<()>>>>,
     frozen: Arc<std::sync::atomic::AtomicBool>,
+    refusing: Arc<std::sync::atomic::AtomicBool>,
     _accept: JoinHandle<()>,
 }
 
@@ -29,9 +32,15 @@ impl Proxy {
         let address = listener.local_addr().unwrap();
         let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let frozen = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (links_in, frozen_in) = (links.clone(), frozen.clone());
+        let refusing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (links_in, frozen_in, refusing_in) = (links.clone(), frozen.clone(), refusing.clone());
         let accept = tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
+                // A refusing proxy is a network that is down: connections close at once.
+                if refusing_in.load(std::sync::atomic::Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
                 let target = target.clone();
                 let frozen = frozen_in.clone();
                 let link = tokio::spawn(async move {
@@ -51,6 +60,7 @@ impl Proxy {
             address,
             links,
             frozen,
+            refusing,
             _accept: accept,
         }
     }
@@ -63,6 +73,11 @@ impl Proxy {
         for link in self.links.lock().unwrap().drain(..) {
             link.abort();
         }
+    }
+
+    fn refuse(&self, refusing: bool) {
+        self.refusing
+            .store(refusing, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn freeze(&self, frozen: bool) {
@@ -123,19 +138,19 @@ async fn a_dropped_connection_reconnects_and_resyncs_the_apps_channels() {
     let mut channel = local_call(&connection, "answer").await;
 
     proxy.cut();
-    let reason = next_matching(&mut updates, |u| match u {
-        Update::Disconnected { reason } => Some(reason.clone()),
+    let error = next_matching(&mut updates, |u| match u {
+        Update::Disconnected { error } => Some(error.clone()),
         _ => None,
     })
     .await;
-    assert!(!reason.is_empty());
+    assert!(error.is_transient(), "{error}");
     next_matching(&mut updates, |u| {
         matches!(u, Update::Reconnected).then_some(())
     })
     .await;
     let snapshot = next_matching(&mut updates, |u| match u {
         Update::Resynced(snapshot) => Some(snapshot.clone()),
-        Update::ResyncFailed { error } => panic!("resync failed: {error}"),
+        Update::ResyncFailed { error } => panic!("resync failed: {}", error.chain()),
         _ => None,
     })
     .await;
@@ -150,10 +165,17 @@ async fn a_dropped_connection_reconnects_and_resyncs_the_apps_channels() {
     );
 
     // The handle kept its subscription across the drop: the channel's end still arrives.
-    channel.hangup().await.unwrap();
-    tokio::time::timeout(WAIT, channel.events.wait_for("ChannelDestroyed"))
+    assert_eq!(
+        channel.events.ended(),
+        None,
+        "the live channel's handle survives"
+    );
+    channel.hangup(HangupReason::Normal).await.unwrap();
+    channel
+        .events
+        .within(WAIT)
+        .wait_for::<ChannelDestroyed>()
         .await
-        .unwrap()
         .unwrap();
 }
 
@@ -174,11 +196,12 @@ async fn a_half_open_socket_is_detected_by_pings() {
         .unwrap();
     let mut updates = connection.updates();
     proxy.freeze(true);
-    let reason = next_matching(&mut updates, |u| match u {
-        Update::Disconnected { reason } => Some(reason.clone()),
+    let error = next_matching(&mut updates, |u| match u {
+        Update::Disconnected { error } => Some(error.clone()),
         _ => None,
     })
     .await;
+    let reason = error.chain().to_string();
     assert!(
         reason.contains("half-open") || reason.contains("write"),
         "{reason}"
@@ -189,4 +212,76 @@ async fn a_half_open_socket_is_detected_by_pings() {
         matches!(u, Update::Reconnected).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn each_failed_attempt_is_reported_and_a_channel_gone_meanwhile_ends_its_handle() {
+    let lab = ari_lab::Lab::get().await;
+    let proxy = Proxy::start(lab.authority().to_owned()).await;
+    let client = client_through(&proxy).await;
+    let direct = common::client().await;
+    let connection = client
+        .app_connection([ari_lab::unique_name("rc-gone")])
+        .backoff(Backoff::new(
+            Duration::from_millis(50),
+            Duration::from_millis(200),
+        ))
+        .connect()
+        .await
+        .unwrap();
+    let mut updates = connection.updates();
+    let mut kept = local_call(&connection, "answer").await;
+    let mut gone = local_call(&connection, "answer").await;
+
+    proxy.refuse(true);
+    proxy.cut();
+    next_matching(&mut updates, |u| {
+        matches!(u, Update::Disconnected { .. }).then_some(())
+    })
+    .await;
+    // While the network is down every attempt is reported, with its error and delay.
+    for _ in 0..3 {
+        let (error, retry_in) = next_matching(&mut updates, |u| match u {
+            Update::ReconnectFailed { error, retry_in } => Some((error.clone(), *retry_in)),
+            _ => None,
+        })
+        .await;
+        assert!(error.is_transient(), "{}", error.chain());
+        assert!(retry_in <= Duration::from_millis(200), "{retry_in:?}");
+    }
+    // The channel ends while nobody hears it: its ChannelDestroyed is lost.
+    direct
+        .channels()
+        .hangup(ari_client::model::operations::channels::Hangup::new(
+            gone.id().clone(),
+        ))
+        .await
+        .unwrap();
+    proxy.refuse(false);
+    next_matching(&mut updates, |u| match u {
+        Update::Resynced(_) => Some(()),
+        Update::ResyncFailed { error } => panic!("resync failed: {}", error.chain()),
+        _ => None,
+    })
+    .await;
+    let error = gone
+        .events
+        .within(WAIT)
+        .wait_for::<ChannelDestroyed>()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.wait_failure(),
+        Some(ari_client::WaitFailure::Ended(
+            ari_client::StreamEnd::Vanished
+        )),
+        "{error}"
+    );
+    assert_eq!(kept.events.ended(), None);
+    kept.hangup(HangupReason::Normal).await.unwrap();
+    kept.events
+        .within(WAIT)
+        .wait_for::<ChannelDestroyed>()
+        .await
+        .unwrap();
 }

@@ -2,8 +2,11 @@
 
 mod common;
 
-use std::time::Duration;
-
+use ari_client::model::events::{
+    ApplicationMoveFailed, BridgeDestroyed, ChannelDestroyed, ChannelLeftBridge, Dial,
+    PlaybackStarted, RecordingStarted, StasisEnd, StasisStart,
+};
+use ari_client::model::models::HangupReason;
 use ari_client::model::models::{ChannelState, PlaybackOperation};
 use ari_client::model::operations::{
     applications, asterisk, bridges, channels, device_states, endpoints, events, mailboxes,
@@ -13,7 +16,7 @@ use ari_client::model::{
     Event,
     models::{DeviceStateValue, IfExists, MuteDirection, SnoopDirection},
 };
-use ari_client::{Update, new_id};
+use ari_client::{DialOptions, DialplanTarget, RecordOptions, SnoopOptions, Update, new_id};
 use common::{WAIT, app, client, local_call, next_matching};
 
 #[tokio::test]
@@ -342,9 +345,14 @@ async fn channels_originate_answer_variables_dtmf_hold_moh_and_hangup() {
         .await;
     let rtp = rtp.unwrap_err();
     assert_eq!(rtp.status(), Some(403), "a Local channel has no RTP: {rtp}");
-    channel.hangup().await.unwrap();
-    let destroyed = channel.events.wait_for("ChannelDestroyed").await.unwrap();
-    assert!(matches!(destroyed.as_ref(), Event::ChannelDestroyed(d) if d.cause == 16));
+    channel.hangup(HangupReason::Normal).await.unwrap();
+    let destroyed = channel
+        .events
+        .within(WAIT)
+        .wait_for::<ChannelDestroyed>()
+        .await
+        .unwrap();
+    assert_eq!(destroyed.cause, 16);
     // The handle's stream ends after the channel's last event.
     assert!(
         tokio::time::timeout(WAIT, channel.events.next_event())
@@ -371,7 +379,9 @@ async fn channels_play_record_snoop_move_continue_and_dial() {
     let name = new_id("rec");
     let mut recording = channel
         .record(
-            channels::Record::new(channel.id().clone(), name.as_str(), "wav")
+            name.as_str(),
+            "wav",
+            RecordOptions::default()
                 .max_duration_seconds(1)
                 .if_exists(IfExists::Overwrite),
         )
@@ -393,17 +403,20 @@ async fn channels_play_record_snoop_move_continue_and_dial() {
     let snoop_id = new_id("snoop");
     let mut snoop = channel
         .snoop(
-            channels::SnoopChannelWithId::new(
-                channel.id().clone(),
-                snoop_id.as_str(),
-                connection.app(),
-            )
-            .spy(SnoopDirection::In),
+            SnoopOptions::default()
+                .spy(SnoopDirection::In)
+                .snoop_id(snoop_id.as_str()),
         )
         .await
         .unwrap();
-    snoop.events.wait_for("StasisStart").await.unwrap();
-    snoop.hangup().await.unwrap();
+    assert_eq!(snoop.id().as_str(), snoop_id);
+    snoop
+        .events
+        .within(WAIT)
+        .wait_for::<StasisStart>()
+        .await
+        .unwrap();
+    snoop.hangup(HangupReason::Normal).await.unwrap();
 
     // Move to another app (which nobody listens to) fails with ApplicationMoveFailed.
     client
@@ -416,14 +429,20 @@ async fn channels_play_record_snoop_move_continue_and_dial() {
         .unwrap();
     channel
         .events
-        .wait_for("ApplicationMoveFailed")
+        .within(WAIT)
+        .wait_for::<ApplicationMoveFailed>()
         .await
         .unwrap();
     channel
-        .continue_in_dialplan(channels::ContinueInDialplan::new(channel.id().clone()))
+        .continue_in_dialplan(DialplanTarget::default())
         .await
         .unwrap();
-    channel.events.wait_for("StasisEnd").await.unwrap();
+    channel
+        .events
+        .within(WAIT)
+        .wait_for::<StasisEnd>()
+        .await
+        .unwrap();
     client
         .channels()
         .hangup(channels::Hangup::new(channel.id().clone()))
@@ -436,21 +455,27 @@ async fn channels_play_record_snoop_move_continue_and_dial() {
         .await
         .unwrap();
     // channels/create answers before the channel is in the app; dial needs it there.
-    created.events.wait_for("StasisStart").await.unwrap();
     created
-        .dial(channels::Dial::new(created.id().clone()).timeout(10))
+        .events
+        .within(WAIT)
+        .wait_for::<StasisStart>()
         .await
         .unwrap();
-    loop {
-        let event = created.events.wait_for("Dial").await.unwrap();
-        if let Event::Dial(dial) = event.as_ref() {
-            assert_eq!(dial.peer.id, *created.id());
-            if dial.dialstatus == "ANSWER" {
-                break;
-            }
-        }
-    }
-    created.hangup().await.unwrap();
+    created
+        .dial(DialOptions::default().timeout(10))
+        .await
+        .unwrap();
+    let answered = created
+        .events
+        .within(WAIT)
+        .wait_until(|e| matches!(e, Event::Dial(d) if d.dialstatus == "ANSWER"))
+        .await
+        .unwrap();
+    let Some(dial) = answered.downcast::<Dial>() else {
+        panic!("{answered:?}")
+    };
+    assert_eq!(dial.peer.id, *created.id());
+    created.hangup(HangupReason::Normal).await.unwrap();
 }
 
 #[tokio::test]
@@ -463,10 +488,15 @@ async fn external_media_rtp_to_a_local_socket() {
         .await
         .unwrap();
     assert!(channel.name.starts_with("UnicastRTP/"), "{}", channel.name);
-    media.events.wait_for("StasisStart").await.unwrap();
+    media
+        .events
+        .within(WAIT)
+        .wait_for::<StasisStart>()
+        .await
+        .unwrap();
     let address = media.variable("UNICASTRTP_LOCAL_ADDRESS").await.unwrap();
     assert_eq!(address, "127.0.0.1");
-    media.hangup().await.unwrap();
+    media.hangup(HangupReason::Normal).await.unwrap();
 }
 
 #[tokio::test]
@@ -507,7 +537,9 @@ async fn bridges_add_play_record_remove_destroy() {
     let name = new_id("bridge-rec");
     let mut recording = bridge
         .record(
-            bridges::Record::new(bridge.id().clone(), name.as_str(), "wav").max_duration_seconds(1),
+            name.as_str(),
+            "wav",
+            RecordOptions::default().max_duration_seconds(1),
         )
         .await
         .unwrap();
@@ -543,17 +575,27 @@ async fn bridges_add_play_record_remove_destroy() {
         .unwrap();
     recording.delete_stored().await.unwrap();
     bridge.remove_channels([a.id().clone()]).await.unwrap();
-    bridge.events.wait_for("ChannelLeftBridge").await.unwrap();
+    bridge
+        .events
+        .within(WAIT)
+        .wait_for::<ChannelLeftBridge>()
+        .await
+        .unwrap();
     bridge.destroy().await.unwrap();
-    bridge.events.wait_for("BridgeDestroyed").await.unwrap();
+    bridge
+        .events
+        .within(WAIT)
+        .wait_for::<BridgeDestroyed>()
+        .await
+        .unwrap();
     assert!(
         tokio::time::timeout(WAIT, bridge.events.next_event())
             .await
             .unwrap()
             .is_none()
     );
-    a.hangup().await.unwrap();
-    b.hangup().await.unwrap();
+    a.hangup(HangupReason::Normal).await.unwrap();
+    b.hangup(HangupReason::Normal).await.unwrap();
 }
 
 #[tokio::test]
@@ -569,14 +611,15 @@ async fn live_recordings_and_playbacks_are_controlled() {
 
     let name = new_id("live");
     let mut recording = bridge
-        .record(bridges::Record::new(
-            bridge.id().clone(),
-            name.as_str(),
-            "wav",
-        ))
+        .record(name.as_str(), "wav", RecordOptions::default())
         .await
         .unwrap();
-    recording.events.wait_for("RecordingStarted").await.unwrap();
+    recording
+        .events
+        .within(WAIT)
+        .wait_for::<RecordingStarted>()
+        .await
+        .unwrap();
     assert_eq!(recording.get().await.unwrap().name.as_str(), name);
     client
         .recordings()
@@ -598,7 +641,6 @@ async fn live_recordings_and_playbacks_are_controlled() {
         .unmute(recordings::Unmute::new(name.as_str()))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
     recording.stop().await.unwrap();
     tokio::time::timeout(WAIT, recording.finished())
         .await
@@ -608,7 +650,12 @@ async fn live_recordings_and_playbacks_are_controlled() {
 
     let playback = channel.play("sound:hello-world").await.unwrap();
     let mut playback = playback;
-    playback.events.wait_for("PlaybackStarted").await.unwrap();
+    playback
+        .events
+        .within(WAIT)
+        .wait_for::<PlaybackStarted>()
+        .await
+        .unwrap();
     playback.control(PlaybackOperation::Pause).await.unwrap();
     playback.control(PlaybackOperation::Unpause).await.unwrap();
     assert_eq!(playback.get().await.unwrap().id, *playback.id());
@@ -622,7 +669,7 @@ async fn live_recordings_and_playbacks_are_controlled() {
         .unwrap()
         .unwrap();
     bridge.destroy().await.unwrap();
-    channel.hangup().await.unwrap();
+    channel.hangup(HangupReason::Normal).await.unwrap();
 }
 
 #[tokio::test]

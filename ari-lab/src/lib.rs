@@ -9,6 +9,7 @@
 //! [`unique_name`]; events of other tests never reach it.
 
 pub mod events;
+mod gate;
 pub mod rest;
 pub mod sipp;
 
@@ -68,6 +69,22 @@ impl Lab {
     /// When ARI does not answer: the test fails with what went wrong and how to start
     /// the lab. Tests must never pass without the real Asterisk.
     pub async fn get() -> &'static Lab {
+        gate::share();
+        Lab::reachable().await
+    }
+
+    /// The lab for a test that stops, kills or restarts Asterisk: waits until no other
+    /// test process uses it, then keeps every other test process out until this one
+    /// ends (one such test per test binary).
+    ///
+    /// # Panics
+    /// As [`Lab::get`], and when the lab cannot be had alone within twenty minutes.
+    pub async fn alone() -> &'static Lab {
+        gate::exclusive().await;
+        Lab::reachable().await
+    }
+
+    async fn reachable() -> &'static Lab {
         REACHABLE
             .get_or_init(|| async {
                 let lab = Lab::from_env();

@@ -1,11 +1,18 @@
 //! Runs every example against the lab, as a user would, and checks what it prints.
 
-use std::process::Command;
+use std::time::Duration;
 
-fn run(binary: &str, args: &[&str]) -> String {
-    let output = Command::new(binary)
+/// How long an example may run before the test fails (and kills it).
+const DEADLINE: Duration = Duration::from_secs(60);
+
+async fn run(binary: &str, args: &[&str]) -> String {
+    let child = tokio::process::Command::new(binary)
         .args(args)
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(DEADLINE, child)
+        .await
+        .unwrap_or_else(|_| panic!("{binary} did not finish within {DEADLINE:?}"))
         .unwrap_or_else(|e| panic!("{binary}: {e}"));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
@@ -32,7 +39,8 @@ async fn answer_and_play() {
             "--media",
             "sound:beep",
         ],
-    );
+    )
+    .await;
     assert!(out.contains("played sound:beep"), "{out}");
 }
 
@@ -43,7 +51,8 @@ async fn bridge_two_calls() {
     let out = run(
         env!("CARGO_BIN_EXE_bridge_two_calls"),
         &["--app", &app, "--seconds", "1"],
-    );
+    )
+    .await;
     assert!(out.contains("holds 2 channels"), "{out}");
 }
 
@@ -62,7 +71,8 @@ async fn record_bridge() {
             "--out",
             path.to_str().unwrap(),
         ],
-    );
+    )
+    .await;
     let bytes = std::fs::read(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
     assert!(
@@ -79,6 +89,7 @@ async fn dtmf() {
     let out = run(
         env!("CARGO_BIN_EXE_dtmf"),
         &["--app", &app, "--originate", "Local/dtmf@lab"],
-    );
+    )
+    .await;
     assert!(out.contains("digits before #: 123"), "{out}");
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use ari_client::model::events::StasisStart;
 use ari_client::{AppConnection, Client, Credentials, Update};
 use ari_lab::Lab;
 use futures::StreamExt as _;
@@ -35,10 +36,12 @@ pub async fn local_call(connection: &AppConnection, exten: &str) -> ari_client::
         ari_client::model::operations::channels::Originate::new(format!("Local/{exten}@lab"))
             .formats("ulaw");
     let mut channel = connection.originate(params).await.expect("originate");
-    tokio::time::timeout(WAIT, channel.events.wait_for("StasisStart"))
+    channel
+        .events
+        .within(WAIT)
+        .wait_for::<StasisStart>()
         .await
-        .expect("StasisStart within 10 s")
-        .expect("StasisStart");
+        .expect("StasisStart of the Local channel");
     channel
 }
 
@@ -53,8 +56,8 @@ pub async fn next_matching<T>(
                 return found;
             }
         }
-        panic!("update stream ended");
+        panic!("the update stream ended before the update awaited");
     })
     .await
-    .expect("expected update within 10 s")
+    .expect("the update awaited did not come within 10 s")
 }

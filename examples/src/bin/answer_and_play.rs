@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use ari_client::cli::AriArgs;
 use ari_client::model::Event;
+use ari_client::model::models::HangupReason;
 use ari_client::model::operations::channels::Originate;
 use ari_client::{AppConnection, Update};
 use clap::Parser;
@@ -39,13 +40,10 @@ async fn serve(
     let channel = connection.channel(channel_id);
     channel.answer().await?;
     let mut playback = channel.play(&media).await?;
-    let finished = playback.finished().await;
-    println!(
-        "played {media} to {}: {:?}",
-        channel.id(),
-        finished.map(|p| p.state)
-    );
-    channel.hangup().await
+    // A playback of a missing file or a hung-up caller ends the wait with an error.
+    let finished = playback.finished().await?;
+    println!("played {media} to {}: {}", channel.id(), finished.state);
+    channel.hangup(HangupReason::Normal).await
 }
 
 #[tokio::main]

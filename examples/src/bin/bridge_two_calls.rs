@@ -6,8 +6,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use ari_client::cli::AriArgs;
+use ari_client::model::events::StasisStart;
+use ari_client::model::models::HangupReason;
 use ari_client::model::operations::{bridges, channels};
 use clap::Parser;
+
+/// How long each party may take to answer.
+const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 
 #[derive(Parser)]
 struct Args {
@@ -40,14 +45,15 @@ async fn main() -> ExitCode {
         let mut b = connection
             .originate(channels::Originate::new(args.second.as_str()).formats("ulaw"))
             .await?;
+        // Each enters the app when answered; a call that fails ends the wait with why.
         a.events
-            .wait_for("StasisStart")
-            .await
-            .ok_or(ari_client::Error::Closed)?;
+            .within(ANSWER_WITHIN)
+            .wait_for::<StasisStart>()
+            .await?;
         b.events
-            .wait_for("StasisStart")
-            .await
-            .ok_or(ari_client::Error::Closed)?;
+            .within(ANSWER_WITHIN)
+            .wait_for::<StasisStart>()
+            .await?;
         let bridge = connection
             .create_bridge(bridges::Create::new().r#type("mixing"))
             .await?;
@@ -61,8 +67,8 @@ async fn main() -> ExitCode {
             members.len()
         );
         tokio::time::sleep(Duration::from_secs(args.seconds)).await;
-        a.hangup().await?;
-        b.hangup().await?;
+        a.hangup(HangupReason::Normal).await?;
+        b.hangup(HangupReason::Normal).await?;
         bridge.destroy().await?;
         println!("bridged {} and {} for {} s", a.id(), b.id(), args.seconds);
         Ok::<_, ari_client::Error>(())

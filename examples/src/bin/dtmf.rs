@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use ari_client::cli::AriArgs;
 use ari_client::model::Event;
+use ari_client::model::models::HangupReason;
 use ari_client::model::operations::channels::Originate;
 use ari_client::{AppConnection, Update};
 use clap::Parser;
@@ -37,7 +38,10 @@ async fn collect_digits(connection: &AppConnection) -> Result<String, ari_client
                 dtmf.channel.id, dtmf.digit, dtmf.duration_ms
             );
             if dtmf.digit == "#" {
-                connection.channel(dtmf.channel.id.clone()).hangup().await?;
+                connection
+                    .channel(dtmf.channel.id.clone())
+                    .hangup(HangupReason::Normal)
+                    .await?;
                 return Ok(digits);
             }
             digits.push_str(&dtmf.digit);

@@ -6,6 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use ari_client::cli::AriArgs;
+use std::time::Duration;
+
+use ari_client::RecordOptions;
+use ari_client::model::events::StasisStart;
+use ari_client::model::models::{HangupReason, IfExists};
 use ari_client::model::operations::{bridges, channels};
 use clap::Parser;
 
@@ -38,9 +43,9 @@ async fn main() -> ExitCode {
             .originate(channels::Originate::new(args.call.as_str()).formats("ulaw"))
             .await?;
         call.events
-            .wait_for("StasisStart")
-            .await
-            .ok_or(ari_client::Error::Closed)?;
+            .within(Duration::from_secs(30))
+            .wait_for::<StasisStart>()
+            .await?;
         let bridge = connection
             .create_bridge(bridges::Create::new().r#type("mixing"))
             .await?;
@@ -48,16 +53,16 @@ async fn main() -> ExitCode {
         let name = ari_client::new_id("demo-recording");
         let mut recording = bridge
             .record(
-                bridges::Record::new(bridge.id().clone(), name.as_str(), "wav")
-                    .max_duration_seconds(args.seconds),
+                &name,
+                "wav",
+                RecordOptions::default()
+                    .max_duration_seconds(args.seconds)
+                    .if_exists(IfExists::Fail),
             )
             .await?;
-        let finished = recording
-            .finished()
-            .await
-            .ok_or(ari_client::Error::Closed)?;
+        let finished = recording.finished().await?;
         println!(
-            "recorded {} ({:?}, {:?} s)",
+            "recorded {} ({}, {:?} s)",
             finished.name, finished.state, finished.duration
         );
         let mut file = tokio::fs::File::create(&args.out).await.map_err(|source| {
@@ -69,7 +74,7 @@ async fn main() -> ExitCode {
         let bytes = recording.download(&mut file).await?;
         println!("wrote {bytes} bytes to {}", args.out.display());
         recording.delete_stored().await?;
-        call.hangup().await?;
+        call.hangup(HangupReason::Normal).await?;
         bridge.destroy().await?;
         Ok::<_, ari_client::Error>(())
     }

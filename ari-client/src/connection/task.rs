@@ -1,0 +1,294 @@
+//! The background task of an app connection: connects, reads every frame as it arrives,
+//! reconnects with backoff when the socket drops, and resyncs after each reconnect.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ari_model::Event;
+use futures::stream::SplitSink;
+use futures::{SinkExt as _, StreamExt as _};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use super::handshake;
+use super::rest::RestRoute;
+use super::resync::resync;
+use super::update::Update;
+use crate::backoff::Backoff;
+use crate::client::Client;
+use crate::error::{Delivery, Error};
+use crate::router::Router;
+use crate::websocket::Socket;
+
+/// How long an accepted socket waits for Asterisk's first frame before we write to it.
+const ACCEPTED_SOCKET_GRACE: Duration = Duration::from_secs(2);
+
+/// A connection that stayed up this long earns a fresh, short backoff.
+const STABLE_CONNECTION: Duration = Duration::from_secs(5);
+
+/// Where sockets come from: dialled to Asterisk, or accepted from it.
+pub(super) enum Source {
+    Dial {
+        subscribe_all: bool,
+    },
+    Accept {
+        listener: tokio::net::TcpListener,
+        /// The `Authorization` header Asterisk must send, when credentials are expected.
+        expected: Option<String>,
+    },
+}
+
+/// Ping period, and how long past an unanswered ping the socket counts as dead.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Keepalive {
+    pub(super) ping_interval: Duration,
+    pub(super) pong_timeout: Duration,
+}
+
+pub(super) struct Task {
+    pub(super) client: Client,
+    pub(super) apps: Vec<String>,
+    pub(super) source: Source,
+    pub(super) keepalive: Keepalive,
+    pub(super) backoff: Backoff,
+    pub(super) updates: broadcast::Sender<Update>,
+    pub(super) cancel: CancellationToken,
+    pub(super) outgoing: mpsc::Receiver<String>,
+    pub(super) router: Arc<Router>,
+    pub(super) rest: RestRoute,
+}
+
+fn lost(message: impl Into<String>) -> Error {
+    Error::Transport {
+        operation: "events".to_owned(),
+        message: message.into(),
+        delivery: Delivery::Unknown,
+        source: None,
+    }
+}
+
+impl Task {
+    fn publish(&self, update: Update) {
+        self.router.dispatch(&update);
+        // No subscriber is fine: updates are for whoever listens.
+        let _ = self.updates.send(update);
+    }
+
+    pub(super) async fn run(mut self, mut ready: Option<oneshot::Sender<Result<(), Error>>>) {
+        let mut connected_before = false;
+        loop {
+            let attempt = tokio::select! {
+                () = self.cancel.cancelled() => return,
+                attempt = self.next_socket() => attempt,
+            };
+            let socket = match attempt {
+                Ok(socket) => socket,
+                Err(error) if matches!(self.source, Source::Accept { .. }) => {
+                    tracing::warn!(error = %error.chain(), "refused an outbound ARI connection");
+                    continue;
+                }
+                Err(error) => {
+                    if let Some(ready) = ready.take() {
+                        let _ = ready.send(Err(error));
+                        return;
+                    }
+                    let retry_in = self.backoff.next().unwrap_or(Duration::from_secs(1));
+                    tracing::warn!(error = %error.chain(), retry_in_ms = retry_in.as_millis() as u64, "ARI events connection failed");
+                    self.publish(Update::ReconnectFailed {
+                        error: Arc::new(error),
+                        retry_in,
+                    });
+                    tokio::select! {
+                        () = self.cancel.cancelled() => return,
+                        () = tokio::time::sleep(retry_in) => continue,
+                    }
+                }
+            };
+            if connected_before {
+                tracing::warn!("ARI events connection re-established");
+                self.publish(Update::Reconnected);
+                self.spawn_resync();
+            } else {
+                tracing::info!("ARI events connection established");
+                self.publish(Update::Connected);
+                if let Some(ready) = ready.take() {
+                    let _ = ready.send(Ok(()));
+                }
+            }
+            connected_before = true;
+            let up_since = Instant::now();
+            let Some(error) = self.read(socket).await else {
+                return;
+            };
+            if up_since.elapsed() > STABLE_CONNECTION {
+                self.backoff.reset();
+            }
+            let error = Arc::new(error);
+            self.rest.fail_pending(&error);
+            if matches!(self.source, Source::Accept { .. }) {
+                // Asterisk dials again by itself: just wait for it.
+                tracing::warn!(error = %error.chain(), "outbound ARI connection lost; waiting for Asterisk to reconnect");
+                self.publish(Update::Disconnected { error });
+                continue;
+            }
+            let delay = self.backoff.next().unwrap_or(Duration::from_secs(1));
+            tracing::warn!(error = %error.chain(), retry_in_ms = delay.as_millis() as u64, "ARI events connection lost");
+            self.publish(Update::Disconnected { error });
+            tokio::select! {
+                () = self.cancel.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    async fn next_socket(&self) -> Result<Socket, Error> {
+        match &self.source {
+            Source::Dial { subscribe_all } => {
+                handshake::dial(&self.client, &self.apps, *subscribe_all).await
+            }
+            Source::Accept { listener, expected } => {
+                handshake::accept(listener, expected.as_deref()).await
+            }
+        }
+    }
+
+    fn spawn_resync(&self) {
+        let client = self.client.clone();
+        let apps = self.apps.clone();
+        let updates = self.updates.clone();
+        let router = self.router.clone();
+        // Handles made from here on may follow objects created after the state is read.
+        let mark = router.mark();
+        let (playbacks, recordings) = router.followed_playbacks_and_recordings();
+        tokio::spawn(
+            async move {
+                match resync(&client, &apps, playbacks, recordings).await {
+                    Ok((snapshot, live)) => {
+                        let update = Update::Resynced(Arc::new(snapshot));
+                        router.resynced(&update, &live, mark);
+                        let _ = updates.send(update);
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = %error.chain(), "ARI resync failed");
+                        let update = Update::ResyncFailed {
+                            error: Arc::new(error),
+                        };
+                        router.dispatch(&update);
+                        let _ = updates.send(update);
+                    }
+                }
+            }
+            .in_current_span(),
+        );
+    }
+
+    /// Reads until the socket fails (returns why) or the connection is closed (`None`).
+    async fn read(&mut self, socket: Socket) -> Option<Error> {
+        let (mut sink, mut stream) = socket.split();
+        let Keepalive {
+            ping_interval,
+            pong_timeout,
+        } = self.keepalive;
+        let mut ticker = tokio::time::interval(ping_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        let mut last_heard = Instant::now();
+        // Asterisk's WebSocket client reads our handshake answer through a buffered line
+        // reader and then waits on the socket itself, so a frame that arrives together
+        // with the answer sits unseen in that buffer until another frame follows (a
+        // REST request would wait for its time-out). Asterisk speaks first on the
+        // connections it dials, after reading the answer (ApplicationRegistered for each
+        // app), so on accepted sockets we write nothing until it has spoken, or until
+        // a grace period passes should it have nothing to say.
+        let mut may_write = !matches!(self.source, Source::Accept { .. });
+        let grace = tokio::time::sleep(ACCEPTED_SOCKET_GRACE);
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                () = self.cancel.cancelled() => {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(None))).await;
+                    return None;
+                }
+                () = &mut grace, if !may_write => {
+                    tracing::debug!("Asterisk has not spoken on the accepted socket; writing anyway");
+                    may_write = true;
+                }
+                frame = stream.next() => {
+                    last_heard = Instant::now();
+                    may_write = true;
+                    match frame {
+                        None => return Some(lost("Asterisk closed the connection")),
+                        Some(Err(error)) => {
+                            return Some(Error::transport("events", "reading the events socket failed", Delivery::Unknown, error));
+                        }
+                        Some(Ok(Message::Text(text))) => self.dispatch(text.as_str()),
+                        Some(Ok(Message::Binary(bytes))) => self.publish(Update::Undecodable {
+                            error: "a binary frame on the events socket".to_owned(),
+                            raw: String::from_utf8_lossy(&bytes).into_owned(),
+                        }),
+                        Some(Ok(Message::Close(frame))) => {
+                            return Some(lost(match frame {
+                                Some(frame) => format!("Asterisk closed the connection ({} {})", frame.code, frame.reason),
+                                None => "Asterisk closed the connection".to_owned(),
+                            }));
+                        }
+                        Some(Ok(_)) => {}
+                    }
+                }
+                _ = ticker.tick(), if may_write => {
+                    if last_heard.elapsed() > ping_interval + pong_timeout {
+                        return Some(lost(format!("no answer to pings for {:?}: the connection is half-open", last_heard.elapsed())));
+                    }
+                    if let Some(error) = send(&mut sink, Message::Ping(Vec::new().into()), pong_timeout).await {
+                        return Some(error);
+                    }
+                }
+                Some(text) = self.outgoing.recv(), if may_write => {
+                    if let Some(error) = send(&mut sink, Message::text(text), pong_timeout).await {
+                        return Some(error);
+                    }
+                }
+            }
+        }
+    }
+
+    fn dispatch(&self, text: &str) {
+        let update = match Event::from_json_str(text) {
+            Ok(event) => {
+                if let Event::RESTResponse(response) = &event {
+                    self.rest.answer(response);
+                }
+                Update::Event(Arc::new(event))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "undecodable ARI event");
+                let error = error.to_string();
+                self.rest.undecodable(text, &error);
+                Update::Undecodable {
+                    error,
+                    raw: text.to_owned(),
+                }
+            }
+        };
+        self.publish(update);
+    }
+}
+
+async fn send(
+    sink: &mut SplitSink<Socket, Message>,
+    message: Message,
+    within: Duration,
+) -> Option<Error> {
+    match tokio::time::timeout(within, sink.send(message)).await {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(Error::transport(
+            "events",
+            "writing to the events socket failed",
+            Delivery::Unknown,
+            error,
+        )),
+        Err(_) => Some(lost(format!("a write did not complete within {within:?}"))),
+    }
+}
