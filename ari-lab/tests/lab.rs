@@ -240,17 +240,24 @@ async fn sipp_call_reaches_stasis_with_numbers_as_args() {
             .status,
         204
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let rtp = rest
-        .get(&format!("/channels/{channel}/rtp_statistics"))
-        .await
-        .unwrap();
-    assert_eq!(rtp.status, 200, "{}", rtp.text);
-    assert!(
-        rtp.json().unwrap()["rxcount"].as_u64().unwrap() > 10,
-        "no RTP received: {}",
-        rtp.text
-    );
+    // Asterisk counts the packets as they come: ask until it has seen a few.
+    let received = tokio::time::timeout(WAIT, async {
+        loop {
+            let rtp = rest
+                .get(&format!("/channels/{channel}/rtp_statistics"))
+                .await
+                .unwrap();
+            assert_eq!(rtp.status, 200, "{}", rtp.text);
+            let count = rtp.json().unwrap()["rxcount"].as_u64().unwrap();
+            if count > 10 {
+                return count;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("Asterisk received RTP from SIPp's pcap");
+    assert!(received > 10);
 
     assert_eq!(
         rest.delete(&format!("/channels/{channel}"))
