@@ -49,8 +49,6 @@
 #![warn(missing_docs)]
 
 mod event_support;
-mod event_type_shim;
-pub use event_type_shim::EventType;
 mod generated;
 pub mod ids;
 pub mod operation;
