@@ -66,15 +66,40 @@ fn id_source(field: &Field, model: &str, id_type: &str, id_field: &str) -> Optio
     })
 }
 
+/// `impl EventType for <name>`: the one place the event's wire `type` is written.
+fn write_event_type(out: &mut String, name: &str) {
+    let _ = writeln!(
+        out,
+        "impl EventType for {name} {{\n    const KIND: &'static str = {name:?};\n\n    fn from_event(event: &Event) -> Option<&Self> {{\n        match event {{\n            Event::{name}(e) => Some(e),\n            _ => None,\n        }}\n    }}\n}}\n"
+    );
+}
+
+/// A test-only macro that calls `$callback!(A, B, ...)` with every event type, so that
+/// hand-written tests cover each one without a list that falls behind the spec.
+fn write_type_list(out: &mut String, structs: &[StructDef]) {
+    let names: Vec<&str> = structs.iter().map(|def| def.name.as_str()).collect();
+    out.push_str("/// Calls `$callback!(A, B, ...)` with every event type (for tests).\n");
+    out.push_str("#[cfg(test)]\nmacro_rules! for_each_event_type {\n");
+    let _ = writeln!(
+        out,
+        "    ($callback:ident) => {{\n        $callback!({})\n    }};\n}}\n",
+        names.join(", ")
+    );
+    out.push_str("#[cfg(test)]\npub(crate) use for_each_event_type;\n\n");
+}
+
 pub(super) fn file(header: &str, structs: &[StructDef]) -> String {
     let mut out = String::from(header);
     out.push_str(
         "//! Every ARI event, and [`Event`], which decodes any of them by its `type`.\n\n",
     );
+    out.push_str("use crate::EventType;\n");
     out.push_str("use crate::event_support::{EventDecodeError, Shape, decode_str, decode_value, peek_kind, raw_ids, raw_str};\n\n");
     for def in structs {
         write_struct(&mut out, def);
+        write_event_type(&mut out, &def.name);
     }
+    write_type_list(&mut out, structs);
 
     out.push_str("/// An ARI event or message, decoded by its `type`.\n///\n");
     out.push_str("/// Types this crate does not know (added by a newer Asterisk) become [`Event::Unknown`]\n");
@@ -136,7 +161,7 @@ pub(super) fn file(header: &str, structs: &[StructDef]) -> String {
 
     out.push_str("    /// The ARI `type` of the event, e.g. `StasisStart`.\n    pub fn kind(&self) -> &str {\n        match self {\n");
     for def in structs {
-        let _ = writeln!(out, "            Event::{}(_) => {:?},", def.name, def.name);
+        let _ = writeln!(out, "            Event::{0}(_) => {0}::KIND,", def.name);
     }
     out.push_str("            Event::Unknown { kind, .. } => kind,\n        }\n    }\n\n");
 
