@@ -6,6 +6,8 @@
 //! - [`Event`]: any event, decoded by its `type`; unknown types are kept as
 //!   [`Event::Unknown`] with their raw JSON, never an error. Every event struct
 //!   implements [`EventType`], so `event.downcast::<events::StasisStart>()` finds one type.
+//!   [`Event::channel_ids`] and its siblings return [`EventIds`], which holds the ids of
+//!   any known event without allocating.
 //! - [`operations`]: a parameter struct per operation implementing [`Operation`].
 //! - [`ids`]: typed ids ([`ChannelId`], [`BridgeId`], ...).
 //!
@@ -49,6 +51,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod event_ids;
 mod event_support;
 mod event_type;
 mod generated;
@@ -58,6 +61,7 @@ mod string_enum;
 mod timestamp;
 pub mod version;
 
+pub use event_ids::EventIds;
 pub use event_support::EventDecodeError;
 pub use event_type::EventType;
 pub use generated::events::Event;

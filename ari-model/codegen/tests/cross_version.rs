@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use ari_model::Event;
+use ari_model::{Event, EventIds};
 use ari_model_codegen::spec::{Model, Property, Spec};
 use serde_json::{Map, Value, json};
 
@@ -96,6 +96,18 @@ fn object_of(
     Value::Object(object)
 }
 
+/// Whether every id list of `event` is held inline; records the longest in `most`.
+fn ids_inline(event: &Event, most: &mut usize) -> bool {
+    let lists = [
+        event.channel_ids(),
+        event.bridge_ids(),
+        event.playback_ids(),
+        event.recording_names(),
+    ];
+    *most = lists.iter().map(|ids| ids.len()).fold(*most, usize::max);
+    lists.iter().all(EventIds::is_inline)
+}
+
 #[test]
 fn every_release_decodes() {
     let dir = specs_dir();
@@ -120,6 +132,7 @@ fn every_release_decodes() {
 
     let mut failures = Vec::new();
     let mut decoded = 0;
+    let mut most_ids = 0;
     for release in &releases {
         let spec = Spec::load(release).unwrap();
         let models = spec.models();
@@ -157,6 +170,9 @@ fn every_release_decodes() {
                         Ok(event) if event.kind() != *name => {
                             Err(format!("decoded as {}", event.kind()))
                         }
+                        Ok(event) if !ids_inline(&event, &mut most_ids) => {
+                            Err("ids spilled to the heap".to_owned())
+                        }
                         Ok(_) => serde_json::from_str::<Event>(&text)
                             .map(drop)
                             .map_err(|e| format!("via Deserialize: {e}")),
@@ -187,4 +203,7 @@ fn every_release_decodes() {
     );
     // 5 releases, 2 fills each, minus the two abstract bases per release.
     assert!(decoded > 700, "only {decoded} objects decoded");
+    // Full objects fill every optional field: the inline space is exactly what the
+    // event with the most ids needs (BridgeAttendedTransfer's eight channels).
+    assert_eq!(most_ids, EventIds::INLINE_CAPACITY);
 }

@@ -35,8 +35,10 @@ pub(super) fn concrete_events(
 enum IdSource {
     /// Always exactly one id: an expression.
     One(String),
-    /// Zero or more ids: a statement that pushes them onto `ids`.
-    Statement(String),
+    /// Zero or one id (an optional field): a statement that pushes it onto `ids`.
+    Optional(String),
+    /// Any number of ids (a list): a statement that extends `ids` with them.
+    Many(String),
 }
 
 fn id_source(field: &Field, model: &str, id_type: &str, id_field: &str) -> Option<IdSource> {
@@ -53,17 +55,111 @@ fn id_source(field: &Field, model: &str, id_type: &str, id_field: &str) -> Optio
         }
         _ => return None,
     };
-    let verb = if many { "extend" } else { "push" };
     Some(match (field.required, many) {
         (true, false) => IdSource::One(single.replace("{x}", &target)),
-        (true, true) => {
-            IdSource::Statement(format!("ids.{verb}({});", single.replace("{x}", &target)))
-        }
-        (false, _) => IdSource::Statement(format!(
-            "if let Some(x) = &{target} {{ ids.{verb}({}); }}",
+        (true, true) => IdSource::Many(format!("ids.extend({});", single.replace("{x}", &target))),
+        (false, false) => IdSource::Optional(format!(
+            "if let Some(x) = &{target} {{ ids.push({}); }}",
+            single.replace("{x}", "x")
+        )),
+        (false, true) => IdSource::Many(format!(
+            "if let Some(x) = &{target} {{ ids.extend({}); }}",
             single.replace("{x}", "x")
         )),
     })
+}
+
+/// One of the id accessors of `Event`, and where its ids come from.
+#[derive(Clone, Copy)]
+struct IdAccessor {
+    /// The method, e.g. `channel_ids`.
+    name: &'static str,
+    /// The model whose ids it returns, e.g. `Channel`.
+    model: &'static str,
+    /// The typed id of that model, e.g. `ChannelId`.
+    id_type: &'static str,
+    /// The model's id field (`id`, or `name` for recordings).
+    id_field: &'static str,
+    /// The `event_support::Shape` that finds such objects in an unknown event.
+    shape: &'static str,
+    /// The first line of its doc.
+    doc: &'static str,
+}
+
+/// Writes one id accessor; returns the most ids it can return for an event without list
+/// fields (lists may go past `EventIds`'s inline space, which then spills to the heap).
+fn write_ids_accessor(out: &mut String, structs: &[StructDef], accessor: &IdAccessor) -> usize {
+    let IdAccessor {
+        name,
+        model,
+        id_type,
+        id_field,
+        shape,
+        doc,
+    } = *accessor;
+    let _ = writeln!(
+        out,
+        "    /// {doc}\n    ///\n    /// For an [`Event::Unknown`], the ids of its top-level objects shaped like a {model}."
+    );
+    let _ = writeln!(
+        out,
+        "    pub fn {name}(&self) -> EventIds<'_> {{\n        match self {{"
+    );
+    let _ = writeln!(
+        out,
+        "            Event::Unknown {{ raw, .. }} => raw_ids(raw, Shape::{shape}),"
+    );
+    let mut any_without = false;
+    let mut most = 0;
+    for def in structs {
+        let sources: Vec<IdSource> = def
+            .fields
+            .iter()
+            .filter_map(|f| id_source(f, model, id_type, id_field))
+            .collect();
+        if sources.is_empty() {
+            any_without = true;
+            continue;
+        }
+        let mut ones = Vec::new();
+        let mut statements = Vec::new();
+        for source in &sources {
+            match source {
+                IdSource::One(expression) => ones.push(expression.as_str()),
+                IdSource::Optional(statement) | IdSource::Many(statement) => {
+                    statements.push(statement.as_str());
+                }
+            }
+        }
+        let bounded = sources
+            .iter()
+            .filter(|s| !matches!(s, IdSource::Many(_)))
+            .count();
+        most = most.max(bounded);
+        let initial = if ones.is_empty() {
+            "EventIds::new()".to_owned()
+        } else {
+            format!("EventIds::from([{}])", ones.join(", "))
+        };
+        if statements.is_empty() {
+            let _ = writeln!(out, "            Event::{}(e) => {initial},", def.name);
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "            Event::{}(e) => {{\n                let mut ids = {initial};",
+            def.name
+        );
+        for statement in statements {
+            let _ = writeln!(out, "                {statement}");
+        }
+        out.push_str("                ids\n            }\n");
+    }
+    if any_without {
+        out.push_str("            _ => EventIds::new(),\n");
+    }
+    out.push_str("        }\n    }\n\n");
+    most
 }
 
 /// `impl EventType for <name>`: the one place the event's wire `type` is written.
@@ -93,7 +189,7 @@ pub(super) fn file(header: &str, structs: &[StructDef]) -> String {
     out.push_str(
         "//! Every ARI event, and [`Event`], which decodes any of them by its `type`.\n\n",
     );
-    out.push_str("use crate::EventType;\n");
+    out.push_str("use crate::{EventIds, EventType};\n");
     out.push_str("use crate::event_support::{EventDecodeError, Shape, decode_str, decode_value, peek_kind, raw_ids, raw_str};\n\n");
     for def in structs {
         write_struct(&mut out, def);
@@ -225,111 +321,42 @@ pub(super) fn file(header: &str, structs: &[StructDef]) -> String {
         out.push_str("        }\n    }\n\n");
     }
 
-    for (accessor, model, id_type, id_field, shape, doc) in [
-        (
-            "channel_ids",
-            "Channel",
-            "ChannelId",
-            "id",
-            "Channel",
-            "Ids of the channels the event concerns (e.g. a `Dial`'s caller, peer and forwarded channel).",
-        ),
-        (
-            "bridge_ids",
-            "Bridge",
-            "BridgeId",
-            "id",
-            "Bridge",
-            "Ids of the bridges the event concerns.",
-        ),
-        (
-            "playback_ids",
-            "Playback",
-            "PlaybackId",
-            "id",
-            "Playback",
-            "Ids of the playbacks the event concerns.",
-        ),
-        (
-            "recording_names",
-            "LiveRecording",
-            "RecordingName",
-            "name",
-            "Recording",
-            "Names of the recordings the event concerns.",
-        ),
+    let mut max_ids = 0;
+    for accessor in [
+        IdAccessor {
+            name: "channel_ids",
+            model: "Channel",
+            id_type: "ChannelId",
+            id_field: "id",
+            shape: "Channel",
+            doc: "Ids of the channels the event concerns (e.g. a `Dial`'s caller, peer and forwarded channel).",
+        },
+        IdAccessor {
+            name: "bridge_ids",
+            model: "Bridge",
+            id_type: "BridgeId",
+            id_field: "id",
+            shape: "Bridge",
+            doc: "Ids of the bridges the event concerns.",
+        },
+        IdAccessor {
+            name: "playback_ids",
+            model: "Playback",
+            id_type: "PlaybackId",
+            id_field: "id",
+            shape: "Playback",
+            doc: "Ids of the playbacks the event concerns.",
+        },
+        IdAccessor {
+            name: "recording_names",
+            model: "LiveRecording",
+            id_type: "RecordingName",
+            id_field: "name",
+            shape: "Recording",
+            doc: "Names of the recordings the event concerns.",
+        },
     ] {
-        let _ = writeln!(
-            out,
-            "    /// {doc}\n    ///\n    /// For an [`Event::Unknown`], the ids of its top-level objects shaped like a {model}."
-        );
-        let _ = writeln!(
-            out,
-            "    pub fn {accessor}(&self) -> Vec<&str> {{\n        match self {{"
-        );
-        let _ = writeln!(
-            out,
-            "            Event::Unknown {{ raw, .. }} => raw_ids(raw, Shape::{shape}),"
-        );
-        let mut any_without = false;
-        for def in structs {
-            let sources: Vec<IdSource> = def
-                .fields
-                .iter()
-                .filter_map(|f| id_source(f, model, id_type, id_field))
-                .collect();
-            if sources.is_empty() {
-                any_without = true;
-                continue;
-            }
-            let ones: Vec<&str> = sources
-                .iter()
-                .filter_map(|s| {
-                    if let IdSource::One(e) = s {
-                        Some(e.as_str())
-                    } else {
-                        None
-                    }
-                })
-                .collect();
-            let statements: Vec<&str> = sources
-                .iter()
-                .filter_map(|s| {
-                    if let IdSource::Statement(t) = s {
-                        Some(t.as_str())
-                    } else {
-                        None
-                    }
-                })
-                .collect();
-            if statements.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "            Event::{}(e) => vec![{}],",
-                    def.name,
-                    ones.join(", ")
-                );
-                continue;
-            }
-            let initial = if ones.is_empty() {
-                "Vec::new()".to_owned()
-            } else {
-                format!("vec![{}]", ones.join(", "))
-            };
-            let _ = writeln!(
-                out,
-                "            Event::{}(e) => {{\n                let mut ids = {initial};",
-                def.name
-            );
-            for statement in statements {
-                let _ = writeln!(out, "                {statement}");
-            }
-            out.push_str("                ids\n            }\n");
-        }
-        if any_without {
-            out.push_str("            _ => Vec::new(),\n");
-        }
-        out.push_str("        }\n    }\n\n");
+        max_ids = max_ids.max(write_ids_accessor(&mut out, structs, &accessor));
     }
     out.push_str("}\n\n");
 
@@ -355,6 +382,84 @@ pub(super) fn file(header: &str, structs: &[StructDef]) -> String {
     out.push_str("        let mut fields = fields.map_err(serde::ser::Error::custom)?;\n");
     out.push_str("        if let Some(object) = fields.as_object_mut() {\n");
     out.push_str("            object.insert(\"type\".to_owned(), serde_json::Value::from(self.kind()));\n        }\n");
-    out.push_str("        serde::Serialize::serialize(&fields, serializer)\n    }\n}\n");
+    out.push_str("        serde::Serialize::serialize(&fields, serializer)\n    }\n}\n\n");
+    out.push_str(
+        "/// The most ids one accessor (`channel_ids()`, ...) of a known event returns when\n",
+    );
+    out.push_str("/// none of its fields is a list: what `EventIds` holds without allocating.\n");
+    let _ = writeln!(out, "pub(crate) const MAX_EVENT_IDS: usize = {max_ids};");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(wire: &str, ty: Ty, required: bool) -> Field {
+        Field {
+            wire: wire.to_owned(),
+            ident: wire.to_owned(),
+            ty,
+            required,
+            doc: String::new(),
+        }
+    }
+
+    fn channel() -> Ty {
+        Ty::Model("Channel".to_owned())
+    }
+
+    const CHANNELS: IdAccessor = IdAccessor {
+        name: "channel_ids",
+        model: "Channel",
+        id_type: "ChannelId",
+        id_field: "id",
+        shape: "Channel",
+        doc: "Ids of the channels.",
+    };
+
+    #[test]
+    fn the_inline_bound_counts_single_ids_and_lists_extend() {
+        let structs = [
+            StructDef {
+                name: "Three".to_owned(),
+                doc: String::new(),
+                fields: vec![
+                    field("a", channel(), true),
+                    field("b", channel(), false),
+                    field("c", Ty::Id("ChannelId"), false),
+                    field("bridge", Ty::Model("Bridge".to_owned()), true),
+                ],
+            },
+            StructDef {
+                name: "WithList".to_owned(),
+                doc: String::new(),
+                fields: vec![
+                    field("first", channel(), true),
+                    field("all", Ty::List(Box::new(channel())), true),
+                ],
+            },
+        ];
+        let mut out = String::new();
+        assert_eq!(write_ids_accessor(&mut out, &structs, &CHANNELS), 3);
+        assert!(
+            out.contains("let mut ids = EventIds::from([e.a.id.as_str()]);"),
+            "{out}"
+        );
+        assert!(
+            out.contains("if let Some(x) = &e.b { ids.push(x.id.as_str()); }"),
+            "{out}"
+        );
+        assert!(
+            out.contains("if let Some(x) = &e.c { ids.push(x.as_str()); }"),
+            "{out}"
+        );
+        assert!(
+            out.contains("ids.extend(e.all.iter().map(|item| item.id.as_str()));"),
+            "{out}"
+        );
+        assert!(!out.contains("bridge"), "{out}");
+        // Every event has a channel: no fallback arm.
+        assert!(!out.contains("_ => EventIds::new()"), "{out}");
+    }
 }
