@@ -17,7 +17,7 @@ pub(super) fn file(header: &str, spec: &Spec, compat: &Compat) -> String {
     let _ = writeln!(out, "pub const ARI_VERSION: &str = {:?};", spec.api_version);
     let _ = writeln!(
         out,
-        "/// Releases whose specs the model is checked against (api-docs/compat.json)."
+        "/// Releases whose specs the model is checked against (ari-model/api-docs/compat.json)."
     );
     let releases: Vec<String> = compat.versions.iter().map(|v| format!("{v:?}")).collect();
     let _ = writeln!(
