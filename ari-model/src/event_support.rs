@@ -8,6 +8,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::EventIds;
+
 /// Why an event could not be decoded: the event type, the path of the offending field
 /// (`channel.caller.number`; empty for the whole event) and serde's message.
 ///
@@ -155,9 +157,9 @@ impl Shape {
 /// (a channel has `id`, `name`, `state`, `caller`; a bridge `id`, `bridge_type`,
 /// `channels`; ...), so that events added by a newer Asterisk still reach the objects they
 /// concern.
-pub(crate) fn raw_ids(raw: &Value, shape: Shape) -> Vec<&str> {
+pub(crate) fn raw_ids(raw: &Value, shape: Shape) -> EventIds<'_> {
     let Some(object) = raw.as_object() else {
-        return Vec::new();
+        return EventIds::new();
     };
     object
         .values()

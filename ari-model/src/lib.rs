@@ -4,7 +4,10 @@
 //! - [`models`]: data types such as [`models::Channel`] and string enums such as
 //!   [`models::ChannelState`] (each with an `Unknown(String)` catch-all).
 //! - [`Event`]: any event, decoded by its `type`; unknown types are kept as
-//!   [`Event::Unknown`] with their raw JSON, never an error.
+//!   [`Event::Unknown`] with their raw JSON, never an error. Every event struct
+//!   implements [`EventType`], so `event.downcast::<events::StasisStart>()` finds one type.
+//!   [`Event::channel_ids`] and its siblings return [`EventIds`], which holds the ids of
+//!   any known event without allocating.
 //! - [`operations`]: a parameter struct per operation implementing [`Operation`].
 //! - [`ids`]: typed ids ([`ChannelId`], [`BridgeId`], ...).
 //!
@@ -48,7 +51,9 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod event_ids;
 mod event_support;
+mod event_type;
 mod generated;
 pub mod ids;
 pub mod operation;
@@ -56,7 +61,9 @@ mod string_enum;
 mod timestamp;
 pub mod version;
 
+pub use event_ids::EventIds;
 pub use event_support::EventDecodeError;
+pub use event_type::EventType;
 pub use generated::events::Event;
 pub use generated::{ARI_VERSION, CHECKED_RELEASES, SPEC_RELEASE, events, models, operations};
 pub use ids::{

@@ -10,7 +10,7 @@ use ari_model::operations::{
     applications, asterisk, bridges, channels, device_states, endpoints, playbacks, recordings,
     sounds,
 };
-use ari_model::{Event, Operation, Timestamp};
+use ari_model::{Event, EventIds, Operation, Timestamp};
 use serde::de::DeserializeOwned;
 
 fn fixtures() -> PathBuf {
@@ -133,6 +133,55 @@ fn events_name_the_objects_they_concern() {
             _ => {}
         }
     }
+}
+
+#[test]
+fn ids_of_known_events_need_no_allocation() {
+    let mut with_ids = 0;
+    for (line, event) in events() {
+        let lists = [
+            event.channel_ids(),
+            event.bridge_ids(),
+            event.playback_ids(),
+            event.recording_names(),
+        ];
+        assert!(lists.iter().all(EventIds::is_inline), "{line}");
+        with_ids += usize::from(lists.iter().any(|ids| !ids.is_empty()));
+    }
+    // Not a vacuous check: most captured events name some object.
+    assert!(with_ids > 100, "only {with_ids} events with ids");
+}
+
+#[test]
+fn ids_of_an_unknown_event_come_from_its_objects_in_order_past_the_inline_space() {
+    let event = events()
+        .into_iter()
+        .find_map(|(_, e)| match e {
+            Event::ChannelDestroyed(d) => Some(d),
+            _ => None,
+        })
+        .expect("a ChannelDestroyed");
+    let count = EventIds::INLINE_CAPACITY + 2;
+    let mut raw = serde_json::json!({"type": "ChannelsMerged", "application": "demo"});
+    let mut expected = Vec::new();
+    for n in 0..count {
+        let mut channel = serde_json::to_value(&event.channel).unwrap();
+        let id = format!("1700000000.{n:02}");
+        channel["id"] = serde_json::json!(id);
+        // Keys that sort as they count, whatever order the map keeps.
+        raw[format!("channel_{n:02}")] = channel;
+        expected.push(id);
+    }
+    raw["bridge"] = serde_json::json!({"id": "b-1", "bridge_type": "mixing", "channels": []});
+    let event = Event::from_json_str(&raw.to_string()).unwrap();
+    assert!(event.is_unknown());
+    let ids = event.channel_ids();
+    assert!(!ids.is_inline());
+    assert_eq!(ids, expected.iter().map(String::as_str).collect::<Vec<_>>());
+    let bridges = event.bridge_ids();
+    assert!(bridges.is_inline());
+    assert_eq!(bridges, ["b-1"]);
+    assert!(event.playback_ids().is_empty());
 }
 
 #[test]

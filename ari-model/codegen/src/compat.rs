@@ -1,9 +1,9 @@
 //! The compatibility table: which Asterisk releases have each model, property and
 //! operation, and where each property is required.
 //!
-//! It is derived once from the specs of several releases (`--derive-compat`) and committed
-//! as `ari-model/api-docs/compat.json`, the generator's second input, so regenerating needs
-//! only the repository.
+//! It is derived from the specs of the releases vendored in `ari-model/api-docs/<release>/`
+//! (`--derive-compat`) and committed as `ari-model/api-docs/compat.json`, the generator's
+//! second input: generating reads the one primary release's spec and this table.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -16,7 +16,7 @@ use crate::spec::{Spec, SpecError};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Compat {
-    /// Release whose api-docs are vendored in `ari-model/api-docs/`.
+    /// Release the code is generated from (its api-docs are `ari-model/api-docs/<primary>/`).
     pub primary: String,
     /// Every release checked, oldest first.
     pub versions: Vec<String>,

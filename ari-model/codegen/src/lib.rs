@@ -36,13 +36,14 @@ fn format_all(files: Vec<(String, String)>) -> Result<Vec<(String, String)>, Str
         .collect()
 }
 
-/// Loads the spec and the table from `api_docs` and generates formatted files.
+/// Loads the table from `api_docs/compat.json` and the spec of the release it names as
+/// primary from `api_docs/<primary>/`, and generates formatted files.
 ///
 /// # Errors
 /// Any failure to load, map or format, as text.
 pub fn generate_formatted(api_docs: &Path) -> Result<Formatted, String> {
-    let spec = spec::Spec::load(api_docs).map_err(|e| e.to_string())?;
     let compat = compat::Compat::load(&api_docs.join("compat.json")).map_err(|e| e.to_string())?;
+    let spec = spec::Spec::load(&api_docs.join(&compat.primary)).map_err(|e| e.to_string())?;
     let output = generate::generate(&spec, &compat).map_err(|e| e.to_string())?;
     Ok(Formatted {
         model: format_all(output.files)?,

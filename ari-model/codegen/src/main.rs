@@ -1,10 +1,14 @@
 //! `ari-model-codegen`: generates `ari-model/src/generated/` from Asterisk's api-docs.
 //!
+//! Its input is `ari-model/api-docs/`: one directory per Asterisk release and
+//! `compat.json`; the code is generated from the release `compat.json` names as primary.
+//!
 //! - no flags: regenerate the files;
 //! - `--check`: exit 1 when the checked-in files differ from what would be generated;
-//! - `--derive-compat DIR`: rebuild `api-docs/compat.json` from `DIR/<release>/` specs.
+//! - `--derive-compat [DIR]`: rebuild `compat.json` from the `DIR/<release>/` specs
+//!   (default: the vendored releases); with `--check`, only check that it is up to date.
 //!
-//! Every mode prints `coverage: operations X/Y models X/Y events X/Y` for the vendored spec.
+//! Every mode prints `coverage: operations X/Y models X/Y events X/Y` for the primary spec.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,7 +20,8 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Directory with resources.json, the resource files and compat.json.
+    /// Directory with compat.json and a directory per release (resources.json and the
+    /// resource files); the generator reads the release compat.json names as primary.
     #[arg(long, env = "ARI_CODEGEN_API_DOCS", default_value_os_t = model_dir().join("api-docs"))]
     api_docs: PathBuf,
     /// Directory the generated model files go to.
@@ -28,12 +33,14 @@ struct Args {
     /// Only check that the checked-in files are what the generator produces.
     #[arg(long)]
     check: bool,
-    /// Rebuild compat.json from the specs in DIR/<release>/ (e.g. ../shared/ari-api-docs).
+    /// Rebuild compat.json from the specs in DIR/<release>/ (default: the --api-docs
+    /// directory, where the releases are vendored).
     #[arg(long, value_name = "DIR")]
-    derive_compat: Option<PathBuf>,
-    /// With --derive-compat: the release whose api-docs are vendored.
-    #[arg(long, default_value = "22.10.1")]
-    primary: String,
+    derive_compat: Option<Option<PathBuf>>,
+    /// With --derive-compat: the release the code is generated from (default: the one the
+    /// current compat.json names).
+    #[arg(long)]
+    primary: Option<String>,
 }
 
 /// `ari-model/`, found from the manifest directory cargo gives at run time (a binary
@@ -59,17 +66,38 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<ExitCode, String> {
     if let Some(dir) = &args.derive_compat {
-        let compat = Compat::derive(dir, &args.primary).map_err(|e| e.to_string())?;
+        let dir = dir.as_ref().unwrap_or(&args.api_docs);
         let path = args.api_docs.join("compat.json");
-        std::fs::write(&path, compat.to_json())
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        println!(
-            "wrote {} ({} releases, {} models, {} operations)",
-            path.display(),
+        let primary = match &args.primary {
+            Some(primary) => primary.clone(),
+            None => {
+                Compat::load(&path)
+                    .map_err(|e| format!("{e} (or give --primary)"))?
+                    .primary
+            }
+        };
+        let compat = Compat::derive(dir, &primary).map_err(|e| e.to_string())?;
+        let summary = format!(
+            "{} releases, {} models, {} operations",
             compat.versions.len(),
             compat.models.len(),
             compat.operations.len()
         );
+        let json = compat.to_json();
+        if !args.check {
+            std::fs::write(&path, &json)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            println!("wrote {} ({summary})", path.display());
+        } else if std::fs::read_to_string(&path).ok().as_deref() == Some(json.as_str()) {
+            println!("{} is up to date ({summary})", path.display());
+        } else {
+            eprintln!(
+                "ari-model-codegen: {} differs from what {} derives: run `cargo run -p ari-model-codegen -- --derive-compat` and commit the result",
+                path.display(),
+                dir.display()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
     }
     let generated = ari_model_codegen::generate_formatted(&args.api_docs)?;
     println!("{}", generated.coverage);

@@ -1,23 +1,27 @@
 //! The generated model decodes what every supported Asterisk release sends.
 //!
-//! For each spec in `shared/ari-api-docs/<release>/` (18.26.4 … 23.4.1), and every model
-//! and event in it, build two JSON objects from *that release's* spec: a minimal one (only
-//! the fields it requires, enum fields holding a value no release knows) and a full one
-//! (every field, plus a field no release has), and decode both with `ari-model`.
+//! For each spec vendored in `ari-model/api-docs/<release>/` (18.26.4 … 23.4.1; another
+//! directory of releases with `ARI_API_DOCS_DIR`), and every model and event in it, build
+//! two JSON objects from *that release's* spec: a minimal one (only the fields it
+//! requires, enum fields holding a value no release knows) and a full one (every field,
+//! plus a field no release has), and decode both with `ari-model`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use ari_model::Event;
+use ari_model::{Event, EventIds};
+use ari_model_codegen::compat::Compat;
 use ari_model_codegen::spec::{Model, Property, Spec};
 use serde_json::{Map, Value, json};
 
+/// `ari-model/api-docs/`, from the manifest directory cargo gives at run time (a compiled-in
+/// path would point a target directory shared between clones at another clone).
+fn vendored_dir() -> PathBuf {
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap()).join("../api-docs")
+}
+
 fn specs_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("ARI_API_DOCS_DIR") {
-        return PathBuf::from(dir);
-    }
-    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap())
-        .join("../../../shared/ari-api-docs")
+    std::env::var_os("ARI_API_DOCS_DIR").map_or_else(vendored_dir, PathBuf::from)
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -96,6 +100,18 @@ fn object_of(
     Value::Object(object)
 }
 
+/// Whether every id list of `event` is held inline; records the longest in `most`.
+fn ids_inline(event: &Event, most: &mut usize) -> bool {
+    let lists = [
+        event.channel_ids(),
+        event.bridge_ids(),
+        event.playback_ids(),
+        event.recording_names(),
+    ];
+    *most = lists.iter().map(|ids| ids.len()).fold(*most, usize::max);
+    lists.iter().all(EventIds::is_inline)
+}
+
 #[test]
 fn every_release_decodes() {
     let dir = specs_dir();
@@ -120,6 +136,7 @@ fn every_release_decodes() {
 
     let mut failures = Vec::new();
     let mut decoded = 0;
+    let mut most_ids = 0;
     for release in &releases {
         let spec = Spec::load(release).unwrap();
         let models = spec.models();
@@ -157,6 +174,9 @@ fn every_release_decodes() {
                         Ok(event) if event.kind() != *name => {
                             Err(format!("decoded as {}", event.kind()))
                         }
+                        Ok(event) if !ids_inline(&event, &mut most_ids) => {
+                            Err("ids spilled to the heap".to_owned())
+                        }
                         Ok(_) => serde_json::from_str::<Event>(&text)
                             .map(drop)
                             .map_err(|e| format!("via Deserialize: {e}")),
@@ -187,4 +207,22 @@ fn every_release_decodes() {
     );
     // 5 releases, 2 fills each, minus the two abstract bases per release.
     assert!(decoded > 700, "only {decoded} objects decoded");
+    // Full objects fill every optional field: the inline space is exactly what the
+    // event with the most ids needs (BridgeAttendedTransfer's eight channels).
+    assert_eq!(most_ids, EventIds::INLINE_CAPACITY);
+}
+
+#[test]
+fn compat_json_is_what_the_vendored_releases_derive() {
+    let dir = vendored_dir();
+    let committed = Compat::load(&dir.join("compat.json")).unwrap();
+    let derived = Compat::derive(&dir, &committed.primary).unwrap();
+    assert_eq!(
+        derived.versions,
+        ["18.26.4", "20.20.1", "21.12.3", "22.10.1", "23.4.1"]
+    );
+    assert!(
+        std::fs::read_to_string(dir.join("compat.json")).unwrap() == derived.to_json(),
+        "compat.json is out of date: cargo run -p ari-model-codegen -- --derive-compat"
+    );
 }
