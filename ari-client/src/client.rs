@@ -91,6 +91,8 @@ impl Endpoint {
 
 pub(crate) struct Inner {
     pub(crate) endpoint: Endpoint,
+    /// `endpoint.ari_base()`, made once: every request's URI starts with it.
+    ari_base: String,
     pub(crate) credentials: Credentials,
     authorization: HeaderValue,
     user_agent: HeaderValue,
@@ -172,6 +174,7 @@ impl Client {
         authorization.set_sensitive(true);
         Client {
             inner: Arc::new(Inner {
+                ari_base: endpoint.ari_base(),
                 endpoint,
                 authorization,
                 credentials,
@@ -200,15 +203,17 @@ impl Client {
 
     /// The ARI base URL, e.g. `http://127.0.0.1:8088/ari`.
     pub fn url(&self) -> String {
-        self.inner.endpoint.ari_base()
+        self.inner.ari_base.clone()
     }
 
     pub(crate) fn credentials(&self) -> &Credentials {
         &self.inner.credentials
     }
 
-    fn uri<O: Operation>(&self, operation: &O) -> String {
-        let mut uri = format!("{}{}", self.inner.endpoint.ari_base(), operation.path());
+    fn uri<O: Operation>(&self, operation: &O, path: &str) -> String {
+        let mut uri = String::with_capacity(self.inner.ari_base.len() + path.len() + 64);
+        uri.push_str(&self.inner.ari_base);
+        uri.push_str(path);
         let query = operation.query();
         for (i, (name, value)) in query.iter().enumerate() {
             uri.push(if i == 0 { '?' } else { '&' });
@@ -219,12 +224,16 @@ impl Client {
         uri
     }
 
-    fn request<O: Operation>(&self, operation: &O) -> Result<Request<Full<Bytes>>, Error> {
+    fn request<O: Operation>(
+        &self,
+        operation: &O,
+        path: &str,
+    ) -> Result<Request<Full<Bytes>>, Error> {
         let name = operation_name::<O>();
         let body = operation.body();
         let mut builder = Request::builder()
             .method(O::METHOD.as_str())
-            .uri(self.uri(operation))
+            .uri(self.uri(operation, path))
             .header(AUTHORIZATION, self.inner.authorization.clone())
             .header(USER_AGENT, self.inner.user_agent.clone());
         let bytes = match body {
@@ -242,8 +251,9 @@ impl Client {
     async fn send<O: Operation>(
         &self,
         operation: &O,
+        path: &str,
     ) -> Result<hyper::Response<hyper::body::Incoming>, Error> {
-        let request = self.request(operation)?;
+        let request = self.request(operation, path)?;
         self.inner.http.request(request).await.map_err(|error| {
             let delivery = if error.is_connect() {
                 Delivery::NotSent
@@ -289,7 +299,7 @@ impl Client {
         let timeout = self.inner.request_timeout;
         let result = async {
             let exchange = async {
-                let response = self.send(operation).await?;
+                let response = self.send(operation, &path).await?;
                 let status = response.status();
                 let body = response.into_body().collect().await.map_err(|error| {
                     Error::transport(
@@ -341,7 +351,7 @@ impl Client {
         let span = tracing::debug_span!("ari_download", method = O::METHOD.as_str(), path = %path, status = tracing::field::Empty);
         async {
             let timeout = self.inner.request_timeout;
-            let response = tokio::time::timeout(timeout, self.send(operation))
+            let response = tokio::time::timeout(timeout, self.send(operation, &path))
                 .await
                 .map_err(|_| Error::Timeout {
                     operation: operation_name::<O>(),
@@ -423,10 +433,19 @@ where
         ResponseKind::Empty => b"null",
         _ => body,
     };
+    // The plain decoder is the fast path; only a failure pays for a second pass that
+    // names the offending field.
+    if let Ok(answer) = serde_json::from_slice(text) {
+        return Ok(answer);
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(text);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| Error::Decode {
+    let error = match serde_path_to_error::deserialize::<_, O::Response>(&mut deserializer) {
+        Ok(answer) => return Ok(answer),
+        Err(error) => format!("field `{}`: {}", error.path(), error.inner()),
+    };
+    Err(Error::Decode {
         operation: operation_name::<O>(),
-        message: format!("field `{}`: {}", error.path(), error.inner()),
+        message: error,
         body: String::from_utf8_lossy(body).into_owned(),
     })
 }
