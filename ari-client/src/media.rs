@@ -3,9 +3,9 @@
 //!
 //! Binary frames carry raw audio in the channel's format (µ-law: 160 bytes per 20 ms);
 //! text frames carry JSON control events from Asterisk ([`MediaEvent`]) and commands to
-//! it ([`MediaCommand`]). Asterisk queues about a thousand frames and says `MEDIA_XOFF`
-//! when its queue is nearly full: [`MediaSender::send_audio`] waits for `MEDIA_XON`
-//! then. Messages over ~65 500 bytes hang the call up, so audio goes out in whole frames,
+//! it ([`MediaCommand`]), wire types of [`ari_model::media`] re-exported here. Asterisk
+//! queues about a thousand frames and says `MEDIA_XOFF` when its queue is nearly full:
+//! [`MediaSender::send_audio`] waits for `MEDIA_XON` then. Messages over ~65 500 bytes hang the call up, so audio goes out in whole frames,
 //! at most [`MAX_FRAMES_PER_MESSAGE`] per message.
 //!
 //! The connection id is the only credential of `/media/<id>` (Asterisk asks for no ARI
@@ -19,13 +19,17 @@ use ari_model::operations::channels::ExternalMedia;
 use bytes::Bytes;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt as _, StreamExt as _};
-use serde::Deserialize;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+pub use ari_model::media::{
+    MAX_COMMAND_BYTES, MAX_MESSAGE_BYTES, MediaCommand, MediaDirection, MediaEvent, MediaStart,
+    MediaStatus, QUEUE_MAX_FRAMES, QUEUE_XOFF_FRAMES, QUEUE_XON_FRAMES,
+};
 
 use crate::connection::AppConnection;
 use crate::error::{Delivery, Error};
@@ -37,169 +41,6 @@ pub const MAX_FRAMES_PER_MESSAGE: usize = 20;
 /// Default cap on the audio a sender lets Asterisk queue: 500 frames (10 s at 20 ms),
 /// well under its XOFF level (900), so a producer faster than real time never fills it.
 pub const DEFAULT_MAX_QUEUED_FRAMES: usize = 500;
-
-/// `MEDIA_START`: the media session's parameters.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct MediaStart {
-    /// The media connection id.
-    pub connection_id: String,
-    /// Channel name (`WebSocket/...`).
-    pub channel: String,
-    /// Channel id.
-    pub channel_id: String,
-    /// Audio format, e.g. `ulaw`, `slin16`.
-    pub format: String,
-    /// Bytes per frame (160 for µ-law at 20 ms).
-    pub optimal_frame_size: usize,
-    /// Milliseconds per frame.
-    pub ptime: u32,
-    /// Channel variables Asterisk passes along.
-    #[serde(default)]
-    pub channel_variables: serde_json::Map<String, serde_json::Value>,
-}
-
-/// `STATUS`: Asterisk's outbound audio queue.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct MediaStatus {
-    /// Frames queued.
-    pub queue_length: u64,
-    /// Queue length at which Asterisk says `MEDIA_XON`.
-    pub xon_level: u64,
-    /// Queue length at which Asterisk says `MEDIA_XOFF`.
-    pub xoff_level: u64,
-    /// Whether the queue is full.
-    pub queue_full: bool,
-    /// Whether media buffering is on.
-    pub bulk_media: bool,
-    /// Whether media is paused.
-    pub media_paused: bool,
-}
-
-/// A control event from Asterisk.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum MediaEvent {
-    /// The session started.
-    Start(MediaStart),
-    /// A DTMF digit ended.
-    DtmfEnd {
-        /// The digit.
-        digit: String,
-    },
-    /// Asterisk's queue is nearly full: stop sending audio.
-    Xoff,
-    /// Asterisk's queue has room again.
-    Xon,
-    /// Answer to `GET_STATUS`.
-    Status(MediaStatus),
-    /// Buffered media has all been queued.
-    BufferingCompleted,
-    /// Playback reached a mark set with `MARK_MEDIA`.
-    MarkProcessed {
-        /// The mark's correlation id.
-        correlation_id: String,
-    },
-    /// The queue drained (after `REPORT_QUEUE_DRAINED`).
-    QueueDrained,
-    /// Asterisk reported an error.
-    Error {
-        /// The whole event.
-        raw: serde_json::Value,
-    },
-    /// An event this version does not know, kept whole.
-    Unknown {
-        /// Its `event` name.
-        event: String,
-        /// The whole event.
-        raw: serde_json::Value,
-    },
-}
-
-impl MediaEvent {
-    /// Decodes a text frame; `None` when it is not a JSON object with an `event`.
-    pub fn parse(text: &str) -> Option<MediaEvent> {
-        let raw: serde_json::Value = serde_json::from_str(text).ok()?;
-        let event = raw.get("event")?.as_str()?.to_owned();
-        let text_field = |name: &str| {
-            raw.get(name)
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        Some(match event.as_str() {
-            "MEDIA_START" => match serde_json::from_value(raw.clone()) {
-                Ok(start) => MediaEvent::Start(start),
-                Err(_) => MediaEvent::Unknown { event, raw },
-            },
-            "DTMF_END" => MediaEvent::DtmfEnd {
-                digit: text_field("digit"),
-            },
-            "MEDIA_XOFF" => MediaEvent::Xoff,
-            "MEDIA_XON" => MediaEvent::Xon,
-            "STATUS" => match serde_json::from_value(raw.clone()) {
-                Ok(status) => MediaEvent::Status(status),
-                Err(_) => MediaEvent::Unknown { event, raw },
-            },
-            "MEDIA_BUFFERING_COMPLETED" => MediaEvent::BufferingCompleted,
-            "MEDIA_MARK_PROCESSED" => MediaEvent::MarkProcessed {
-                correlation_id: text_field("correlation_id"),
-            },
-            "QUEUE_DRAINED" => MediaEvent::QueueDrained,
-            "ERROR" => MediaEvent::Error { raw },
-            _ => MediaEvent::Unknown { event, raw },
-        })
-    }
-}
-
-/// A command to Asterisk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum MediaCommand {
-    /// Answer the channel.
-    Answer,
-    /// Hang the channel up.
-    Hangup,
-    /// Queue audio faster than real time until `StopMediaBuffering`.
-    StartMediaBuffering,
-    /// End bulk buffering.
-    StopMediaBuffering,
-    /// Report [`MediaEvent::MarkProcessed`] when playback reaches this point.
-    MarkMedia {
-        /// Returned in the event (keep it short: commands over 128 bytes are ignored).
-        correlation_id: String,
-    },
-    /// Drop all queued audio (barge-in).
-    FlushMedia,
-    /// Pause playback of queued audio.
-    PauseMedia,
-    /// Resume playback.
-    ContinueMedia,
-    /// Ask for a [`MediaEvent::Status`].
-    GetStatus,
-    /// Report [`MediaEvent::QueueDrained`] when the queue empties.
-    ReportQueueDrained,
-}
-
-impl MediaCommand {
-    /// The command as Asterisk reads it.
-    pub fn to_json(&self) -> String {
-        let name = match self {
-            MediaCommand::Answer => "ANSWER",
-            MediaCommand::Hangup => "HANGUP",
-            MediaCommand::StartMediaBuffering => "START_MEDIA_BUFFERING",
-            MediaCommand::StopMediaBuffering => "STOP_MEDIA_BUFFERING",
-            MediaCommand::MarkMedia { correlation_id } => {
-                return serde_json::json!({"command": "MARK_MEDIA", "correlation_id": correlation_id}).to_string();
-            }
-            MediaCommand::FlushMedia => "FLUSH_MEDIA",
-            MediaCommand::PauseMedia => "PAUSE_MEDIA",
-            MediaCommand::ContinueMedia => "CONTINUE_MEDIA",
-            MediaCommand::GetStatus => "GET_STATUS",
-            MediaCommand::ReportQueueDrained => "REPORT_QUEUE_DRAINED",
-        };
-        serde_json::json!({ "command": name }).to_string()
-    }
-}
 
 /// What arrives on the media socket.
 #[derive(Debug, Clone, PartialEq)]
@@ -265,11 +106,7 @@ impl MediaReceiver {
             match message {
                 Message::Binary(audio) => return Some(Ok(MediaFrame::Audio(audio))),
                 Message::Text(text) => {
-                    let event =
-                        MediaEvent::parse(text.as_str()).unwrap_or_else(|| MediaEvent::Unknown {
-                            event: String::new(),
-                            raw: serde_json::Value::String(text.as_str().to_owned()),
-                        });
+                    let event = MediaEvent::from_text(text.as_str());
                     match &event {
                         MediaEvent::Xoff => self.flow.paused.store(true, Ordering::SeqCst),
                         MediaEvent::Xon => {
@@ -497,77 +334,5 @@ impl AppConnection {
             })?;
         let socket = self.connect_media(&connection_id).await?;
         Ok((handle, channel, socket))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    // Captured from the lab (Asterisk 22.10.1, control_message_format = json).
-    const START: &str = r#"{"event":"MEDIA_START","connection_id":"afcbd2c3-a930-476d-848e-46b8066f3ad5","channel":"WebSocket/INCOMING/0x7fc97c013f20","channel_id":"media-290cc55663ed8a3bf180e5170d7a439a","format":"ulaw","optimal_frame_size":160,"ptime":20,"channel_variables":{"MEDIA_WEBSOCKET_CONNECTION_ID":"afcbd2c3-a930-476d-848e-46b8066f3ad5","MEDIA_WEBSOCKET_OPTIMAL_FRAME_SIZE":"160"}}"#;
-    const STATUS: &str = r#"{"event":"STATUS","channel_id":"media-290cc55663ed8a3bf180e5170d7a439a","queue_length":0,"xon_level":800,"xoff_level":900,"queue_full":false,"bulk_media":false,"media_paused":false}"#;
-    const MARK: &str = r#"{"event":"MEDIA_MARK_PROCESSED","channel_id":"media-290cc55663ed8a3bf180e5170d7a439a","correlation_id":"m1"}"#;
-
-    #[test]
-    fn parses_what_asterisk_sends() {
-        match MediaEvent::parse(START) {
-            Some(MediaEvent::Start(start)) => {
-                assert_eq!(
-                    (start.format.as_str(), start.optimal_frame_size, start.ptime),
-                    ("ulaw", 160, 20)
-                );
-            }
-            other => panic!("{other:?}"),
-        }
-        match MediaEvent::parse(STATUS) {
-            Some(MediaEvent::Status(status)) => {
-                assert_eq!((status.xon_level, status.xoff_level), (800, 900))
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(
-            MediaEvent::parse(MARK),
-            Some(MediaEvent::MarkProcessed {
-                correlation_id: "m1".into()
-            })
-        );
-        assert_eq!(
-            MediaEvent::parse(r#"{"event":"MEDIA_XOFF"}"#),
-            Some(MediaEvent::Xoff)
-        );
-        assert!(matches!(
-            MediaEvent::parse(r#"{"event":"SOMETHING_NEW","x":1}"#),
-            Some(MediaEvent::Unknown { .. })
-        ));
-        assert!(matches!(
-            MediaEvent::parse(r#"{"event":"MEDIA_START","format":1}"#),
-            Some(MediaEvent::Unknown { .. })
-        ));
-        assert_eq!(MediaEvent::parse("not json"), None);
-        assert_eq!(MediaEvent::parse("[1,2]"), None);
-    }
-
-    #[test]
-    fn commands_are_short_json() {
-        assert_eq!(
-            MediaCommand::FlushMedia.to_json(),
-            r#"{"command":"FLUSH_MEDIA"}"#
-        );
-        let mark = MediaCommand::MarkMedia {
-            correlation_id: "turn-17".into(),
-        }
-        .to_json();
-        assert_eq!(
-            mark,
-            r#"{"command":"MARK_MEDIA","correlation_id":"turn-17"}"#
-        );
-        for command in [
-            MediaCommand::Answer,
-            MediaCommand::ReportQueueDrained,
-            MediaCommand::StartMediaBuffering,
-        ] {
-            assert!(command.to_json().len() <= 128);
-        }
     }
 }

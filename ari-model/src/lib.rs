@@ -51,6 +51,7 @@
 mod event_support;
 mod generated;
 pub mod ids;
+pub mod media;
 pub mod operation;
 mod string_enum;
 mod timestamp;
