@@ -69,6 +69,7 @@ mod generated;
 mod handles;
 pub mod media;
 mod router;
+mod websocket;
 
 pub use ari_model as model;
 pub use backoff::Backoff;

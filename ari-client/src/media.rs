@@ -9,7 +9,7 @@
 //! at most [`MAX_FRAMES_PER_MESSAGE`] per message.
 //!
 //! The connection id is the only credential of `/media/<id>` (Asterisk asks for no ARI
-//! login there): it is never logged above debug level.
+//! login there): it never appears in an error and is logged at debug level only.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -19,21 +19,19 @@ use ari_model::operations::channels::ExternalMedia;
 use bytes::Bytes;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt as _, StreamExt as _};
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 pub use ari_model::media::{
     MAX_COMMAND_BYTES, MAX_MESSAGE_BYTES, MediaCommand, MediaDirection, MediaEvent, MediaStart,
     MediaStatus, QUEUE_MAX_FRAMES, QUEUE_XOFF_FRAMES, QUEUE_XON_FRAMES,
 };
 
+use crate::client::Client;
 use crate::connection::AppConnection;
 use crate::error::{Delivery, Error};
 use crate::handles::ChannelHandle;
+use crate::websocket::{self, OpenRequest, Socket};
 
 /// Most audio frames sent in one WebSocket message (20 × 160 B = 400 ms of µ-law).
 pub const MAX_FRAMES_PER_MESSAGE: usize = 20;
@@ -50,8 +48,6 @@ pub enum MediaFrame {
     /// A control event.
     Event(MediaEvent),
 }
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Flow control state shared by the two halves.
 #[derive(Default)]
@@ -234,6 +230,12 @@ pub struct MediaSocket {
     socket: Socket,
 }
 
+impl std::fmt::Debug for MediaSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaSocket").finish_non_exhaustive()
+    }
+}
+
 impl MediaSocket {
     /// Splits into the reading and writing halves.
     pub fn split(self) -> (MediaSender, MediaReceiver) {
@@ -253,55 +255,44 @@ impl MediaSocket {
     }
 }
 
+/// What a refusal of `/media/<id>` means (Asterisk 22.10 answers 404, with an HTML page
+/// saying "WebSocket instance not found", to an id it does not know).
+fn media_refusal_reason(status: u16) -> Option<&'static str> {
+    (status == 404).then_some("no media channel has this connection id (hung up, or never created)")
+}
+
+impl Client {
+    /// Connects to `/media/<connection_id>` of this client's Asterisk (no ARI login: the
+    /// id is the credential, and is logged at debug level only).
+    ///
+    /// # Errors
+    /// When the WebSocket cannot be opened: an unknown id is a 404 [`Error::Api`].
+    pub async fn connect_media(&self, connection_id: &str) -> Result<MediaSocket, Error> {
+        tracing::debug!(%connection_id, "connecting media WebSocket");
+        let request = OpenRequest {
+            operation: "media",
+            path_and_query: format!(
+                "/media/{}",
+                ari_model::operation::encode_path_segment(connection_id)
+            ),
+            describe: "media WebSocket".to_owned(),
+            subprotocol: Some("media"),
+            authorize: false,
+            refusal_reason: media_refusal_reason,
+        };
+        let socket = websocket::open(self, request).await?;
+        Ok(MediaSocket { socket })
+    }
+}
+
 impl AppConnection {
-    /// Connects to `/media/<connection_id>` of this connection's Asterisk.
+    /// Connects to `/media/<connection_id>` of this connection's Asterisk
+    /// ([`Client::connect_media`]).
     ///
     /// # Errors
     /// When the WebSocket cannot be opened (unknown id: 404).
     pub async fn connect_media(&self, connection_id: &str) -> Result<MediaSocket, Error> {
-        let client = self.client();
-        let url = format!(
-            "{}/media/{}",
-            client.inner.endpoint.ws_base(),
-            ari_model::operation::encode_path_segment(connection_id)
-        );
-        let mut request = url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| Error::Config(format!("media URL: {e}")))?;
-        request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("media"));
-        let connector = match &client.inner.tls {
-            Some(config) => Some(Connector::Rustls(config.clone())),
-            None => Some(Connector::Plain),
-        };
-        tracing::debug!(%connection_id, "connecting media WebSocket");
-        let timeout = client.inner.connect_timeout + client.inner.request_timeout;
-        let connecting = tokio_tungstenite::connect_async_tls_with_config(
-            request,
-            Some(crate::connection::socket_config()),
-            true,
-            connector,
-        );
-        match tokio::time::timeout(timeout, connecting).await {
-            Err(_) => Err(Error::Timeout {
-                operation: "media".to_owned(),
-                timeout,
-            }),
-            Ok(Ok((socket, _))) => Ok(MediaSocket { socket }),
-            Ok(Err(tungstenite::Error::Http(response))) => Err(Error::Api {
-                operation: "media".to_owned(),
-                status: response.status().as_u16(),
-                reason: None,
-                message: Some("the media WebSocket refused the connection id".to_owned()),
-                body: String::new(),
-            }),
-            Ok(Err(error)) => Err(media_error(
-                format!("media WebSocket: {error}"),
-                Some(error),
-            )),
-        }
+        self.client().connect_media(connection_id).await
     }
 
     /// Creates a chan_websocket channel in server mode (`transport=websocket`,

@@ -1,5 +1,5 @@
-//! chan_websocket media on the real lab: audio both ways, marks, status, and flow
-//! control when Asterisk's queue fills.
+//! chan_websocket media on the real lab: audio both ways, marks, status, flow control
+//! when Asterisk's queue fills, and the refusal of an unknown connection id.
 
 mod common;
 
@@ -141,4 +141,25 @@ async fn websocket_media_carries_audio_both_ways_and_honours_xoff() {
     tone.hangup().await.unwrap();
     media_channel.hangup().await.unwrap();
     bridge.destroy().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unknown_connection_id_is_a_404_that_never_shows_the_id() {
+    let connection = app("media-unknown").await;
+    let id = format!("no-such-{}", ari_lab::unique_name("id"));
+    let error = connection.connect_media(&id).await.unwrap_err();
+    assert!(error.is_not_found(), "{error:?}");
+    let mut chain = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(next) = cause {
+        chain.push_str(&format!(": {next}"));
+        cause = next.source();
+    }
+    assert!(
+        chain.contains("no media channel has this connection id"),
+        "{chain}"
+    );
+    assert!(chain.contains("WebSocket instance not found"), "{chain}");
+    assert!(!chain.contains(&id), "{chain}");
+    assert!(!format!("{error:?}").contains(&id), "{error:?}");
 }
