@@ -84,7 +84,6 @@ mod generated;
 mod handles;
 pub mod media;
 mod router;
-
 mod websocket;
 
 pub use ari_model as model;

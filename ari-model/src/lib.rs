@@ -56,6 +56,7 @@ mod event_support;
 mod event_type;
 mod generated;
 pub mod ids;
+pub mod media;
 pub mod operation;
 mod string_enum;
 mod timestamp;
