@@ -191,7 +191,7 @@ impl AppConnection {
     /// socket is connected; its handle was subscribed before it was created.
     ///
     /// # Errors
-    /// As [`crate::Channels::external_media`] and [`AppConnection::connect_media`].
+    /// As [`crate::resources::Channels::external_media`] and [`AppConnection::connect_media`].
     pub async fn websocket_media(
         &self,
         format: &str,
