@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ari_client::model::events::ChannelDestroyed;
 use ari_client::model::models::HangupReason;
-use ari_client::{Backoff, Client, Credentials, Update};
+use ari_client::{AppConnection, Backoff, Client, Credentials, Update};
 use common::{WAIT, local_call, next_matching};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
@@ -120,20 +120,25 @@ async fn client_through(proxy: &Proxy) -> Client {
         .unwrap()
 }
 
-#[tokio::test]
-async fn a_dropped_connection_reconnects_and_resyncs_the_apps_channels() {
+/// A proxy to the lab and a connection of a new app through it, retrying every 50 ms up
+/// to `max_backoff`.
+async fn connected_through_a_proxy(prefix: &str, max_backoff: Duration) -> (Proxy, AppConnection) {
     let lab = ari_lab::Lab::get().await;
     let proxy = Proxy::start(lab.authority().to_owned()).await;
-    let client = client_through(&proxy).await;
-    let connection = client
-        .app_connection([ari_lab::unique_name("rc-drop")])
-        .backoff(Backoff::new(
-            Duration::from_millis(50),
-            Duration::from_millis(500),
-        ))
+    let connection = client_through(&proxy)
+        .await
+        .app_connection([ari_lab::unique_name(prefix)])
+        .backoff(Backoff::new(Duration::from_millis(50), max_backoff))
         .connect()
         .await
         .unwrap();
+    (proxy, connection)
+}
+
+#[tokio::test]
+async fn a_dropped_connection_reconnects_and_resyncs_the_apps_channels() {
+    let (proxy, connection) =
+        connected_through_a_proxy("rc-drop", Duration::from_millis(500)).await;
     let mut updates = connection.updates();
     let mut channel = local_call(&connection, "answer").await;
 
@@ -216,19 +221,9 @@ async fn a_half_open_socket_is_detected_by_pings() {
 
 #[tokio::test]
 async fn each_failed_attempt_is_reported_and_a_channel_gone_meanwhile_ends_its_handle() {
-    let lab = ari_lab::Lab::get().await;
-    let proxy = Proxy::start(lab.authority().to_owned()).await;
-    let client = client_through(&proxy).await;
+    let (proxy, connection) =
+        connected_through_a_proxy("rc-gone", Duration::from_millis(200)).await;
     let direct = common::client().await;
-    let connection = client
-        .app_connection([ari_lab::unique_name("rc-gone")])
-        .backoff(Backoff::new(
-            Duration::from_millis(50),
-            Duration::from_millis(200),
-        ))
-        .connect()
-        .await
-        .unwrap();
     let mut updates = connection.updates();
     let mut kept = local_call(&connection, "answer").await;
     let mut gone = local_call(&connection, "answer").await;

@@ -4,6 +4,7 @@ use ari_model::models::Bridge;
 use ari_model::operations::bridges;
 use ari_model::{BridgeId, ChannelId};
 
+use super::options::apply_record_options;
 use super::{PlaybackHandle, RecordOptions, RecordingHandle};
 use crate::connection::AppConnection;
 use crate::error::Error;
@@ -107,18 +108,9 @@ impl BridgeHandle {
         format: &str,
         options: RecordOptions,
     ) -> Result<RecordingHandle, Error> {
-        let RecordOptions {
-            max_duration_seconds,
-            max_silence_seconds,
-            if_exists,
-            beep,
-            terminate_on: _,
-        } = options;
         let mut params = bridges::Record::new(self.id.clone(), name, format);
-        params.max_duration_seconds = max_duration_seconds;
-        params.max_silence_seconds = max_silence_seconds;
-        params.if_exists = if_exists;
-        params.beep = beep;
+        // Bridges end recordings on no DTMF.
+        let _terminate_on = apply_record_options!(params, options);
         let handle = self.connection.recording(name);
         self.bridges().record(params).await?;
         Ok(handle)

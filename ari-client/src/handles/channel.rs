@@ -4,6 +4,7 @@ use ari_model::ChannelId;
 use ari_model::models::{Channel, HangupReason};
 use ari_model::operations::channels;
 
+use super::options::apply_record_options;
 use super::{
     DialOptions, DialplanTarget, PlaybackHandle, RecordOptions, RecordingHandle, SnoopOptions,
     new_id,
@@ -145,19 +146,8 @@ impl ChannelHandle {
         format: &str,
         options: RecordOptions,
     ) -> Result<RecordingHandle, Error> {
-        let RecordOptions {
-            max_duration_seconds,
-            max_silence_seconds,
-            if_exists,
-            beep,
-            terminate_on,
-        } = options;
         let mut params = channels::Record::new(self.id.clone(), name, format);
-        params.max_duration_seconds = max_duration_seconds;
-        params.max_silence_seconds = max_silence_seconds;
-        params.if_exists = if_exists;
-        params.beep = beep;
-        params.terminate_on = terminate_on;
+        params.terminate_on = apply_record_options!(params, options);
         let handle = self.connection.recording(name);
         self.channels().record(params).await?;
         Ok(handle)

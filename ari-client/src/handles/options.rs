@@ -58,6 +58,26 @@ impl RecordOptions {
     }
 }
 
+/// Sets the optional fields of a `record` operation's parameters from [`RecordOptions`]
+/// (channels' and bridges' parameter structs share these field names).
+macro_rules! apply_record_options {
+    ($params:ident, $options:expr) => {{
+        let RecordOptions {
+            max_duration_seconds,
+            max_silence_seconds,
+            if_exists,
+            beep,
+            terminate_on,
+        } = $options;
+        $params.max_duration_seconds = max_duration_seconds;
+        $params.max_silence_seconds = max_silence_seconds;
+        $params.if_exists = if_exists;
+        $params.beep = beep;
+        terminate_on
+    }};
+}
+pub(super) use apply_record_options;
+
 /// Options of [`crate::ChannelHandle::snoop`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
