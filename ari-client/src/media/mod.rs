@@ -53,7 +53,7 @@
 //! });
 //! let greeting = vec![0xFF_u8; 160 * 50 * 60]; // a minute of µ-law silence
 //! sender.send_audio(&greeting).await?; // paced; honours MEDIA_XOFF
-//! channel.hangup().await?;
+//! channel.hangup(ari_client::model::models::HangupReason::Normal).await?;
 //! # Ok(())
 //! # }
 //! ```
