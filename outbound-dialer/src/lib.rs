@@ -3,3 +3,6 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod outcome;
+pub mod record;
+pub mod status;

@@ -1,0 +1,78 @@
+//! The campaign's state as the API, the progress bar and the summary show it.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::outcome::Outcome;
+
+/// Where the campaign is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Not started (serve mode before `/start`, or after a finished run).
+    Idle,
+    /// Dialling.
+    Running,
+    /// No new calls until resumed; calls in progress go on.
+    Paused,
+    /// No new calls; the run ends when the calls in progress have.
+    Stopping,
+    /// Every number has an outcome (or the run was stopped).
+    Finished,
+}
+
+impl RunState {
+    /// The name stored in the campaign row and shown by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Idle => "idle",
+            RunState::Running => "running",
+            RunState::Paused => "paused",
+            RunState::Stopping => "stopping",
+            RunState::Finished => "finished",
+        }
+    }
+}
+
+/// A snapshot of the campaign.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignStatus {
+    /// The campaign's name.
+    pub campaign: String,
+    /// Run state.
+    pub state: RunState,
+    /// Numbers in the campaign.
+    pub total: u64,
+    /// Numbers not dialled yet.
+    pub pending: u64,
+    /// Calls in progress now.
+    pub active_calls: u64,
+    /// Attempts ended, by outcome name (every outcome present, zero when none).
+    pub outcomes: BTreeMap<&'static str, u64>,
+    /// Attempts ended in the last minute.
+    pub calls_per_minute: f64,
+    /// Seconds until every number has an outcome at the current pace, when known.
+    pub eta_seconds: Option<f64>,
+}
+
+impl CampaignStatus {
+    /// A campaign with nothing counted yet.
+    pub fn empty(campaign: &str, state: RunState) -> Self {
+        CampaignStatus {
+            campaign: campaign.to_owned(),
+            state,
+            total: 0,
+            pending: 0,
+            active_calls: 0,
+            outcomes: Outcome::ALL.iter().map(|o| (o.as_str(), 0)).collect(),
+            calls_per_minute: 0.0,
+            eta_seconds: None,
+        }
+    }
+
+    /// Attempts that have an outcome.
+    pub fn finished(&self) -> u64 {
+        self.outcomes.values().sum()
+    }
+}
