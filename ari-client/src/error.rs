@@ -52,6 +52,9 @@ pub enum WaitFailure {
     Ended(StreamEnd),
     /// The deadline passed.
     Deadline(Duration),
+    /// The object's queue overflowed and this many updates were dropped: the awaited
+    /// event may have been among them (read the object's state to know).
+    Lagged(u64),
 }
 
 impl std::fmt::Display for WaitFailure {
@@ -59,6 +62,12 @@ impl std::fmt::Display for WaitFailure {
         match self {
             WaitFailure::Ended(end) => end.fmt(f),
             WaitFailure::Deadline(within) => write!(f, "not within {within:?}"),
+            WaitFailure::Lagged(missed) => {
+                write!(
+                    f,
+                    "{missed} updates were dropped while the program read slowly"
+                )
+            }
         }
     }
 }

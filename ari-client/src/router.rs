@@ -8,7 +8,7 @@
 //! removed when its [`ObjectEvents`] is dropped, so nothing accumulates.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 
@@ -140,12 +140,18 @@ impl<'a> Keys<'a> {
     }
 }
 
-/// What a route shares with its [`ObjectEvents`]: missed count and why it ended.
+/// What a route shares with its [`ObjectEvents`]: missed count and why it ended, and
+/// what a resync must know before it may end the route.
 #[derive(Default)]
 struct RouteState {
     missed: AtomicU64,
     /// 0 while open, else a [`StreamEnd`] code.
     end: AtomicU8,
+    /// The request creating the object has not answered yet: a resync cannot judge it.
+    in_flight: AtomicBool,
+    /// The connection generation (reconnects so far) of the last event delivered: an
+    /// object heard from since the last reconnect is alive whatever a list said.
+    heard: AtomicU64,
 }
 
 impl RouteState {
@@ -180,6 +186,10 @@ struct Route {
 #[derive(Default)]
 struct Routes {
     next_id: u64,
+    /// Reconnects so far.
+    generation: u64,
+    /// The connection is closed: new subscriptions end at once.
+    closed: bool,
     /// By object kind (channel, bridge, playback, recording), then id.
     by_kind: [HashMap<String, Vec<Route>>; 4],
 }
@@ -196,6 +206,15 @@ enum Outcome {
     Remove,
 }
 
+impl Route {
+    /// Whether a resync's finding that the object is absent may end this route.
+    fn judged_by_resync(&self, mark: u64, generation: u64) -> bool {
+        self.id <= mark
+            && !self.state.in_flight.load(Ordering::SeqCst)
+            && self.state.heard.load(Ordering::SeqCst) < generation
+    }
+}
+
 fn deliver(route: &Route, update: &Update) -> Outcome {
     match route.sender.try_send(update.clone()) {
         Ok(()) => Outcome::Kept,
@@ -210,9 +229,27 @@ fn deliver(route: &Route, update: &Update) -> Outcome {
 impl Router {
     /// Subscribes to `object`'s updates from now on.
     pub(crate) fn subscribe(self: &Arc<Self>, object: Object) -> ObjectEvents {
+        self.subscribe_with(object, false)
+    }
+
+    /// Subscribes to the updates of an object about to be created: until
+    /// [`ObjectEvents::created`], a resync does not judge it.
+    pub(crate) fn subscribe_creating(self: &Arc<Self>, object: Object) -> ObjectEvents {
+        self.subscribe_with(object, true)
+    }
+
+    fn subscribe_with(self: &Arc<Self>, object: Object, in_flight: bool) -> ObjectEvents {
         let (sender, receiver) = mpsc::channel(QUEUE);
-        let state = Arc::new(RouteState::default());
+        let state = Arc::new(RouteState {
+            in_flight: AtomicBool::new(in_flight),
+            ..RouteState::default()
+        });
         let id = match self.routes.lock() {
+            Ok(routes) if routes.closed => {
+                // The connection is gone: the stream ends at once, saying so.
+                state.set_end(StreamEnd::Closed);
+                0
+            }
             Ok(mut routes) => {
                 routes.next_id += 1;
                 let id = routes.next_id;
@@ -296,6 +333,9 @@ impl Router {
         let Ok(mut routes) = self.routes.lock() else {
             return;
         };
+        if matches!(update, Update::Reconnected) {
+            routes.generation += 1;
+        }
         match update {
             Update::Event(event) => Self::dispatch_event(&mut routes, update, event),
             Update::Disconnected { .. }
@@ -315,6 +355,7 @@ impl Router {
     }
 
     fn dispatch_event(routes: &mut Routes, update: &Update, event: &Event) {
+        let generation = routes.generation;
         let channels = event.channel_ids();
         let bridges = event.bridge_ids();
         let playbacks = event.playback_ids();
@@ -344,6 +385,7 @@ impl Router {
                     continue;
                 };
                 list.retain(|route| {
+                    route.state.heard.store(generation, Ordering::SeqCst);
                     if matches!(deliver(route, update), Outcome::Remove) {
                         return false;
                     }
@@ -360,17 +402,36 @@ impl Router {
         }
     }
 
-    /// Delivers the `Resynced` marker, then ends the subscriptions (up to `mark`) whose
-    /// object the resync did not find.
-    pub(crate) fn resynced(&self, update: &Update, live: &Live, mark: u64) {
+    /// The objects a resync may have to end: subscribed up to `mark`, not being
+    /// created, not heard from since the last reconnect, and not in the lists read.
+    pub(crate) fn absent(&self, live: &Live, mark: u64) -> Vec<Object> {
+        let Ok(routes) = self.routes.lock() else {
+            return Vec::new();
+        };
+        let generation = routes.generation;
+        let mut absent: Vec<Object> = routes
+            .by_kind
+            .iter()
+            .flat_map(|map| map.values().flatten())
+            .filter(|route| route.judged_by_resync(mark, generation) && !route.object.is_live(live))
+            .map(|route| route.object.clone())
+            .collect();
+        absent.dedup();
+        absent
+    }
+
+    /// Delivers the `Resynced` marker, then ends the subscriptions (up to `mark`) of the
+    /// objects confirmed `gone`, unless they were heard from or created meanwhile.
+    pub(crate) fn resynced(&self, update: &Update, gone: &[Object], mark: u64) {
         self.dispatch(update);
         let Ok(mut routes) = self.routes.lock() else {
             return;
         };
+        let generation = routes.generation;
         for map in &mut routes.by_kind {
             map.retain(|_, list| {
                 list.retain(|route| {
-                    if route.id <= mark && !route.object.is_live(live) {
+                    if route.judged_by_resync(mark, generation) && gone.contains(&route.object) {
                         route.state.set_end(StreamEnd::Vanished);
                         return false;
                     }
@@ -384,6 +445,7 @@ impl Router {
     /// Ends every subscription (the connection is closed).
     pub(crate) fn close(&self) {
         if let Ok(mut routes) = self.routes.lock() {
+            routes.closed = true;
             for map in &mut routes.by_kind {
                 for route in map.values().flatten() {
                     route.state.set_end(StreamEnd::Closed);
@@ -421,12 +483,18 @@ impl std::fmt::Debug for ObjectEvents {
 }
 
 impl ObjectEvents {
-    fn poll_update(&mut self, cx: &mut Context<'_>) -> Poll<Option<Update>> {
+    pub(crate) fn poll_update(&mut self, cx: &mut Context<'_>) -> Poll<Option<Update>> {
         let missed = self.state.missed.swap(0, Ordering::Relaxed);
         if missed > 0 {
             return Poll::Ready(Some(Update::Lagged { missed }));
         }
         self.receiver.poll_recv(cx)
+    }
+
+    /// The request that creates the object has been answered: from now on a resync
+    /// may judge whether it still exists.
+    pub(crate) fn created(&self) {
+        self.state.in_flight.store(false, Ordering::SeqCst);
     }
 
     /// Why the stream ended: `None` while it is open. Updates already queued are still

@@ -276,3 +276,26 @@ async fn answers_only_on_its_own_socket(
         "the answer also reached the other socket: {leaked:?}"
     );
 }
+
+#[tokio::test]
+async fn closing_a_connection_ends_its_update_streams_and_later_handles() {
+    let connection = app("ev-close").await;
+    let mut updates = connection.updates();
+    let clone = connection.clone();
+    connection.close();
+    // A clone keeps the connection's state alive, but not its streams.
+    let ended = tokio::time::timeout(WAIT, async { while updates.next().await.is_some() {} }).await;
+    assert!(ended.is_ok(), "the update stream did not end after close()");
+    let mut late = clone.channel("ev-close-late");
+    let error = late
+        .events
+        .within(WAIT)
+        .wait_for::<StasisStart>()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.wait_failure(),
+        Some(ari_client::WaitFailure::Ended(StreamEnd::Closed)),
+        "{error}"
+    );
+}

@@ -317,7 +317,44 @@ async fn the_outbound_server_refuses_peers_without_the_expected_credentials() {
         response.headers().get("Sec-WebSocket-Protocol").unwrap(),
         "ari"
     );
+    // The refused peer is reported (Asterisk retries on its own), then the right one
+    // connects.
     let first = tokio::time::timeout(Duration::from_secs(5), updates.next())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&first, Some(Update::ReconnectFailed { error, .. }) if error.delivery() == Delivery::NotSent),
+        "{first:?}"
+    );
+    let second = tokio::time::timeout(Duration::from_secs(5), updates.next())
+        .await
+        .unwrap();
+    assert!(matches!(second, Some(Update::Connected)), "{second:?}");
+}
+
+#[tokio::test]
+async fn a_silent_peer_does_not_hold_up_the_outbound_server() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let client = client("http://127.0.0.1:9");
+    let (_connection, mut updates, address) = client
+        .outbound_server(["mock-silent"], "127.0.0.1:0".parse().unwrap())
+        .bind()
+        .await
+        .unwrap();
+    // Connects and says nothing, and stays connected.
+    let _silent = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut request = format!("ws://{address}/ari").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "ari".parse().unwrap());
+    let (_socket, _) = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio_tungstenite::connect_async(request),
+    )
+    .await
+    .expect("the handshake is served while the silent peer waits")
+    .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(2), updates.next())
         .await
         .unwrap();
     assert!(matches!(first, Some(Update::Connected)), "{first:?}");
@@ -529,4 +566,88 @@ async fn a_listening_address_in_use_is_a_bind_error() {
         "{}",
         error.chain()
     );
+}
+
+#[tokio::test]
+async fn a_rest_request_that_timed_out_while_the_socket_was_down_is_never_sent() {
+    // The first events socket is dropped at once; the second one records what it gets.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (frames_tx, mut frames) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((socket, _)) = listener.accept().await {
+            let Ok(mut ws) = tokio_tungstenite::accept_async(socket).await else {
+                return;
+            };
+            if std::mem::take(&mut first) {
+                drop(ws);
+                continue;
+            }
+            let frames_tx = frames_tx.clone();
+            tokio::spawn(async move {
+                while let Some(Ok(frame)) = ws.next().await {
+                    if let Ok(text) = frame.to_text() {
+                        if let Ok(value) = serde_json::from_str(text) {
+                            let _ = frames_tx.send(value);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let client = Client::builder(&url)
+        .credentials(Credentials::new("u", "p"))
+        .request_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let (connection, mut updates) = client
+        .app_connection(["stale"])
+        .backoff(Backoff::new(
+            Duration::from_millis(800),
+            Duration::from_millis(800),
+        ))
+        .start();
+    wait_for_update(&mut updates, |u| matches!(u, Update::Disconnected { .. })).await;
+    // Sent while the socket is down: it times out in the queue.
+    let stale = connection
+        .rest_client()
+        .channels()
+        .hangup(channels::Hangup::new("stale-1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(stale, Error::Timeout { .. }), "{stale:?}");
+    wait_for_update(&mut updates, |u| matches!(u, Update::Reconnected)).await;
+    let fresh = tokio::spawn({
+        let client = connection.rest_client().clone();
+        async move {
+            client
+                .channels()
+                .hangup(channels::Hangup::new("fresh-1"))
+                .await
+        }
+    });
+    let first = tokio::time::timeout(Duration::from_secs(5), frames.recv())
+        .await
+        .expect("a request reaches the server")
+        .unwrap();
+    assert_eq!(
+        first["uri"], "channels/fresh-1",
+        "the timed-out request was sent late: {first}"
+    );
+    fresh.abort();
+}
+
+/// Reads `updates` until one matches, within 5 s.
+async fn wait_for_update(updates: &mut ari_client::Updates, want: fn(&Update) -> bool) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(update) = updates.next().await {
+            if want(&update) {
+                return;
+            }
+        }
+        panic!("the update stream ended");
+    })
+    .await
+    .expect("the update awaited did not come within 5 s");
 }

@@ -206,11 +206,9 @@ async fn a_half_open_socket_is_detected_by_pings() {
         _ => None,
     })
     .await;
+    // The frozen proxy still reads what we write: only the missing pongs can tell.
     let reason = error.chain().to_string();
-    assert!(
-        reason.contains("half-open") || reason.contains("write"),
-        "{reason}"
-    );
+    assert!(reason.contains("half-open"), "{reason}");
     proxy.freeze(false);
     proxy.cut();
     next_matching(&mut updates, |u| {

@@ -141,7 +141,11 @@ mod tests {
             (0, Outcome::Error),
         ];
         for (cause, outcome) in expected {
-            assert_eq!(Outcome::of_unanswered_cause(cause), outcome, "cause {cause}");
+            assert_eq!(
+                Outcome::of_unanswered_cause(cause),
+                outcome,
+                "cause {cause}"
+            );
         }
     }
 

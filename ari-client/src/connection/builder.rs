@@ -18,6 +18,17 @@ use crate::client::Client;
 use crate::error::Error;
 use crate::router::Router;
 
+/// Where the task's sockets will come from.
+enum SourceKind {
+    Dial {
+        subscribe_all: bool,
+    },
+    Accept {
+        listener: tokio::net::TcpListener,
+        expected: Option<String>,
+    },
+}
+
 /// Settings both modes share.
 #[derive(Debug, Clone)]
 struct Common {
@@ -45,12 +56,19 @@ impl Common {
     fn spawn(
         self,
         updates: broadcast::Sender<Update>,
-        source: Source,
+        source: SourceKind,
         backoff: Backoff,
         ready: Option<oneshot::Sender<Result<(), Error>>>,
+        cancel: CancellationToken,
     ) -> AppConnection {
         let (outgoing_tx, outgoing_rx) = mpsc::channel(256);
-        let cancel = CancellationToken::new();
+        let accepting = matches!(source, SourceKind::Accept { .. });
+        let source = match source {
+            SourceKind::Dial { subscribe_all } => Source::Dial { subscribe_all },
+            SourceKind::Accept { listener, expected } => Source::Accept {
+                sockets: super::handshake::acceptor(listener, expected, cancel.clone()),
+            },
+        };
         let router = Arc::new(Router::default());
         let rest = RestRoute::new(outgoing_tx, cancel.clone());
         let rest_client = self.client.with_rest_route(rest.clone());
@@ -69,7 +87,13 @@ impl Common {
         });
         let span = tracing::info_span!("ari_events", apps = %self.apps.join(","));
         let task = Task {
-            client: self.client,
+            // Asterisk dials an outbound server often because HTTP cannot reach it: its
+            // resyncs go over the socket.
+            client: if accepting {
+                shared.rest_client.clone()
+            } else {
+                self.client
+            },
             apps: self.apps,
             source,
             keepalive: self.keepalive,
@@ -158,12 +182,16 @@ impl AppConnectionBuilder {
     pub async fn connect(self) -> Result<AppConnection, Error> {
         let (ready_tx, ready_rx) = oneshot::channel();
         let (updates, _) = broadcast::channel(self.common.buffer);
-        let source = Source::Dial {
+        let source = SourceKind::Dial {
             subscribe_all: self.subscribe_all,
         };
-        let connection = self
-            .common
-            .spawn(updates, source, self.backoff, Some(ready_tx));
+        let connection = self.common.spawn(
+            updates,
+            source,
+            self.backoff,
+            Some(ready_tx),
+            CancellationToken::new(),
+        );
         match ready_rx.await {
             Ok(Ok(())) => Ok(connection),
             Ok(Err(error)) => Err(error),
@@ -177,12 +205,14 @@ impl AppConnectionBuilder {
     /// Asterisk answers.
     pub fn start(self) -> (AppConnection, Updates) {
         let (updates, _) = broadcast::channel(self.common.buffer);
-        let first = Updates::new(updates.subscribe());
-        let source = Source::Dial {
+        let cancel = CancellationToken::new();
+        let first = Updates::new(updates.subscribe(), cancel.clone());
+        let source = SourceKind::Dial {
             subscribe_all: self.subscribe_all,
         };
         (
-            self.common.spawn(updates, source, self.backoff, None),
+            self.common
+                .spawn(updates, source, self.backoff, None, cancel),
             first,
         )
     }
@@ -228,14 +258,16 @@ impl OutboundServerBuilder {
             .as_ref()
             .map(crate::Credentials::basic_authorization);
         let (updates, _) = broadcast::channel(self.common.buffer);
-        let first = Updates::new(updates.subscribe());
+        let cancel = CancellationToken::new();
+        let first = Updates::new(updates.subscribe(), cancel.clone());
         // Asterisk redials by itself; the backoff only paces our own retries, of which
         // an accepting connection makes none.
         let connection = self.common.spawn(
             updates,
-            Source::Accept { listener, expected },
+            SourceKind::Accept { listener, expected },
             Backoff::default(),
             None,
+            cancel,
         );
         Ok((connection, first, bound))
     }

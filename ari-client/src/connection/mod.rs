@@ -67,7 +67,7 @@ impl std::fmt::Debug for AppConnection {
 impl AppConnection {
     /// Every update from now on, as a stream. Each call is an independent subscriber.
     pub fn updates(&self) -> Updates {
-        Updates::new(self.shared.updates.subscribe())
+        Updates::new(self.shared.updates.subscribe(), self.shared.cancel.clone())
     }
 
     pub(crate) fn router(&self) -> &Arc<Router> {
@@ -97,15 +97,17 @@ impl AppConnection {
 
     /// A client that sends every operation with a JSON or empty answer over this
     /// connection's events socket (`RESTRequest`/`RESTResponse`, Asterisk 22.4+), and
-    /// binary downloads over HTTP. Requests wait in a queue while the socket is down;
-    /// one whose socket drops before the answer fails at once with
-    /// [`crate::Delivery::Unknown`], and all fail with [`crate::Error::Closed`] once the
-    /// connection is closed.
+    /// binary downloads over HTTP. A request made while the socket is down waits for the
+    /// next one within its time-out, and is never sent after its caller gave up (time-out,
+    /// dropped future); one whose socket drops after it was written fails at once with
+    /// [`crate::Delivery::Unknown`]; all fail once the connection is closed
+    /// ([`crate::Error::Closed`] when never written).
     pub fn rest_client(&self) -> &Client {
         &self.shared.rest_client
     }
 
-    /// Closes the connection for every clone; their update streams end.
+    /// Closes the connection for every clone: update streams end once drained, handles'
+    /// streams end with [`crate::StreamEnd::Closed`], and so do handles made later.
     pub fn close(&self) {
         self.shared.cancel.cancel();
     }

@@ -24,12 +24,20 @@ pub(crate) struct RestRoute {
 }
 
 struct RestShared {
-    /// The events socket's writer (requests wait there while the socket is down).
-    outgoing: mpsc::Sender<String>,
-    /// Requests sent and not answered yet, by request id.
-    pending: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
+    /// The events socket's writer: (request id, text). Requests wait there while the
+    /// socket is down, within their time-out.
+    outgoing: mpsc::Sender<(String, String)>,
+    /// Requests not answered yet, by request id.
+    pending: Mutex<HashMap<String, Pending>>,
     /// Cancelled when the connection closes.
     closed: CancellationToken,
+}
+
+/// A request waiting for its answer.
+struct Pending {
+    answer: oneshot::Sender<Answer>,
+    /// Whether it was written to a socket (so Asterisk may have acted on it).
+    written: bool,
 }
 
 /// Forgets a request whose caller stopped waiting (time-out, dropped future).
@@ -47,7 +55,7 @@ impl Drop for PendingGuard<'_> {
 }
 
 impl RestRoute {
-    pub(crate) fn new(outgoing: mpsc::Sender<String>, closed: CancellationToken) -> Self {
+    pub(crate) fn new(outgoing: mpsc::Sender<(String, String)>, closed: CancellationToken) -> Self {
         RestRoute {
             shared: Arc::new(RestShared {
                 outgoing,
@@ -115,7 +123,13 @@ impl RestRoute {
             return Err(Error::Closed);
         }
         if let Ok(mut pending) = self.shared.pending.lock() {
-            pending.insert(request_id.to_owned(), answer_tx);
+            pending.insert(
+                request_id.to_owned(),
+                Pending {
+                    answer: answer_tx,
+                    written: false,
+                },
+            );
         }
         let _guard = PendingGuard {
             route: &self.shared,
@@ -123,17 +137,54 @@ impl RestRoute {
         };
         self.shared
             .outgoing
-            .send(request)
+            .send((request_id.to_owned(), request))
             .await
             .map_err(|_| Error::Closed)?;
         tokio::select! {
-            () = self.shared.closed.cancelled() => Err(Error::Closed),
-            answer = answer_rx => answer.unwrap_or(Err(Error::Closed)),
+            () = self.shared.closed.cancelled() => Err(self.closed_error(request_id)),
+            answer = answer_rx => answer.unwrap_or_else(|_| Err(self.closed_error(request_id))),
+        }
+    }
+
+    /// The connection closed before the answer: whether Asterisk got the request
+    /// depends on whether it was written.
+    fn closed_error(&self, request_id: &str) -> Error {
+        let written = self
+            .shared
+            .pending
+            .lock()
+            .map(|pending| pending.get(request_id).is_some_and(|p| p.written))
+            .unwrap_or(true);
+        if written {
+            Error::Transport {
+                operation: "RESTRequest".to_owned(),
+                message: "the connection closed before the answer".to_owned(),
+                delivery: Delivery::Unknown,
+                source: None,
+            }
+        } else {
+            Error::Closed
+        }
+    }
+
+    /// Called by the writer just before it sends `request_id`: false when the caller
+    /// has stopped waiting (time-out, dropped future, already failed), so that a
+    /// request reported as failed is never sent late.
+    pub(crate) fn claim_for_writing(&self, request_id: &str) -> bool {
+        match self.shared.pending.lock() {
+            Ok(mut pending) => match pending.get_mut(request_id) {
+                Some(request) => {
+                    request.written = true;
+                    true
+                }
+                None => false,
+            },
+            Err(_) => false,
         }
     }
 
     fn take(&self, request_id: &str) -> Option<oneshot::Sender<Answer>> {
-        self.shared.pending.lock().ok()?.remove(request_id)
+        Some(self.shared.pending.lock().ok()?.remove(request_id)?.answer)
     }
 
     /// Hands a `RESTResponse` to the request waiting for it.
@@ -160,11 +211,23 @@ impl RestRoute {
         }
     }
 
-    /// The socket that carried the pending requests is gone: no answer will come on the
-    /// next one. Whether Asterisk acted on them is unknown.
+    /// The socket that carried the written requests is gone: no answer will come on
+    /// the next one, and whether Asterisk acted on them is unknown. Requests not written
+    /// yet stay queued for the next socket.
     pub(crate) fn fail_pending(&self, cause: &Arc<Error>) {
         let waiting: Vec<_> = match self.shared.pending.lock() {
-            Ok(mut pending) => pending.drain().map(|(_, waiter)| waiter).collect(),
+            Ok(mut pending) => {
+                let written: Vec<String> = pending
+                    .iter()
+                    .filter(|(_, request)| request.written)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                written
+                    .iter()
+                    .filter_map(|id| pending.remove(id))
+                    .map(|request| request.answer)
+                    .collect()
+            }
             Err(_) => return,
         };
         for waiter in waiting {

@@ -9,6 +9,7 @@ use ari_model::{PlaybackId, RecordingName};
 use super::update::Snapshot;
 use crate::client::Client;
 use crate::error::Error;
+use crate::router::Object;
 
 /// Ids of every object that still exists, for ending the handles of those that do not.
 #[derive(Debug, Default)]
@@ -92,4 +93,43 @@ pub(crate) async fn resync(
         }
     }
     Ok((snapshot, live))
+}
+
+/// Of the objects a resync found absent from the lists, those that really are gone:
+/// each is asked for once, so one created after the lists were read is not ended.
+pub(crate) async fn confirm_gone(
+    client: &Client,
+    absent: Vec<Object>,
+) -> Result<Vec<Object>, Error> {
+    let mut gone = Vec::new();
+    for object in absent {
+        let found = match &object {
+            Object::Channel(id) => client
+                .channels()
+                .get(channels::Get::new(id.clone()))
+                .await
+                .map(drop),
+            Object::Bridge(id) => client
+                .bridges()
+                .get(bridges::Get::new(id.clone()))
+                .await
+                .map(drop),
+            Object::Playback(id) => client
+                .playbacks()
+                .get(playbacks::Get::new(id.clone()))
+                .await
+                .map(drop),
+            Object::Recording(name) => client
+                .recordings()
+                .get_live(recordings::GetLive::new(name.clone()))
+                .await
+                .map(drop),
+        };
+        match found {
+            Ok(()) => {}
+            Err(error) if error.is_not_found() => gone.push(object),
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(gone)
 }

@@ -14,7 +14,7 @@ use tracing::Instrument as _;
 
 use super::handshake;
 use super::rest::RestRoute;
-use super::resync::resync;
+use super::resync::{confirm_gone, resync};
 use super::update::Update;
 use crate::backoff::Backoff;
 use crate::client::Client;
@@ -33,10 +33,10 @@ pub(super) enum Source {
     Dial {
         subscribe_all: bool,
     },
+    /// Handshakes done by [`handshake::acceptor`], so one silent peer cannot hold up
+    /// Asterisk's connection.
     Accept {
-        listener: tokio::net::TcpListener,
-        /// The `Authorization` header Asterisk must send, when credentials are expected.
-        expected: Option<String>,
+        sockets: mpsc::Receiver<Result<Socket, Error>>,
     },
 }
 
@@ -48,6 +48,9 @@ pub(super) struct Keepalive {
 }
 
 pub(super) struct Task {
+    /// Dials the events socket (dial mode) and re-reads state after a reconnect (over
+    /// HTTP, or over the socket itself for an outbound server, whose Asterisk may not
+    /// be reachable over HTTP).
     pub(super) client: Client,
     pub(super) apps: Vec<String>,
     pub(super) source: Source,
@@ -55,7 +58,8 @@ pub(super) struct Task {
     pub(super) backoff: Backoff,
     pub(super) updates: broadcast::Sender<Update>,
     pub(super) cancel: CancellationToken,
-    pub(super) outgoing: mpsc::Receiver<String>,
+    /// REST-over-WebSocket requests: (request id, text).
+    pub(super) outgoing: mpsc::Receiver<(String, String)>,
     pub(super) router: Arc<Router>,
     pub(super) rest: RestRoute,
 }
@@ -79,14 +83,20 @@ impl Task {
     pub(super) async fn run(mut self, mut ready: Option<oneshot::Sender<Result<(), Error>>>) {
         let mut connected_before = false;
         loop {
+            let cancel = self.cancel.clone();
             let attempt = tokio::select! {
-                () = self.cancel.cancelled() => return,
+                () = cancel.cancelled() => return,
                 attempt = self.next_socket() => attempt,
             };
             let socket = match attempt {
                 Ok(socket) => socket,
                 Err(error) if matches!(self.source, Source::Accept { .. }) => {
                     tracing::warn!(error = %error.chain(), "refused an outbound ARI connection");
+                    // Asterisk retries on its own schedule.
+                    self.publish(Update::ReconnectFailed {
+                        error: Arc::new(error),
+                        retry_in: Duration::ZERO,
+                    });
                     continue;
                 }
                 Err(error) => {
@@ -106,10 +116,12 @@ impl Task {
                     }
                 }
             };
+            // Work tied to this socket (a resync) ends with it.
+            let session = self.cancel.child_token();
             if connected_before {
                 tracing::warn!("ARI events connection re-established");
                 self.publish(Update::Reconnected);
-                self.spawn_resync();
+                self.spawn_resync(session.clone());
             } else {
                 tracing::info!("ARI events connection established");
                 self.publish(Update::Connected);
@@ -119,7 +131,9 @@ impl Task {
             }
             connected_before = true;
             let up_since = Instant::now();
-            let Some(error) = self.read(socket).await else {
+            let ended = self.read(socket).await;
+            session.cancel();
+            let Some(error) = ended else {
                 return;
             };
             if up_since.elapsed() > STABLE_CONNECTION {
@@ -143,40 +157,52 @@ impl Task {
         }
     }
 
-    async fn next_socket(&self) -> Result<Socket, Error> {
-        match &self.source {
+    async fn next_socket(&mut self) -> Result<Socket, Error> {
+        match &mut self.source {
             Source::Dial { subscribe_all } => {
                 handshake::dial(&self.client, &self.apps, *subscribe_all).await
             }
-            Source::Accept { listener, expected } => {
-                handshake::accept(listener, expected.as_deref()).await
-            }
+            Source::Accept { sockets } => match sockets.recv().await {
+                Some(socket) => socket,
+                // The acceptor only stops when the connection closes.
+                None => std::future::pending().await,
+            },
         }
     }
 
-    fn spawn_resync(&self) {
+    /// Re-reads state until it succeeds or the socket it belongs to is gone (a later
+    /// socket starts its own resync; a stale one must not end handles on old data).
+    fn spawn_resync(&self, session: CancellationToken) {
         let client = self.client.clone();
         let apps = self.apps.clone();
         let updates = self.updates.clone();
         let router = self.router.clone();
-        // Handles made from here on may follow objects created after the state is read.
-        let mark = router.mark();
-        let (playbacks, recordings) = router.followed_playbacks_and_recordings();
         tokio::spawn(
             async move {
-                match resync(&client, &apps, playbacks, recordings).await {
-                    Ok((snapshot, live)) => {
-                        let update = Update::Resynced(Arc::new(snapshot));
-                        router.resynced(&update, &live, mark);
-                        let _ = updates.send(update);
-                    }
-                    Err(error) => {
-                        tracing::warn!(error = %error.chain(), "ARI resync failed");
-                        let update = Update::ResyncFailed {
-                            error: Arc::new(error),
-                        };
-                        router.dispatch(&update);
-                        let _ = updates.send(update);
+                let mut backoff = Backoff::default();
+                loop {
+                    let attempt = resync_once(&client, &apps, &router);
+                    let failure = tokio::select! {
+                        () = session.cancelled() => return,
+                        outcome = attempt => match outcome {
+                            Ok((update, gone, mark)) => {
+                                router.resynced(&update, &gone, mark);
+                                let _ = updates.send(update);
+                                return;
+                            }
+                            Err(error) => error,
+                        },
+                    };
+                    let retry_in = backoff.next().unwrap_or(Duration::from_secs(1));
+                    tracing::warn!(error = %failure.chain(), retry_in_ms = retry_in.as_millis() as u64, "ARI resync failed");
+                    let update = Update::ResyncFailed {
+                        error: Arc::new(failure),
+                    };
+                    router.dispatch(&update);
+                    let _ = updates.send(update);
+                    tokio::select! {
+                        () = session.cancelled() => return,
+                        () = tokio::time::sleep(retry_in) => {}
                     }
                 }
             }
@@ -245,7 +271,11 @@ impl Task {
                         return Some(error);
                     }
                 }
-                Some(text) = self.outgoing.recv(), if may_write => {
+                Some((request_id, text)) = self.outgoing.recv(), if may_write => {
+                    // A request whose caller gave up (time-out, dropped) is not sent late.
+                    if !self.rest.claim_for_writing(&request_id) {
+                        continue;
+                    }
                     if let Some(error) = send(&mut sink, Message::text(text), pong_timeout).await {
                         return Some(error);
                     }
@@ -274,6 +304,21 @@ impl Task {
         };
         self.publish(update);
     }
+}
+
+/// One resync: the lists, then a single GET for each object that seems gone. Returns the
+/// `Resynced` update, the objects confirmed gone, and the subscription mark it judged.
+async fn resync_once(
+    client: &Client,
+    apps: &[String],
+    router: &Router,
+) -> Result<(Update, Vec<crate::router::Object>, u64), Error> {
+    // Handles made from here on may follow objects created after the lists are read.
+    let mark = router.mark();
+    let (playbacks, recordings) = router.followed_playbacks_and_recordings();
+    let (snapshot, live) = resync(client, apps, playbacks, recordings).await?;
+    let gone = confirm_gone(client, router.absent(&live, mark)).await?;
+    Ok((Update::Resynced(Arc::new(snapshot)), gone, mark))
 }
 
 async fn send(

@@ -10,6 +10,7 @@ use ari_model::Event;
 use ari_model::models::{Application, Bridge, Channel, LiveRecording, Playback};
 use futures::{Stream, StreamExt as _};
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
 
@@ -89,16 +90,40 @@ impl std::fmt::Debug for Updates {
 }
 
 impl Updates {
-    pub(crate) fn new(receiver: broadcast::Receiver<Update>) -> Self {
-        let inner = futures::stream::unfold(receiver, |mut receiver| async move {
-            match receiver.recv().await {
-                Ok(update) => Some((update, receiver)),
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    Some((Update::Lagged { missed }, receiver))
+    /// A stream that ends once the connection is closed (`closed`) and what was already
+    /// sent has been read.
+    pub(crate) fn new(receiver: broadcast::Receiver<Update>, closed: CancellationToken) -> Self {
+        let inner =
+            futures::stream::unfold((receiver, closed), |(mut receiver, closed)| async move {
+                loop {
+                    let next = match receiver.try_recv() {
+                        Err(broadcast::error::TryRecvError::Empty) => {
+                            if closed.is_cancelled() {
+                                return None;
+                            }
+                            tokio::select! {
+                                next = receiver.recv() => next,
+                                // Drain what is left, then end.
+                                () = closed.cancelled() => continue,
+                            }
+                        }
+                        Ok(update) => Ok(update),
+                        Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                            Err(broadcast::error::RecvError::Lagged(missed))
+                        }
+                        Err(broadcast::error::TryRecvError::Closed) => {
+                            Err(broadcast::error::RecvError::Closed)
+                        }
+                    };
+                    return match next {
+                        Ok(update) => Some((update, (receiver, closed))),
+                        Err(broadcast::error::RecvError::Lagged(missed)) => {
+                            Some((Update::Lagged { missed }, (receiver, closed)))
+                        }
+                        Err(broadcast::error::RecvError::Closed) => None,
+                    };
                 }
-                Err(broadcast::error::RecvError::Closed) => None,
-            }
-        });
+            });
         Updates {
             inner: Box::pin(inner),
         }

@@ -98,10 +98,10 @@ impl BridgeHandle {
     }
 
     /// Records the bridge's mixed audio to `name` in `format` (e.g. `wav`).
-    /// `options.terminate_on` does not apply to bridges and is ignored.
     ///
     /// # Errors
-    /// As [`crate::resources::Bridges::record`].
+    /// As [`crate::resources::Bridges::record`]; [`Error::Config`] when
+    /// `options.terminate_on` is set (it applies to channel recordings only).
     pub async fn record(
         &self,
         name: &str,
@@ -109,10 +109,14 @@ impl BridgeHandle {
         options: RecordOptions,
     ) -> Result<RecordingHandle, Error> {
         let mut params = bridges::Record::new(self.id.clone(), name, format);
-        // Bridges end recordings on no DTMF.
-        let _terminate_on = apply_record_options!(params, options);
-        let handle = self.connection.recording(name);
+        if apply_record_options!(params, options).is_some() {
+            return Err(Error::Config(
+                "RecordOptions::terminate_on applies to channels only: a bridge recording ends on no DTMF".into(),
+            ));
+        }
+        let handle = self.connection.recording_creating(name.into());
         self.bridges().record(params).await?;
+        handle.events.created();
         Ok(handle)
     }
 

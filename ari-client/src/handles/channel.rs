@@ -148,8 +148,9 @@ impl ChannelHandle {
     ) -> Result<RecordingHandle, Error> {
         let mut params = channels::Record::new(self.id.clone(), name, format);
         params.terminate_on = apply_record_options!(params, options);
-        let handle = self.connection.recording(name);
+        let handle = self.connection.recording_creating(name.into());
         self.channels().record(params).await?;
+        handle.events.created();
         Ok(handle)
     }
 
@@ -172,8 +173,9 @@ impl ChannelHandle {
         params.spy = spy;
         params.whisper = whisper;
         params.app_args = app_args;
-        let handle = self.connection.channel(snoop_id);
+        let handle = self.connection.channel_creating(snoop_id);
         self.channels().snoop_channel_with_id(params).await?;
+        handle.events.created();
         Ok(handle)
     }
 

@@ -75,6 +75,34 @@ impl AppConnection {
         RecordingHandle::new(self.clone(), name, events)
     }
 
+    /// Handles on objects about to be created: subscribed now, and not judged by a
+    /// resync until the creating request has answered (`events.created()`).
+    pub(crate) fn channel_creating(&self, id: ChannelId) -> ChannelHandle {
+        let events = self
+            .router()
+            .subscribe_creating(Object::Channel(id.clone()));
+        ChannelHandle::new(self.clone(), id, events)
+    }
+
+    pub(crate) fn bridge_creating(&self, id: BridgeId) -> BridgeHandle {
+        let events = self.router().subscribe_creating(Object::Bridge(id.clone()));
+        BridgeHandle::new(self.clone(), id, events)
+    }
+
+    pub(crate) fn playback_creating(&self, id: PlaybackId) -> PlaybackHandle {
+        let events = self
+            .router()
+            .subscribe_creating(Object::Playback(id.clone()));
+        PlaybackHandle::new(self.clone(), id, events)
+    }
+
+    pub(crate) fn recording_creating(&self, name: RecordingName) -> RecordingHandle {
+        let events = self
+            .router()
+            .subscribe_creating(Object::Recording(name.clone()));
+        RecordingHandle::new(self.clone(), name, events)
+    }
+
     /// Originates a channel into this connection's first app (unless `params` names
     /// another app or a dialplan target). Its id is `params.channel_id` when given
     /// (keep such ids prefix-free: see [`crate::Delivery`]) or a new one; the handle is
@@ -92,8 +120,9 @@ impl AppConnection {
         if params.app.is_none() && params.extension.is_none() && params.context.is_none() {
             params.app = Some(self.app().to_owned());
         }
-        let handle = self.channel(id);
+        let handle = self.channel_creating(id);
         self.client().channels().originate(params).await?;
+        handle.events.created();
         Ok(handle)
     }
 
@@ -112,8 +141,9 @@ impl AppConnection {
             .channel_id
             .get_or_insert_with(|| ChannelId::new(new_id("chan")))
             .clone();
-        let handle = self.channel(id);
+        let handle = self.channel_creating(id);
         self.client().channels().create(params).await?;
+        handle.events.created();
         Ok(handle)
     }
 
@@ -133,8 +163,9 @@ impl AppConnection {
             .channel_id
             .get_or_insert_with(|| ChannelId::new(new_id("media")))
             .clone();
-        let handle = self.channel(id);
+        let handle = self.channel_creating(id);
         let channel = self.client().channels().external_media(params).await?;
+        handle.events.created();
         Ok((handle, channel))
     }
 
@@ -152,8 +183,9 @@ impl AppConnection {
             .bridge_id
             .get_or_insert_with(|| BridgeId::new(new_id("bridge")))
             .clone();
-        let handle = self.bridge(id.clone());
+        let handle = self.bridge_creating(id.clone());
         self.client().bridges().create(params).await?;
+        handle.events.created();
         let subscribe = applications::Subscribe::new(self.app(), [format!("bridge:{id}")]);
         self.client().applications().subscribe(subscribe).await?;
         Ok(handle)
@@ -168,8 +200,9 @@ impl AppConnection {
         F: std::future::Future<Output = Result<Playback, Error>>,
     {
         let id = PlaybackId::new(new_id("play"));
-        let handle = self.playback(id.clone());
+        let handle = self.playback_creating(id.clone());
         request(id).await?;
+        handle.events.created();
         Ok(handle)
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use ari_model::{Event, EventType};
 
 use super::ObjectEvents;
+use crate::connection::Update;
 use crate::error::{Error, StreamEnd, WaitFailure};
 
 const A_MATCHING_EVENT: &str = "an event matching the condition";
@@ -18,7 +19,8 @@ impl ObjectEvents {
     /// # Errors
     /// [`Error::NotReceived`] when the stream ends first: the object's last event came
     /// (a `ChannelDestroyed` before the awaited `StasisStart`, say), the object was gone
-    /// after a reconnect, or the connection closed.
+    /// after a reconnect, or the connection closed; or when updates of the object were
+    /// dropped because the program read too slowly ([`WaitFailure::Lagged`]).
     pub async fn wait_for<T: EventType>(&mut self) -> Result<T, Error> {
         let event = self
             .wait_until_named(T::KIND, |event| T::from_event(event).is_some())
@@ -53,9 +55,13 @@ impl ObjectEvents {
         waited_for: &str,
         mut condition: impl FnMut(&Event) -> bool,
     ) -> Result<Arc<Event>, Error> {
-        while let Some(event) = self.next_event().await {
-            if condition(&event) {
-                return Ok(event);
+        while let Some(update) = std::future::poll_fn(|cx| self.poll_update(cx)).await {
+            match update {
+                Update::Event(event) if condition(&event) => return Ok(event),
+                Update::Lagged { missed } => {
+                    return Err(self.not_received(waited_for, WaitFailure::Lagged(missed)));
+                }
+                _ => {}
             }
         }
         let end = self.ended().unwrap_or(StreamEnd::Closed);
