@@ -3,6 +3,8 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod ids;
 pub mod outcome;
+pub mod pacing;
 pub mod record;
 pub mod status;
