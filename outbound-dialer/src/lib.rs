@@ -8,3 +8,4 @@ pub mod outcome;
 pub mod pacing;
 pub mod record;
 pub mod status;
+pub mod call;

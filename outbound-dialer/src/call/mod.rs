@@ -1,0 +1,197 @@
+//! One attempt at one number, from originate to the stored outcome: dial the callee
+//! through the trunk, and once answered bridge it to the target, record the bridge, wait
+//! for either leg to end, tear everything down and download the recording.
+//!
+//! Progress is written through an [`AttemptLog`] (the store) before the next step that
+//! depends on it, so a crash at any point leaves a record a restart can reconcile.
+
+mod dial;
+mod recording;
+mod talk;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ari_client::AppConnection;
+use futures::future::BoxFuture;
+use tracing::Instrument as _;
+
+use crate::ids::AttemptIds;
+use crate::outcome::Outcome;
+use crate::record::UnixMillis;
+
+/// The settings every call of a campaign shares.
+#[derive(Debug, Clone)]
+pub struct CallSettings {
+    /// Stasis app the callee and target enter.
+    pub app: String,
+    /// PJSIP trunk endpoint.
+    pub trunk: String,
+    /// Dial string of the target.
+    pub target: String,
+    /// Caller id presented to callees.
+    pub caller_id: Option<String>,
+    /// Ring time before no answer.
+    pub call_timeout: Duration,
+    /// How long the target may take to answer.
+    pub target_timeout: Duration,
+    /// Played to a callee whose target failed.
+    pub target_failed_sound: String,
+    /// Recording format.
+    pub recording_format: String,
+    /// Longest recording.
+    pub max_recording: Duration,
+    /// Where recordings are downloaded to.
+    pub recordings_dir: PathBuf,
+    /// Delete recordings from Asterisk after a verified download.
+    pub delete_after_download: bool,
+}
+
+/// How far a call had got, as the store knows it: where a call picks up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Nothing sent yet: originate.
+    New,
+    /// The originate may have been sent (a restart): adopt the callee if it exists.
+    Dialing,
+    /// The callee answered at this time; bridge and target may be half made.
+    Answered(UnixMillis),
+    /// Callee and target were bridged and recorded.
+    Connected {
+        /// When the callee answered.
+        answered_at: UnixMillis,
+    },
+}
+
+/// One attempt to make or pick up.
+#[derive(Debug, Clone)]
+pub struct CallPlan {
+    /// The store's id of the attempt.
+    pub attempt_id: i64,
+    /// The number (normalised: digits only).
+    pub number: String,
+    /// Channel variables for the callee (the number's other input columns).
+    pub variables: BTreeMap<String, String>,
+    /// The attempt's Asterisk ids.
+    pub ids: AttemptIds,
+    /// Where to start.
+    pub stage: Stage,
+}
+
+/// How an attempt ended, as the store records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallEnd {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// Q.850 cause of the callee's channel, when known.
+    pub cause: Option<i64>,
+    /// Asterisk's text for it.
+    pub cause_text: Option<String>,
+    /// What went wrong, in words, for `error`, `interrupted` and `target_failed`.
+    pub message: Option<String>,
+    /// When it ended.
+    pub ended_at: UnixMillis,
+}
+
+/// What became of a plan.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallResult {
+    /// The attempt ended; its outcome is stored.
+    Ended(CallEnd),
+    /// Nothing reached Asterisk (it was unreachable): the same attempt, same ids, may be
+    /// sent again later without any risk of a second call.
+    NotSent,
+}
+
+/// Why the progress of a call could not be stored.
+#[derive(Debug, thiserror::Error)]
+#[error("storing the call's progress failed: {0}")]
+pub struct LogError(pub String);
+
+/// Where a call writes its progress: the store, durable when each returns.
+pub trait AttemptLog: Send + Sync {
+    /// The callee answered.
+    fn answered(&self, attempt_id: i64, at: UnixMillis) -> BoxFuture<'_, Result<(), LogError>>;
+    /// Callee and target are bridged and the recording runs.
+    fn connected<'a>(
+        &'a self,
+        attempt_id: i64,
+        at: UnixMillis,
+        ids: &'a AttemptIds,
+    ) -> BoxFuture<'a, Result<(), LogError>>;
+    /// The attempt ended.
+    fn finished<'a>(&'a self, attempt_id: i64, end: &'a CallEnd) -> BoxFuture<'a, Result<(), LogError>>;
+    /// The recording is in the recordings directory as `file`.
+    fn recording_saved<'a>(&'a self, attempt_id: i64, file: &'a str) -> BoxFuture<'a, Result<(), LogError>>;
+}
+
+/// Now, as the store keeps time.
+pub fn now_ms() -> UnixMillis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Runs one attempt to its end and stores the outcome (and the recording).
+///
+/// # Errors
+/// [`LogError`] when the store refused a write: the call is torn down first, so
+/// nothing is left running that the store does not know about.
+pub async fn run(
+    connection: &AppConnection,
+    settings: &CallSettings,
+    log: &dyn AttemptLog,
+    plan: CallPlan,
+) -> Result<CallResult, LogError> {
+    let span = tracing::info_span!(
+        "call",
+        number = %plan.number,
+        channel_id = %plan.ids.callee,
+        attempt_id = plan.attempt_id
+    );
+    async move {
+        let answered = match plan.stage {
+            Stage::New | Stage::Dialing => {
+                match dial::dial(connection, settings, &plan).await {
+                    dial::Dialled::Answered(callee, at) => {
+                        log.answered(plan.attempt_id, at).await?;
+                        talk::Answered::new(callee, at)
+                    }
+                    dial::Dialled::Ended(end) => {
+                        log.finished(plan.attempt_id, &end).await?;
+                        return Ok(CallResult::Ended(end));
+                    }
+                    dial::Dialled::NotSent => return Ok(CallResult::NotSent),
+                }
+            }
+            Stage::Answered(at) => talk::Answered::adopt(connection, &plan, at, false).await,
+            Stage::Connected { answered_at } => {
+                talk::Answered::adopt(connection, &plan, answered_at, true).await
+            }
+        };
+        let (end, recording) = talk::talk(connection, settings, log, &plan, answered).await?;
+        log.finished(plan.attempt_id, &end).await?;
+        if let Some(mut recording) = recording {
+            recording::save(settings, log, plan.attempt_id, &mut recording).await?;
+        }
+        Ok(CallResult::Ended(end))
+    }
+    .instrument(span)
+    .await
+}
+
+/// Downloads the recording of an attempt that ended while the dialer was down.
+///
+/// # Errors
+/// As [`run`].
+pub async fn save_recording_of_ended(
+    connection: &AppConnection,
+    settings: &CallSettings,
+    log: &dyn AttemptLog,
+    attempt_id: i64,
+    recording_name: &str,
+) -> Result<(), LogError> {
+    let mut recording = connection.recording(recording_name);
+    recording::save(settings, log, attempt_id, &mut recording).await
+}

@@ -1,0 +1,255 @@
+//! An answered callee: bridge it, bring in the target, record, and wait for either leg
+//! to end; then tear everything down. A target that does not come means the callee hears
+//! a short message and is hung up (`target_failed`, an abandoned call).
+
+use std::time::Duration;
+
+use ari_client::model::Event;
+use ari_client::model::events::{PlaybackFinished, StasisStart};
+use ari_client::model::models::{HangupReason, IfExists};
+use ari_client::model::operations::{bridges, channels::Originate};
+use ari_client::{AppConnection, BridgeHandle, ChannelHandle, RecordOptions, RecordingHandle, StreamEnd, WaitFailure};
+
+use super::dial::{ended, final_cause, hang_up};
+use super::{AttemptLog, CallEnd, CallPlan, CallSettings, LogError, now_ms};
+use crate::outcome::Outcome;
+
+/// How long the target-failed message may play.
+const MESSAGE_WITHIN: Duration = Duration::from_secs(15);
+
+/// An answered callee and what exists around it.
+pub(super) struct Answered {
+    callee: ChannelHandle,
+    answered_at: i64,
+    /// Picked up after a restart with the bridge, target and recording in place.
+    connected: Option<(BridgeHandle, ChannelHandle, RecordingHandle)>,
+}
+
+impl Answered {
+    pub(super) fn new(callee: ChannelHandle, answered_at: i64) -> Self {
+        Answered {
+            callee,
+            answered_at,
+            connected: None,
+        }
+    }
+
+    /// Picks up a call stored as answered (or connected) after a restart. What is
+    /// missing of bridge and target is made again; a callee that is gone shows in
+    /// [`talk`] as an interrupted end.
+    pub(super) async fn adopt(
+        connection: &AppConnection,
+        plan: &CallPlan,
+        answered_at: i64,
+        was_connected: bool,
+    ) -> Self {
+        let callee = connection.channel(plan.ids.callee.as_str());
+        if was_connected {
+            let bridge = connection.bridge(plan.ids.bridge.as_str());
+            let target = connection.channel(plan.ids.target.as_str());
+            let recording = connection.recording(plan.ids.recording.as_str());
+            let target_up = target.get().await.is_ok();
+            if target_up && bridge.get().await.is_ok() {
+                return Answered {
+                    callee,
+                    answered_at,
+                    connected: Some((bridge, target, recording)),
+                };
+            }
+        }
+        // A half-made bridge and target are made again from scratch.
+        let target = connection.channel(plan.ids.target.as_str());
+        hang_up(&target, HangupReason::Normal).await;
+        let bridge = connection.bridge(plan.ids.bridge.as_str());
+        match bridge.destroy().await {
+            Ok(()) => {}
+            Err(error) if error.is_not_found() => {}
+            Err(error) => tracing::warn!(error = %error.chain(), "cannot destroy the old bridge"),
+        }
+        Answered::new(callee, answered_at)
+    }
+}
+
+/// Bridges, records and waits for the end. Returns the end and the recording to save.
+pub(super) async fn talk(
+    connection: &AppConnection,
+    settings: &CallSettings,
+    log: &dyn AttemptLog,
+    plan: &CallPlan,
+    answered: Answered,
+) -> Result<(CallEnd, Option<RecordingHandle>), LogError> {
+    let Answered {
+        mut callee,
+        answered_at,
+        connected,
+    } = answered;
+    let (bridge, mut target, recording) = match connected {
+        Some(parts) => parts,
+        None => match connect(connection, settings, plan, &mut callee).await {
+            Ok(parts) => {
+                log.connected(plan.attempt_id, now_ms(), &plan.ids).await?;
+                parts
+            }
+            Err(end) => return Ok((end, None)),
+        },
+    };
+    let _ = answered_at;
+    let mut bridge = bridge;
+    // Either leg's end (or its leaving the app) ends the call.
+    let first_end = tokio::select! {
+        callee_end = leg_end(&mut callee) => Leg::Callee(callee_end),
+        target_end = leg_end(&mut target) => Leg::Target(target_end),
+    };
+    hang_up(&target, HangupReason::Normal).await;
+    hang_up(&callee, HangupReason::Normal).await;
+    match bridge.destroy().await {
+        Ok(()) => {}
+        Err(error) if error.is_not_found() => {}
+        Err(error) => tracing::warn!(error = %error.chain(), "cannot destroy the bridge"),
+    }
+    let callee_cause = match &first_end {
+        Leg::Callee(LegEnd::Destroyed(cause)) => Some(*cause),
+        _ => final_cause(&mut callee).await,
+    };
+    let _ = bridge.events.within(Duration::from_secs(5)).wait_until(|e| matches!(e, Event::BridgeDestroyed(_))).await;
+    let end = match first_end {
+        Leg::Callee(LegEnd::Vanished) | Leg::Target(LegEnd::Vanished) => ended(
+            Outcome::Interrupted,
+            callee_cause,
+            Some("the call was gone after a reconnect (Asterisk restarted?)".to_owned()),
+        ),
+        Leg::Callee(LegEnd::Closed) | Leg::Target(LegEnd::Closed) => ended(
+            Outcome::Interrupted,
+            callee_cause,
+            Some("the dialer stopped watching the call".to_owned()),
+        ),
+        _ => ended(Outcome::Answered, callee_cause, None),
+    };
+    Ok((end, Some(recording)))
+}
+
+/// Bridge, target, recording; or the end of a call whose target did not come.
+async fn connect(
+    connection: &AppConnection,
+    settings: &CallSettings,
+    plan: &CallPlan,
+    callee: &mut ChannelHandle,
+) -> Result<(BridgeHandle, ChannelHandle, RecordingHandle), CallEnd> {
+    let failed = |message: String| ended(Outcome::TargetFailed, None, Some(message));
+    let bridge = connection
+        .create_bridge(bridges::Create::new().r#type("mixing").bridge_id(plan.ids.bridge.as_str()))
+        .await
+        .map_err(|e| failed(format!("cannot create the bridge: {}", e.chain())))?;
+    if let Err(error) = bridge.add_channels([callee.id().clone()]).await {
+        hang_up(callee, HangupReason::Normal).await;
+        let _ = bridge.destroy().await;
+        return Err(failed(format!("cannot bridge the callee: {}", error.chain())));
+    }
+    let target_params = Originate::new(settings.target.as_str())
+        .app(settings.app.as_str())
+        .channel_id(plan.ids.target.as_str())
+        .originator(callee.id().as_str())
+        .formats("ulaw")
+        .timeout(i64::try_from(settings.target_timeout.as_secs()).unwrap_or(600));
+    let target = match connection.originate(target_params).await {
+        Ok(target) => Some(target),
+        Err(error) => {
+            tracing::warn!(error = %error.chain(), "the target cannot be originated");
+            None
+        }
+    };
+    let Some(mut target) = target else {
+        return Err(abandon(callee, &bridge, settings, "the target could not be dialled".to_owned()).await);
+    };
+    // The target answers, fails, or the callee leaves first.
+    let outcome = tokio::select! {
+        answered = target.events.within(settings.target_timeout).wait_until(|e| matches!(e, Event::StasisStart(_) | Event::ChannelDestroyed(_))) => match answered {
+            Ok(event) if event.downcast::<StasisStart>().is_some() => Ok(()),
+            Ok(_) => Err("the target did not answer".to_owned()),
+            Err(error) => Err(format!("the target did not answer: {error}")),
+        },
+        gone = leg_end(callee) => Err(match gone {
+            LegEnd::Vanished => "the call was gone after a reconnect".to_owned(),
+            _ => "the callee hung up before the target answered".to_owned(),
+        }),
+    };
+    if let Err(message) = outcome {
+        hang_up(&target, HangupReason::Normal).await;
+        return Err(abandon(callee, &bridge, settings, message).await);
+    }
+    if let Err(error) = bridge.add_channels([target.id().clone()]).await {
+        hang_up(&target, HangupReason::Normal).await;
+        return Err(abandon(callee, &bridge, settings, format!("cannot bridge the target: {}", error.chain())).await);
+    }
+    let options = RecordOptions::default()
+        .max_duration_seconds(i64::try_from(settings.max_recording.as_secs()).unwrap_or(i64::MAX))
+        .if_exists(IfExists::Fail);
+    let recording = match bridge
+        .record(&plan.ids.recording, &settings.recording_format, options)
+        .await
+    {
+        Ok(recording) => recording,
+        Err(error) => {
+            // The call goes on unrecorded rather than being dropped.
+            tracing::warn!(error = %error.chain(), "the recording did not start");
+            connection.recording(plan.ids.recording.as_str())
+        }
+    };
+    Ok((bridge, target, recording))
+}
+
+/// The callee answered but no target came: play the message, hang up, say why.
+async fn abandon(callee: &mut ChannelHandle, bridge: &BridgeHandle, settings: &CallSettings, message: String) -> CallEnd {
+    tracing::warn!(%message, "target failed: the callee hears the message and is hung up");
+    if let Ok(mut playback) = bridge.play(&settings.target_failed_sound).await {
+        let _ = playback.events.within(MESSAGE_WITHIN).wait_for::<PlaybackFinished>().await;
+    }
+    hang_up(callee, HangupReason::Normal).await;
+    let cause = final_cause(callee).await;
+    let _ = bridge.destroy().await;
+    ended(Outcome::TargetFailed, cause, Some(message))
+}
+
+/// How a leg ended.
+enum LegEnd {
+    /// ChannelDestroyed, with its cause.
+    Destroyed(i64),
+    /// It left the app (StasisEnd) while still up.
+    LeftApp,
+    /// Gone after a reconnect.
+    Vanished,
+    /// The connection closed.
+    Closed,
+}
+
+enum Leg {
+    Callee(LegEnd),
+    Target(LegEnd),
+}
+
+async fn leg_end(channel: &mut ChannelHandle) -> LegEnd {
+    loop {
+        match channel
+            .events
+            .wait_until(|e| matches!(e, Event::ChannelDestroyed(_) | Event::StasisEnd(_)))
+            .await
+        {
+            Ok(event) => {
+                return match event.as_ref() {
+                    Event::ChannelDestroyed(d) => LegEnd::Destroyed(d.cause),
+                    _ => LegEnd::LeftApp,
+                };
+            }
+            Err(error) => match error.wait_failure() {
+                Some(WaitFailure::Ended(StreamEnd::Vanished)) => return LegEnd::Vanished,
+                // Dropped events: ask whether it still exists.
+                Some(WaitFailure::Lagged(_)) => {
+                    if channel.get().await.is_err() {
+                        return LegEnd::Vanished;
+                    }
+                }
+                _ => return LegEnd::Closed,
+            },
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! The store as the calls' [`AttemptLog`].
+
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+
+use crate::call::{AttemptLog, CallEnd, LogError};
+use crate::ids::AttemptIds;
+use crate::record::UnixMillis;
+use crate::store::{AttemptId, Ending, Store};
+
+/// Writes a call's progress to the campaign's store.
+pub(super) struct StoreLog {
+    pub(super) store: Store,
+}
+
+fn failed(error: crate::store::StoreError) -> LogError {
+    LogError(error.to_string())
+}
+
+impl AttemptLog for StoreLog {
+    fn answered(&self, attempt_id: i64, at: UnixMillis) -> BoxFuture<'_, Result<(), LogError>> {
+        async move {
+            self.store
+                .answered(AttemptId(attempt_id), at)
+                .await
+                .map(drop)
+                .map_err(failed)
+        }
+        .boxed()
+    }
+
+    fn connected<'a>(
+        &'a self,
+        attempt_id: i64,
+        at: UnixMillis,
+        ids: &'a AttemptIds,
+    ) -> BoxFuture<'a, Result<(), LogError>> {
+        async move {
+            self.store
+                .connected(AttemptId(attempt_id), at, &ids.target, &ids.bridge, Some(&ids.recording))
+                .await
+                .map(drop)
+                .map_err(failed)
+        }
+        .boxed()
+    }
+
+    fn finished<'a>(&'a self, attempt_id: i64, end: &'a CallEnd) -> BoxFuture<'a, Result<(), LogError>> {
+        async move {
+            let ending = Ending {
+                outcome: end.outcome,
+                cause: end.cause,
+                cause_text: end.cause_text.clone(),
+                message: end.message.clone(),
+                ended_at: end.ended_at,
+            };
+            self.store
+                .finish(AttemptId(attempt_id), &ending)
+                .await
+                .map(drop)
+                .map_err(failed)
+        }
+        .boxed()
+    }
+
+    fn recording_saved<'a>(&'a self, attempt_id: i64, file: &'a str) -> BoxFuture<'a, Result<(), LogError>> {
+        async move {
+            self.store
+                .set_recording_file(AttemptId(attempt_id), file)
+                .await
+                .map_err(failed)
+        }
+        .boxed()
+    }
+}

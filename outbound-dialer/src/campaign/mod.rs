@@ -1,0 +1,404 @@
+//! A campaign run: import the list, check the trunk, reconcile what a crash left, then
+//! dial every pending number under the pacer's limits until each has an outcome, and
+//! write the report.
+
+mod control;
+mod log;
+mod tally;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ari_client::model::operations::endpoints;
+use ari_client::{AppConnection, Client};
+use tokio::task::JoinSet;
+
+pub use control::{Request, RunControl};
+use log::StoreLog;
+use tally::Tally;
+
+use crate::call::{self, CallPlan, CallResult, CallSettings, Stage};
+use crate::config::{Config, NumberSource};
+use crate::ids::{AttemptIds, campaign_key};
+use crate::numbers::{NumbersError, Source};
+use crate::outcome::Outcome;
+use crate::pacing::{Pacer, Slot};
+use crate::status::{CampaignStatus, RunState};
+use crate::store::{Attempt, AttemptState, ImportSummary, PendingNumber, Store, StoreError};
+
+/// How many pending numbers are read from the store at a time.
+const PENDING_BATCH: u32 = 256;
+/// How long a call that could not be sent (Asterisk unreachable) waits before its retry.
+const NOT_SENT_RETRY: Duration = Duration::from_secs(1);
+/// How often the status is recomputed.
+const STATUS_EVERY: Duration = Duration::from_millis(500);
+
+/// Why a campaign could not run (what to fix is in the message).
+#[derive(Debug, thiserror::Error)]
+pub enum CampaignError {
+    /// The number list.
+    #[error(transparent)]
+    Numbers(#[from] NumbersError),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// ARI could not be reached or refused us.
+    #[error("ARI at {url}: {message} (check ARI_URL, ARI_USERNAME, ARI_PASSWORD)")]
+    Ari {
+        /// Where.
+        url: String,
+        /// The error chain.
+        message: String,
+    },
+    /// The trunk endpoint does not exist.
+    #[error("the trunk PJSIP/{0} does not exist on Asterisk (GET /endpoints/PJSIP/{0} answered 404): set ARI_TRUNK (--trunk) to an endpoint of pjsip.conf")]
+    UnknownTrunk(String),
+    /// The report could not be written.
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
+    /// A call's progress could not be stored.
+    #[error(transparent)]
+    Log(#[from] call::LogError),
+}
+
+/// What a finished run came to.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The final status.
+    pub status: CampaignStatus,
+    /// What the import added (none on a resumed run whose list did not change).
+    pub imported: ImportSummary,
+    /// Invalid input lines skipped.
+    pub invalid_lines: u64,
+}
+
+fn settings(config: &Config) -> CallSettings {
+    CallSettings {
+        app: config.app.clone(),
+        trunk: config.trunk.clone(),
+        target: config.target.clone(),
+        caller_id: config.caller_id.clone(),
+        call_timeout: config.call_timeout,
+        target_timeout: config.target_timeout,
+        target_failed_sound: config.target_failed_sound.clone(),
+        recording_format: config.recording_format.clone(),
+        max_recording: config.max_recording,
+        recordings_dir: config.recordings_dir.clone(),
+        delete_after_download: config.delete_after_download,
+    }
+}
+
+fn source(config: &Config) -> Result<Source, NumbersError> {
+    match &config.numbers {
+        NumberSource::One(number) => Source::new(Some(number), None),
+        NumberSource::File(path) => Source::new(None, Some(path)),
+    }
+}
+
+/// Imports the list unless the store has this very list already (a resumed run).
+async fn import(store: &Store, source: &Source) -> Result<(ImportSummary, u64), CampaignError> {
+    let fingerprint = source.fingerprint()?;
+    if store.input_fingerprint().await?.as_deref() == Some(fingerprint.as_str()) {
+        tracing::info!("the number list is imported already");
+        return Ok((ImportSummary::default(), 0));
+    }
+    let mut input = source.open()?;
+    let mut invalid = 0_u64;
+    let summary = store
+        .import(input.entries(|bad| {
+            invalid += 1;
+            tracing::warn!(line = bad.line, reason = %bad.reason, excerpt = %bad.excerpt, "invalid line skipped");
+        }))
+        .await?;
+    input.finish()?;
+    store.set_input_fingerprint(&fingerprint).await?;
+    tracing::info!(inserted = summary.inserted, duplicates = summary.duplicates, invalid, "number list imported");
+    Ok((summary, invalid))
+}
+
+/// Checks before dialling that the trunk exists and ARI answers, and connects the app.
+async fn connect(config: &Config) -> Result<AppConnection, CampaignError> {
+    let ari = |error: ari_client::Error| CampaignError::Ari {
+        url: config.ari.url.clone(),
+        message: error.chain().to_string(),
+    };
+    let client = Client::builder(&config.ari.url)
+        .credentials(config.ari.credentials())
+        .build()
+        .map_err(ari)?;
+    match client
+        .endpoints()
+        .get(endpoints::Get::new("PJSIP", config.trunk.as_str()))
+        .await
+    {
+        Ok(_) => {}
+        Err(error) if error.is_not_found() => return Err(CampaignError::UnknownTrunk(config.trunk.clone())),
+        Err(error) => return Err(ari(error)),
+    }
+    client
+        .app_connection([config.app.as_str()])
+        .connect()
+        .await
+        .map_err(ari)
+}
+
+/// A plan for a stored attempt that a crash left unfinished.
+fn resumed(attempt: &Attempt, key: &str) -> CallPlan {
+    let record = &attempt.record;
+    let stage = match attempt.state {
+        AttemptState::Answered => Stage::Answered(record.answered_at.unwrap_or_else(call::now_ms)),
+        AttemptState::Connected => Stage::Connected {
+            answered_at: record.answered_at.unwrap_or_else(call::now_ms),
+        },
+        AttemptState::Dialing | AttemptState::Ended => Stage::Dialing,
+    };
+    CallPlan {
+        attempt_id: attempt.id.0,
+        number: record.number.clone(),
+        variables: record.data.clone(),
+        ids: AttemptIds::new(key, attempt.number_id.0, record.attempt),
+        stage,
+    }
+}
+
+/// The running calls and what is waiting to be dialled.
+struct Dialer {
+    connection: AppConnection,
+    settings: Arc<CallSettings>,
+    log: Arc<StoreLog>,
+    store: Store,
+    pacer: Arc<Pacer>,
+    tally: Arc<Tally>,
+    key: String,
+    calls: JoinSet<(CallPlan, Result<CallResult, call::LogError>)>,
+    /// Calls that never reached Asterisk, to send again (same ids: no double call).
+    not_sent: VecDeque<CallPlan>,
+    pending: VecDeque<PendingNumber>,
+}
+
+impl Dialer {
+    fn spawn(&mut self, plan: CallPlan, slot: Slot) {
+        let connection = self.connection.clone();
+        let settings = self.settings.clone();
+        let log = self.log.clone();
+        self.tally.started();
+        self.calls.spawn(async move {
+            let result = call::run(&connection, &settings, log.as_ref(), plan.clone()).await;
+            drop(slot);
+            (plan, result)
+        });
+    }
+
+    /// Takes in a finished call: pace and counts follow its outcome.
+    async fn reap(&mut self, done: Result<(CallPlan, Result<CallResult, call::LogError>), tokio::task::JoinError>) -> Result<(), CampaignError> {
+        self.tally.ended();
+        let (plan, result) = match done {
+            Ok(done) => done,
+            Err(error) => {
+                // A call task panicked: its attempt stays unfinished for the next run.
+                tracing::error!(%error, "a call task failed");
+                return Ok(());
+            }
+        };
+        match result? {
+            CallResult::NotSent => {
+                self.not_sent.push_back(CallPlan {
+                    stage: Stage::New,
+                    ..plan
+                });
+            }
+            CallResult::Ended(end) => {
+                self.tally.outcome(end.outcome);
+                if end.outcome == Outcome::Congestion {
+                    self.pacer.congested().await;
+                } else {
+                    self.pacer.went_through().await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next plan to dial: a retry first, then the next pending number.
+    async fn next_plan(&mut self) -> Result<Option<CallPlan>, CampaignError> {
+        if let Some(plan) = self.not_sent.pop_front() {
+            tokio::time::sleep(NOT_SENT_RETRY).await;
+            return Ok(Some(plan));
+        }
+        loop {
+            if self.pending.is_empty() {
+                self.pending = self.store.next_pending(PENDING_BATCH).await?.into();
+            }
+            let Some(number) = self.pending.pop_front() else {
+                return Ok(None);
+            };
+            let key = self.key.clone();
+            let number_id = number.id;
+            match self
+                .store
+                .begin_attempt(number_id, |attempt| AttemptIds::new(&key, number_id.0, attempt).callee)
+                .await
+            {
+                Ok(attempt) => {
+                    return Ok(Some(CallPlan {
+                        attempt_id: attempt.id.0,
+                        number: number.number,
+                        variables: number.data,
+                        ids: AttemptIds::new(&self.key, number_id.0, attempt.record.attempt),
+                        stage: Stage::New,
+                    }));
+                }
+                // Taken meanwhile (a stale batch): never dial it twice.
+                Err(StoreError::NotPending { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+}
+
+/// Runs the campaign until every number has an outcome or a stop is asked, publishing
+/// its status to `control` as it goes.
+///
+/// # Errors
+/// When the campaign cannot start (list, store, ARI, trunk) or the store fails; what was
+/// stored before stays.
+pub async fn run(config: &Config, control: &RunControl) -> Result<Summary, CampaignError> {
+    let source = source(config)?;
+    let store = Store::open(&config.db, &config.campaign).await?;
+    let (imported, invalid_lines) = import(&store, &source).await?;
+    let connection = connect(config).await?;
+    store.set_status(RunState::Running).await?;
+    let tally = Arc::new(Tally::default());
+    let mut dialer = Dialer {
+        connection,
+        settings: Arc::new(settings(config)),
+        log: Arc::new(StoreLog { store: store.clone() }),
+        store: store.clone(),
+        pacer: Arc::new(Pacer::new(config.max_cc, config.cps)),
+        tally: tally.clone(),
+        key: campaign_key(&config.campaign),
+        calls: JoinSet::new(),
+        not_sent: VecDeque::new(),
+        pending: VecDeque::new(),
+    };
+    let reporter = tokio::spawn(publish_status(store.clone(), tally.clone(), dialer.pacer.clone(), config.campaign.clone(), control.status_sender()));
+    let outcome = dial_all(&mut dialer, control).await;
+    // Whatever happened, calls in progress finish and are stored.
+    while let Some(done) = dialer.calls.join_next().await {
+        if let Err(error) = dialer.reap(done).await {
+            tracing::error!(error = %error, "storing a call's outcome failed");
+        }
+    }
+    reporter.abort();
+    outcome?;
+    let state = if control.current() == Request::Stop && !dialer.not_sent.is_empty() {
+        RunState::Finished
+    } else {
+        RunState::Finished
+    };
+    store.set_status(state).await?;
+    let status = status_of(&store, &tally, 0, &config.campaign, state).await?;
+    control.publish(status.clone());
+    if let Some(path) = &config.report {
+        write_report(&store, path).await?;
+    }
+    dialer.connection.close();
+    Ok(Summary {
+        status,
+        imported,
+        invalid_lines,
+    })
+}
+
+async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), CampaignError> {
+    // What a crash left: adopt the calls still up, record the others as interrupted.
+    for attempt in dialer.store.unfinished().await? {
+        let plan = resumed(&attempt, &dialer.key);
+        tracing::info!(number = %plan.number, channel_id = %plan.ids.callee, state = attempt.state.as_str(), "reconciling an attempt left by an earlier run");
+        let slot = dialer.pacer.admit().await;
+        dialer.spawn(plan, slot);
+    }
+    loop {
+        while let Some(done) = dialer.calls.try_join_next() {
+            dialer.reap(done).await?;
+        }
+        if !control.may_dial().await {
+            return Ok(());
+        }
+        let slot = tokio::select! {
+            slot = dialer.pacer.admit() => slot,
+            () = control.stopped() => return Ok(()),
+            Some(done) = dialer.calls.join_next() => {
+                dialer.reap(done).await?;
+                continue;
+            }
+        };
+        match dialer.next_plan().await? {
+            Some(plan) => dialer.spawn(plan, slot),
+            None => {
+                drop(slot);
+                // Nothing left to start: wait for a call to end (it may need a retry).
+                match dialer.calls.join_next().await {
+                    Some(done) => dialer.reap(done).await?,
+                    None if dialer.not_sent.is_empty() => return Ok(()),
+                    None => {}
+                }
+            }
+        }
+    }
+}
+
+async fn status_of(store: &Store, tally: &Tally, active: u64, campaign: &str, state: RunState) -> Result<CampaignStatus, StoreError> {
+    let counts = store.counts().await?;
+    let mut status = CampaignStatus::empty(campaign, state);
+    status.total = counts.total;
+    status.pending = counts.pending;
+    status.active_calls = active;
+    for (outcome, count) in counts.by_outcome {
+        status.outcomes.insert(outcome.as_str(), count);
+    }
+    status.calls_per_minute = tally.per_minute();
+    status.eta_seconds = (status.calls_per_minute > 0.0)
+        .then(|| (status.pending + status.active_calls) as f64 * 60.0 / status.calls_per_minute);
+    Ok(status)
+}
+
+async fn publish_status(
+    store: Store,
+    tally: Arc<Tally>,
+    pacer: Arc<Pacer>,
+    campaign: String,
+    sender: tokio::sync::watch::Sender<CampaignStatus>,
+) {
+    let mut ticker = tokio::time::interval(STATUS_EVERY);
+    loop {
+        ticker.tick().await;
+        match status_of(&store, &tally, u64::from(pacer.active()), &campaign, RunState::Running).await {
+            Ok(status) => {
+                sender.send_replace(status);
+            }
+            Err(error) => tracing::warn!(%error, "cannot read the campaign's counts"),
+        }
+    }
+}
+
+/// Writes the per-attempt report from the store.
+///
+/// # Errors
+/// The report cannot be written or the store cannot be read.
+pub async fn write_report(store: &Store, path: &std::path::Path) -> Result<crate::report::ReportSummary, CampaignError> {
+    // The data columns are the list's: every record of a CSV has the same keys.
+    let columns: Vec<String> = {
+        use futures::StreamExt as _;
+        let mut records = Box::pin(store.attempts());
+        match records.next().await {
+            Some(Ok(first)) => first.data.keys().cloned().collect(),
+            Some(Err(error)) => return Err(error.into()),
+            None => Vec::new(),
+        }
+    };
+    let summary = crate::report::write_stream(path, store.attempts(), &columns).await?;
+    tracing::info!(path = %path.display(), "report written");
+    Ok(summary)
+}
