@@ -5,4 +5,5 @@
 pub mod config;
 pub mod outcome;
 pub mod record;
+pub mod report;
 pub mod status;
