@@ -6,4 +6,5 @@ pub mod config;
 pub mod outcome;
 pub mod record;
 pub mod report;
+pub mod serve;
 pub mod status;
