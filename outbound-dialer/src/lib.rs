@@ -3,7 +3,9 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod logging;
 pub mod outcome;
+pub mod progress;
 pub mod record;
 pub mod report;
 pub mod serve;
