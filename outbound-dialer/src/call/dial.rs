@@ -50,7 +50,11 @@ fn originate(settings: &CallSettings, plan: &CallPlan) -> Originate {
 
 /// Originates (or, for a plan that may have been sent before, adopts) the callee and
 /// waits for its answer or end.
-pub(super) async fn dial(connection: &AppConnection, settings: &CallSettings, plan: &CallPlan) -> Dialled {
+pub(super) async fn dial(
+    connection: &AppConnection,
+    settings: &CallSettings,
+    plan: &CallPlan,
+) -> Dialled {
     let callee = if plan.stage == super::Stage::Dialing {
         match adopt(connection, plan).await {
             Adopted::Ringing(handle) => handle,
@@ -90,7 +94,11 @@ pub(super) async fn dial(connection: &AppConnection, settings: &CallSettings, pl
                 }
             }
             Err(error) => {
-                return Dialled::Ended(ended(Outcome::Error, None, Some(error.chain().to_string())));
+                return Dialled::Ended(ended(
+                    Outcome::Error,
+                    None,
+                    Some(error.chain().to_string()),
+                ));
             }
         }
     };
@@ -143,7 +151,8 @@ async fn wait_for_answer(mut callee: ChannelHandle, within: Duration) -> Dialled
         Ok(event) => match event.as_ref() {
             Event::ChannelDestroyed(destroyed) => {
                 let outcome = Outcome::of_unanswered_cause(destroyed.cause);
-                let message = (outcome == Outcome::Error).then(|| format!("the call ended before an answer: {}", destroyed.cause_txt));
+                let message = (outcome == Outcome::Error)
+                    .then(|| format!("the call ended before an answer: {}", destroyed.cause_txt));
                 Dialled::Ended(CallEnd {
                     outcome,
                     cause: Some(destroyed.cause),
@@ -205,6 +214,8 @@ pub(super) async fn hang_up(channel: &ChannelHandle, reason: HangupReason) {
     match channel.hangup(reason).await {
         Ok(()) => {}
         Err(error) if error.is_not_found() => {}
-        Err(error) => tracing::warn!(error = %error.chain(), channel_id = %channel.id(), "hang-up failed"),
+        Err(error) => {
+            tracing::warn!(error = %error.chain(), channel_id = %channel.id(), "hang-up failed")
+        }
     }
 }

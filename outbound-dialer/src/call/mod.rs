@@ -121,9 +121,17 @@ pub trait AttemptLog: Send + Sync {
         ids: &'a AttemptIds,
     ) -> BoxFuture<'a, Result<(), LogError>>;
     /// The attempt ended.
-    fn finished<'a>(&'a self, attempt_id: i64, end: &'a CallEnd) -> BoxFuture<'a, Result<(), LogError>>;
+    fn finished<'a>(
+        &'a self,
+        attempt_id: i64,
+        end: &'a CallEnd,
+    ) -> BoxFuture<'a, Result<(), LogError>>;
     /// The recording is in the recordings directory as `file`.
-    fn recording_saved<'a>(&'a self, attempt_id: i64, file: &'a str) -> BoxFuture<'a, Result<(), LogError>>;
+    fn recording_saved<'a>(
+        &'a self,
+        attempt_id: i64,
+        file: &'a str,
+    ) -> BoxFuture<'a, Result<(), LogError>>;
 }
 
 /// Now, as the store keeps time.
@@ -152,19 +160,17 @@ pub async fn run(
     );
     async move {
         let answered = match plan.stage {
-            Stage::New | Stage::Dialing => {
-                match dial::dial(connection, settings, &plan).await {
-                    dial::Dialled::Answered(callee, at) => {
-                        log.answered(plan.attempt_id, at).await?;
-                        talk::Answered::new(callee, at)
-                    }
-                    dial::Dialled::Ended(end) => {
-                        log.finished(plan.attempt_id, &end).await?;
-                        return Ok(CallResult::Ended(end));
-                    }
-                    dial::Dialled::NotSent => return Ok(CallResult::NotSent),
+            Stage::New | Stage::Dialing => match dial::dial(connection, settings, &plan).await {
+                dial::Dialled::Answered(callee, at) => {
+                    log.answered(plan.attempt_id, at).await?;
+                    talk::Answered::new(callee, at)
                 }
-            }
+                dial::Dialled::Ended(end) => {
+                    log.finished(plan.attempt_id, &end).await?;
+                    return Ok(CallResult::Ended(end));
+                }
+                dial::Dialled::NotSent => return Ok(CallResult::NotSent),
+            },
             Stage::Answered(at) => talk::Answered::adopt(connection, &plan, at, false).await,
             Stage::Connected { answered_at } => {
                 talk::Answered::adopt(connection, &plan, answered_at, true).await

@@ -29,7 +29,8 @@ pub(super) async fn save(
         .wait_until(|e| {
             matches!(
                 e,
-                ari_client::model::Event::RecordingFinished(_) | ari_client::model::Event::RecordingFailed(_)
+                ari_client::model::Event::RecordingFinished(_)
+                    | ari_client::model::Event::RecordingFailed(_)
             )
         })
         .await;
@@ -49,7 +50,11 @@ pub(super) async fn save(
     Ok(())
 }
 
-async fn download(settings: &CallSettings, recording: &RecordingHandle, file_name: &str) -> Result<u64, String> {
+async fn download(
+    settings: &CallSettings,
+    recording: &RecordingHandle,
+    file_name: &str,
+) -> Result<u64, String> {
     let dir = &settings.recordings_dir;
     tokio::fs::create_dir_all(dir)
         .await
@@ -82,7 +87,10 @@ async fn verify(path: &Path, format: &str, bytes: u64) -> Result<(), String> {
         .map_err(|e| format!("cannot read back {}: {e}", path.display()))?
         .len();
     if on_disk != bytes || bytes == 0 {
-        return Err(format!("{} holds {on_disk} bytes, {bytes} arrived", path.display()));
+        return Err(format!(
+            "{} holds {on_disk} bytes, {bytes} arrived",
+            path.display()
+        ));
     }
     if format == "wav" {
         let head = tokio::fs::read(path)

@@ -8,7 +8,10 @@ use ari_client::model::Event;
 use ari_client::model::events::{PlaybackFinished, StasisStart};
 use ari_client::model::models::{HangupReason, IfExists};
 use ari_client::model::operations::{bridges, channels::Originate};
-use ari_client::{AppConnection, BridgeHandle, ChannelHandle, RecordOptions, RecordingHandle, StreamEnd, WaitFailure};
+use ari_client::{
+    AppConnection, BridgeHandle, ChannelHandle, RecordOptions, RecordingHandle, StreamEnd,
+    WaitFailure,
+};
 
 use super::dial::{ended, final_cause, hang_up};
 use super::{AttemptLog, CallEnd, CallPlan, CallSettings, LogError, now_ms};
@@ -111,7 +114,11 @@ pub(super) async fn talk(
         Leg::Callee(LegEnd::Destroyed(cause)) => Some(*cause),
         _ => final_cause(&mut callee).await,
     };
-    let _ = bridge.events.within(Duration::from_secs(5)).wait_until(|e| matches!(e, Event::BridgeDestroyed(_))).await;
+    let _ = bridge
+        .events
+        .within(Duration::from_secs(5))
+        .wait_until(|e| matches!(e, Event::BridgeDestroyed(_)))
+        .await;
     let end = match first_end {
         Leg::Callee(LegEnd::Vanished) | Leg::Target(LegEnd::Vanished) => ended(
             Outcome::Interrupted,
@@ -137,13 +144,20 @@ async fn connect(
 ) -> Result<(BridgeHandle, ChannelHandle, RecordingHandle), CallEnd> {
     let failed = |message: String| ended(Outcome::TargetFailed, None, Some(message));
     let bridge = connection
-        .create_bridge(bridges::Create::new().r#type("mixing").bridge_id(plan.ids.bridge.as_str()))
+        .create_bridge(
+            bridges::Create::new()
+                .r#type("mixing")
+                .bridge_id(plan.ids.bridge.as_str()),
+        )
         .await
         .map_err(|e| failed(format!("cannot create the bridge: {}", e.chain())))?;
     if let Err(error) = bridge.add_channels([callee.id().clone()]).await {
         hang_up(callee, HangupReason::Normal).await;
         let _ = bridge.destroy().await;
-        return Err(failed(format!("cannot bridge the callee: {}", error.chain())));
+        return Err(failed(format!(
+            "cannot bridge the callee: {}",
+            error.chain()
+        )));
     }
     let target_params = Originate::new(settings.target.as_str())
         .app(settings.app.as_str())
@@ -159,7 +173,13 @@ async fn connect(
         }
     };
     let Some(mut target) = target else {
-        return Err(abandon(callee, &bridge, settings, "the target could not be dialled".to_owned()).await);
+        return Err(abandon(
+            callee,
+            &bridge,
+            settings,
+            "the target could not be dialled".to_owned(),
+        )
+        .await);
     };
     // The target answers, fails, or the callee leaves first.
     let outcome = tokio::select! {
@@ -179,7 +199,13 @@ async fn connect(
     }
     if let Err(error) = bridge.add_channels([target.id().clone()]).await {
         hang_up(&target, HangupReason::Normal).await;
-        return Err(abandon(callee, &bridge, settings, format!("cannot bridge the target: {}", error.chain())).await);
+        return Err(abandon(
+            callee,
+            &bridge,
+            settings,
+            format!("cannot bridge the target: {}", error.chain()),
+        )
+        .await);
     }
     let options = RecordOptions::default()
         .max_duration_seconds(i64::try_from(settings.max_recording.as_secs()).unwrap_or(i64::MAX))
@@ -199,10 +225,19 @@ async fn connect(
 }
 
 /// The callee answered but no target came: play the message, hang up, say why.
-async fn abandon(callee: &mut ChannelHandle, bridge: &BridgeHandle, settings: &CallSettings, message: String) -> CallEnd {
+async fn abandon(
+    callee: &mut ChannelHandle,
+    bridge: &BridgeHandle,
+    settings: &CallSettings,
+    message: String,
+) -> CallEnd {
     tracing::warn!(%message, "target failed: the callee hears the message and is hung up");
     if let Ok(mut playback) = bridge.play(&settings.target_failed_sound).await {
-        let _ = playback.events.within(MESSAGE_WITHIN).wait_for::<PlaybackFinished>().await;
+        let _ = playback
+            .events
+            .within(MESSAGE_WITHIN)
+            .wait_for::<PlaybackFinished>()
+            .await;
     }
     hang_up(callee, HangupReason::Normal).await;
     let cause = final_cause(callee).await;

@@ -1,0 +1,364 @@
+//! `outbound-dialer serve`: the seed's HTTP controller. `GET /start`, `GET /status`,
+//! `POST /pause`, `POST /resume` and `POST /stop` drive a campaign through [`Control`],
+//! which the campaign runner implements.
+//!
+//! Every answer is JSON: `{"status":"success", ...}`, or `{"status":"error","message":...}`
+//! with 404 (unknown route), 405 (known route, other method), 409 (wrong state),
+//! 503 (the campaign cannot run) or 500, the gateway's shape. A request that HTTP itself
+//! cannot parse is answered 400 by hyper before it reaches a route, with no body.
+
+use std::error::Error as StdError;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::future::BoxFuture;
+use serde::Serialize;
+
+use crate::report::ReportSummary;
+use crate::status::{CampaignStatus, RunState};
+
+/// Where the seed's controller listened; `serve` binds loopback only.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 3000));
+
+/// What `/start` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// A new run began.
+    Now,
+    /// A run was already under way, in this state; nothing changed.
+    AlreadyRunning(RunState),
+}
+
+/// Why the campaign refused an action; each variant has its HTTP status.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// The action does not apply in the campaign's state (pause when idle): 409.
+    #[error("cannot {action} the campaign while it is {}", state.as_str())]
+    WrongState {
+        /// What was asked (`pause`, `resume`, `stop`, `start`).
+        action: &'static str,
+        /// The state the campaign was in.
+        state: RunState,
+    },
+    /// The campaign cannot run (the trunk does not exist, the list is empty): 503.
+    #[error("{0}")]
+    CannotRun(String),
+    /// Anything else: 500.
+    #[error("{message}")]
+    Internal {
+        /// What failed.
+        message: String,
+        /// Why, when another error says so.
+        #[source]
+        source: Option<Box<dyn StdError + Send + Sync>>,
+    },
+}
+
+impl ControlError {
+    /// An internal error caused by `source`.
+    pub fn internal(
+        message: impl Into<String>,
+        source: impl StdError + Send + Sync + 'static,
+    ) -> Self {
+        ControlError::Internal {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// The HTTP status the API answers this error with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ControlError::WrongState { .. } => 409,
+            ControlError::CannotRun(_) => 503,
+            ControlError::Internal { .. } => 500,
+        }
+    }
+}
+
+/// The campaign as the controller drives it; implemented by the campaign runner.
+///
+/// Calls may arrive concurrently (two `/start`s at once): an implementation decides
+/// each under its own lock, so that exactly one of them answers [`Started::Now`].
+pub trait Control: Send + Sync + 'static {
+    /// Starts a run when idle or finished (re-reading `.env` and the number list first,
+    /// as the seed did); answers [`Started::AlreadyRunning`] when a run is under way.
+    fn start(&self) -> BoxFuture<'_, Result<Started, ControlError>>;
+
+    /// The campaign now.
+    fn status(&self) -> BoxFuture<'_, CampaignStatus>;
+
+    /// Stops dialling new numbers until resumed; calls in progress go on.
+    fn pause(&self) -> BoxFuture<'_, Result<(), ControlError>>;
+
+    /// Dials again after a pause.
+    fn resume(&self) -> BoxFuture<'_, Result<(), ControlError>>;
+
+    /// Ends the run: no new calls; the calls in progress finish.
+    fn stop(&self) -> BoxFuture<'_, Result<(), ControlError>>;
+
+    /// Rewrites the per-attempt report (`--report`) on `GET /status`; `Ok(None)` when
+    /// there is no report to write, which is what the default does.
+    fn write_report(&self) -> BoxFuture<'_, Result<Option<ReportSummary>, ControlError>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// The `status` field of every answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplyStatus {
+    /// The request did what it asked.
+    Success,
+    /// It did not; `message` says why.
+    Error,
+}
+
+/// `/start`, `/pause`, `/resume` and `/stop`: `{"status":"success","message":...}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MessageReply {
+    /// Always [`ReplyStatus::Success`].
+    pub status: ReplyStatus,
+    /// What happened, for people (the seed's wording).
+    pub message: String,
+    /// The run's state, when `/start` found one under way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<RunState>,
+}
+
+/// `/status`: `{"status":"success", ...the campaign's fields...}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusReply {
+    /// Always [`ReplyStatus::Success`].
+    pub status: ReplyStatus,
+    /// The campaign's fields, inline.
+    #[serde(flatten)]
+    pub campaign: CampaignStatus,
+    /// The report this request wrote, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<ReportSummary>,
+    /// Why the report could not be written; the status is still current.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report_error: Option<String>,
+}
+
+/// Every failure: `{"status":"error","message":...}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorReply {
+    /// Always [`ReplyStatus::Error`].
+    pub status: ReplyStatus,
+    /// Why, for people.
+    pub message: String,
+}
+
+/// An error answer: its HTTP status and message.
+struct ApiError {
+    code: StatusCode,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorReply {
+            status: ReplyStatus::Error,
+            message: self.message,
+        };
+        (self.code, Json(body)).into_response()
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(error: ControlError) -> Self {
+        let code =
+            StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if code.is_server_error() {
+            tracing::warn!(error = %chain(&error), "campaign control failed");
+        }
+        ApiError {
+            code,
+            message: chain(&error),
+        }
+    }
+}
+
+/// `a: b: c` for an error and its causes: the API's message must say why on its own.
+fn chain(error: &dyn StdError) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        // Writing to a String cannot fail.
+        let _ = write!(text, ": {next}");
+        cause = next.source();
+    }
+    text
+}
+
+fn success(message: &str) -> Json<MessageReply> {
+    Json(MessageReply {
+        status: ReplyStatus::Success,
+        message: message.to_owned(),
+        state: None,
+    })
+}
+
+type Shared = Arc<dyn Control>;
+
+async fn start(State(control): State<Shared>) -> Result<Json<MessageReply>, ApiError> {
+    match control.start().await? {
+        Started::Now => {
+            tracing::info!("campaign started");
+            Ok(success("Campaign started"))
+        }
+        Started::AlreadyRunning(state) => Ok(Json(MessageReply {
+            status: ReplyStatus::Success,
+            message: "Campaign is already running".to_owned(),
+            state: Some(state),
+        })),
+    }
+}
+
+async fn status(State(control): State<Shared>) -> Json<StatusReply> {
+    let campaign = control.status().await;
+    let (report, report_error) = match control.write_report().await {
+        Ok(report) => (report, None),
+        Err(error) => {
+            tracing::warn!(error = %chain(&error), "report not written");
+            (None, Some(chain(&error)))
+        }
+    };
+    Json(StatusReply {
+        status: ReplyStatus::Success,
+        campaign,
+        report,
+        report_error,
+    })
+}
+
+async fn pause(State(control): State<Shared>) -> Result<Json<MessageReply>, ApiError> {
+    control.pause().await?;
+    tracing::info!("campaign paused");
+    Ok(success("Campaign paused"))
+}
+
+async fn resume(State(control): State<Shared>) -> Result<Json<MessageReply>, ApiError> {
+    control.resume().await?;
+    tracing::info!("campaign resumed");
+    Ok(success("Campaign resumed"))
+}
+
+async fn stop(State(control): State<Shared>) -> Result<Json<MessageReply>, ApiError> {
+    control.stop().await?;
+    tracing::info!("campaign stopping: no new calls, calls in progress finish");
+    Ok(success(
+        "Campaign stopping: no new calls; active calls finish",
+    ))
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError {
+        code: StatusCode::NOT_FOUND,
+        message: format!("no route {method} {}", uri.path()),
+    }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError {
+        code: StatusCode::METHOD_NOT_ALLOWED,
+        message: format!("method {method} is not allowed on {}", uri.path()),
+    }
+}
+
+/// The controller's routes over `control`, with JSON 404 and 405 answers.
+pub fn router(control: Arc<dyn Control>) -> Router {
+    Router::new()
+        .route("/start", get(start))
+        .route("/status", get(status))
+        .route("/pause", post(pause))
+        .route("/resume", post(resume))
+        .route("/stop", post(stop))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .with_state(control)
+}
+
+/// Serves [`router`] on `listener` until `shutdown` completes, then lets requests in
+/// progress finish.
+///
+/// # Errors
+/// The listener's address cannot be read.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    control: Arc<dyn Control>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "controller listening on http://{address}");
+    axum::serve(listener, router(control))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_their_statuses() {
+        let wrong = ControlError::WrongState {
+            action: "pause",
+            state: RunState::Idle,
+        };
+        assert_eq!(wrong.http_status(), 409);
+        assert_eq!(
+            wrong.to_string(),
+            "cannot pause the campaign while it is idle"
+        );
+        assert_eq!(
+            ControlError::CannotRun("no numbers".into()).http_status(),
+            503
+        );
+        let io = std::io::Error::other("disk full");
+        let internal = ControlError::internal("saving the campaign", io);
+        assert_eq!(internal.http_status(), 500);
+        assert_eq!(internal.to_string(), "saving the campaign");
+        assert_eq!(chain(&internal), "saving the campaign: disk full");
+    }
+
+    #[test]
+    fn replies_serialise_in_the_seed_shape() {
+        let reply = serde_json::to_value(MessageReply {
+            status: ReplyStatus::Success,
+            message: "Campaign is already running".into(),
+            state: Some(RunState::Running),
+        })
+        .unwrap();
+        assert_eq!(
+            reply,
+            serde_json::json!({
+                "status": "success",
+                "message": "Campaign is already running",
+                "state": "running",
+            })
+        );
+        let reply = serde_json::to_value(StatusReply {
+            status: ReplyStatus::Success,
+            campaign: CampaignStatus::empty("c", RunState::Idle),
+            report: None,
+            report_error: None,
+        })
+        .unwrap();
+        assert_eq!(reply["status"], "success");
+        assert_eq!(reply["campaign"], "c");
+        assert_eq!(reply["state"], "idle");
+        assert_eq!(reply["outcomes"]["no_answer"], 0);
+        assert!(reply.get("report").is_none());
+    }
+}
