@@ -12,6 +12,8 @@ use std::time::Duration;
 use ari_client::cli::AriArgs;
 use clap::{CommandFactory as _, Parser, Subcommand};
 
+use crate::logging::LogFormat;
+
 /// Flags as typed by the operator; [`Args::validate`] turns them into a [`Config`].
 #[derive(Debug, Parser)]
 #[command(
@@ -130,7 +132,7 @@ pub struct Args {
         default_value = "human",
         global = true
     )]
-    pub log_format: LogFormatArg,
+    pub log_format: LogFormat,
     /// Log level (error, warn, info, debug, trace) unless RUST_LOG says otherwise.
     #[arg(long, env = "LOG_LEVEL", default_value = "info", global = true)]
     pub log_level: String,
@@ -150,15 +152,6 @@ pub enum Mode {
     /// Serve the seed's controller (`GET /start`, `/status`, `POST /pause`, `/resume`,
     /// `/stop`) and dial when told to.
     Serve,
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormatArg {
-    /// Human-readable lines.
-    Human,
-    /// One JSON object a line, for log shippers.
-    Json,
 }
 
 /// Where the numbers come from.
@@ -214,7 +207,7 @@ pub struct Config {
     /// Controller address (serve mode).
     pub listen: std::net::SocketAddr,
     /// Log format.
-    pub log_format: LogFormatArg,
+    pub log_format: LogFormat,
     /// Log level.
     pub log_level: String,
 }

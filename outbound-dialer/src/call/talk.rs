@@ -162,8 +162,8 @@ async fn connect(
     let target_params = Originate::new(settings.target.as_str())
         .app(settings.app.as_str())
         .channel_id(plan.ids.target.as_str())
+        // The callee's codecs carry over (Asterisk takes an originator or formats, not both).
         .originator(callee.id().as_str())
-        .formats("ulaw")
         .timeout(i64::try_from(settings.target_timeout.as_secs()).unwrap_or(600));
     let target = match connection.originate(target_params).await {
         Ok(target) => Some(target),

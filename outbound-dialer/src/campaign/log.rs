@@ -37,7 +37,13 @@ impl AttemptLog for StoreLog {
     ) -> BoxFuture<'a, Result<(), LogError>> {
         async move {
             self.store
-                .connected(AttemptId(attempt_id), at, &ids.target, &ids.bridge, Some(&ids.recording))
+                .connected(
+                    AttemptId(attempt_id),
+                    at,
+                    &ids.target,
+                    &ids.bridge,
+                    Some(&ids.recording),
+                )
                 .await
                 .map(drop)
                 .map_err(failed)
@@ -45,7 +51,11 @@ impl AttemptLog for StoreLog {
         .boxed()
     }
 
-    fn finished<'a>(&'a self, attempt_id: i64, end: &'a CallEnd) -> BoxFuture<'a, Result<(), LogError>> {
+    fn finished<'a>(
+        &'a self,
+        attempt_id: i64,
+        end: &'a CallEnd,
+    ) -> BoxFuture<'a, Result<(), LogError>> {
         async move {
             let ending = Ending {
                 outcome: end.outcome,
@@ -63,7 +73,11 @@ impl AttemptLog for StoreLog {
         .boxed()
     }
 
-    fn recording_saved<'a>(&'a self, attempt_id: i64, file: &'a str) -> BoxFuture<'a, Result<(), LogError>> {
+    fn recording_saved<'a>(
+        &'a self,
+        attempt_id: i64,
+        file: &'a str,
+    ) -> BoxFuture<'a, Result<(), LogError>> {
         async move {
             self.store
                 .set_recording_file(AttemptId(attempt_id), file)

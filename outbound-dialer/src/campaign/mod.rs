@@ -52,7 +52,9 @@ pub enum CampaignError {
         message: String,
     },
     /// The trunk endpoint does not exist.
-    #[error("the trunk PJSIP/{0} does not exist on Asterisk (GET /endpoints/PJSIP/{0} answered 404): set ARI_TRUNK (--trunk) to an endpoint of pjsip.conf")]
+    #[error(
+        "the trunk PJSIP/{0} does not exist on Asterisk (GET /endpoints/PJSIP/{0} answered 404): set ARI_TRUNK (--trunk) to an endpoint of pjsip.conf"
+    )]
     UnknownTrunk(String),
     /// The report could not be written.
     #[error(transparent)]
@@ -113,7 +115,12 @@ async fn import(store: &Store, source: &Source) -> Result<(ImportSummary, u64), 
         .await?;
     input.finish()?;
     store.set_input_fingerprint(&fingerprint).await?;
-    tracing::info!(inserted = summary.inserted, duplicates = summary.duplicates, invalid, "number list imported");
+    tracing::info!(
+        inserted = summary.inserted,
+        duplicates = summary.duplicates,
+        invalid,
+        "number list imported"
+    );
     Ok((summary, invalid))
 }
 
@@ -133,7 +140,9 @@ async fn connect(config: &Config) -> Result<AppConnection, CampaignError> {
         .await
     {
         Ok(_) => {}
-        Err(error) if error.is_not_found() => return Err(CampaignError::UnknownTrunk(config.trunk.clone())),
+        Err(error) if error.is_not_found() => {
+            return Err(CampaignError::UnknownTrunk(config.trunk.clone()));
+        }
         Err(error) => return Err(ari(error)),
     }
     client
@@ -191,7 +200,10 @@ impl Dialer {
     }
 
     /// Takes in a finished call: pace and counts follow its outcome.
-    async fn reap(&mut self, done: Result<(CallPlan, Result<CallResult, call::LogError>), tokio::task::JoinError>) -> Result<(), CampaignError> {
+    async fn reap(
+        &mut self,
+        done: Result<(CallPlan, Result<CallResult, call::LogError>), tokio::task::JoinError>,
+    ) -> Result<(), CampaignError> {
         self.tally.ended();
         let (plan, result) = match done {
             Ok(done) => done,
@@ -237,7 +249,9 @@ impl Dialer {
             let number_id = number.id;
             match self
                 .store
-                .begin_attempt(number_id, |attempt| AttemptIds::new(&key, number_id.0, attempt).callee)
+                .begin_attempt(number_id, |attempt| {
+                    AttemptIds::new(&key, number_id.0, attempt).callee
+                })
                 .await
             {
                 Ok(attempt) => {
@@ -263,17 +277,67 @@ impl Dialer {
 /// # Errors
 /// When the campaign cannot start (list, store, ARI, trunk) or the store fails; what was
 /// stored before stays.
-pub async fn run(config: &Config, control: &RunControl) -> Result<Summary, CampaignError> {
+pub async fn run(config: &Config, control: &Arc<RunControl>) -> Result<Summary, CampaignError> {
+    let prepared = prepare(config).await?;
+    run_prepared(config, prepared, control).await
+}
+
+/// A campaign ready to dial: its list imported, ARI reached, the trunk checked.
+pub struct Prepared {
+    store: Store,
+    connection: AppConnection,
+    imported: ImportSummary,
+    invalid_lines: u64,
+}
+
+impl Prepared {
+    /// The campaign's store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// Everything that can refuse a campaign before its first call: the list, the store,
+/// ARI, the trunk.
+///
+/// # Errors
+/// What to fix, in words.
+pub async fn prepare(config: &Config) -> Result<Prepared, CampaignError> {
     let source = source(config)?;
     let store = Store::open(&config.db, &config.campaign).await?;
     let (imported, invalid_lines) = import(&store, &source).await?;
     let connection = connect(config).await?;
+    Ok(Prepared {
+        store,
+        connection,
+        imported,
+        invalid_lines,
+    })
+}
+
+/// Dials a prepared campaign; see [`run`].
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_prepared(
+    config: &Config,
+    prepared: Prepared,
+    control: &Arc<RunControl>,
+) -> Result<Summary, CampaignError> {
+    let Prepared {
+        store,
+        connection,
+        imported,
+        invalid_lines,
+    } = prepared;
     store.set_status(RunState::Running).await?;
     let tally = Arc::new(Tally::default());
     let mut dialer = Dialer {
         connection,
         settings: Arc::new(settings(config)),
-        log: Arc::new(StoreLog { store: store.clone() }),
+        log: Arc::new(StoreLog {
+            store: store.clone(),
+        }),
         store: store.clone(),
         pacer: Arc::new(Pacer::new(config.max_cc, config.cps)),
         tally: tally.clone(),
@@ -282,7 +346,13 @@ pub async fn run(config: &Config, control: &RunControl) -> Result<Summary, Campa
         not_sent: VecDeque::new(),
         pending: VecDeque::new(),
     };
-    let reporter = tokio::spawn(publish_status(store.clone(), tally.clone(), dialer.pacer.clone(), config.campaign.clone(), control.status_sender()));
+    let reporter = tokio::spawn(publish_status(
+        store.clone(),
+        tally.clone(),
+        dialer.pacer.clone(),
+        config.campaign.clone(),
+        control.clone(),
+    ));
     let outcome = dial_all(&mut dialer, control).await;
     // Whatever happened, calls in progress finish and are stored.
     while let Some(done) = dialer.calls.join_next().await {
@@ -292,11 +362,7 @@ pub async fn run(config: &Config, control: &RunControl) -> Result<Summary, Campa
     }
     reporter.abort();
     outcome?;
-    let state = if control.current() == Request::Stop && !dialer.not_sent.is_empty() {
-        RunState::Finished
-    } else {
-        RunState::Finished
-    };
+    let state = RunState::Finished;
     store.set_status(state).await?;
     let status = status_of(&store, &tally, 0, &config.campaign, state).await?;
     control.publish(status.clone());
@@ -349,7 +415,13 @@ async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), Campa
     }
 }
 
-async fn status_of(store: &Store, tally: &Tally, active: u64, campaign: &str, state: RunState) -> Result<CampaignStatus, StoreError> {
+async fn status_of(
+    store: &Store,
+    tally: &Tally,
+    active: u64,
+    campaign: &str,
+    state: RunState,
+) -> Result<CampaignStatus, StoreError> {
     let counts = store.counts().await?;
     let mut status = CampaignStatus::empty(campaign, state);
     status.total = counts.total;
@@ -369,15 +441,18 @@ async fn publish_status(
     tally: Arc<Tally>,
     pacer: Arc<Pacer>,
     campaign: String,
-    sender: tokio::sync::watch::Sender<CampaignStatus>,
+    control: Arc<RunControl>,
 ) {
     let mut ticker = tokio::time::interval(STATUS_EVERY);
     loop {
         ticker.tick().await;
-        match status_of(&store, &tally, u64::from(pacer.active()), &campaign, RunState::Running).await {
-            Ok(status) => {
-                sender.send_replace(status);
-            }
+        let state = match control.current() {
+            Request::Run => RunState::Running,
+            Request::Pause => RunState::Paused,
+            Request::Stop => RunState::Stopping,
+        };
+        match status_of(&store, &tally, u64::from(pacer.active()), &campaign, state).await {
+            Ok(status) => control.publish(status),
             Err(error) => tracing::warn!(%error, "cannot read the campaign's counts"),
         }
     }
@@ -387,7 +462,10 @@ async fn publish_status(
 ///
 /// # Errors
 /// The report cannot be written or the store cannot be read.
-pub async fn write_report(store: &Store, path: &std::path::Path) -> Result<crate::report::ReportSummary, CampaignError> {
+pub async fn write_report(
+    store: &Store,
+    path: &std::path::Path,
+) -> Result<crate::report::ReportSummary, CampaignError> {
     // The data columns are the list's: every record of a CSV has the same keys.
     let columns: Vec<String> = {
         use futures::StreamExt as _;

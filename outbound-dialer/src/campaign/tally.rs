@@ -28,7 +28,10 @@ impl Tally {
         if let Ok(mut ends) = self.ends.lock() {
             let now = Instant::now();
             ends.push_back(now);
-            while ends.front().is_some_and(|t| now.duration_since(*t) > WINDOW) {
+            while ends
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > WINDOW)
+            {
                 ends.pop_front();
             }
         }
@@ -40,13 +43,19 @@ impl Tally {
             return 0.0;
         };
         let now = Instant::now();
-        while ends.front().is_some_and(|t| now.duration_since(*t) > WINDOW) {
+        while ends
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > WINDOW)
+        {
             ends.pop_front();
         }
         match ends.front() {
             None => 0.0,
             Some(first) => {
-                let span = now.duration_since(*first).max(Duration::from_secs(5)).min(WINDOW);
+                let span = now
+                    .duration_since(*first)
+                    .max(Duration::from_secs(5))
+                    .min(WINDOW);
                 ends.len() as f64 * 60.0 / span.as_secs_f64()
             }
         }
