@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod numbers;
 pub mod outcome;
 pub mod record;
 pub mod status;
