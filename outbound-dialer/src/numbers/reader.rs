@@ -140,8 +140,7 @@ fn is_skipped(bytes: &[u8]) -> bool {
 pub struct NumberReader<R> {
     lines: Lines<R>,
     format: Format,
-    csv: csv::ReaderBuilder,
-    record: csv::StringRecord,
+    fields: Fields,
     first: Option<Line>,
     entries: u64,
     invalid: u64,
@@ -165,19 +164,12 @@ impl<R: BufRead> NumberReader<R> {
                 number: 0,
             },
             format: Format::Plain,
-            csv: csv::ReaderBuilder::new(),
-            record: csv::StringRecord::new(),
+            fields: Fields::new(b','),
             first: None,
             entries: 0,
             invalid: 0,
             failed: false,
         };
-        reader
-            .csv
-            .has_headers(false)
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .buffer_capacity(1024);
         loop {
             match reader.lines.next().map_err(HeaderError::Read)? {
                 None => return Err(HeaderError::Empty),
@@ -195,7 +187,7 @@ impl<R: BufRead> NumberReader<R> {
         let text = std::str::from_utf8(&reader.lines.buf).ok();
         if let Some(format) = text.map(header).transpose()?.flatten() {
             if let Format::Csv { delimiter, .. } = &format {
-                reader.csv.delimiter(*delimiter);
+                reader.fields = Fields::new(*delimiter);
             }
             reader.format = format;
             return Ok(reader);
@@ -244,7 +236,7 @@ impl<R: BufRead> NumberReader<R> {
                     columns,
                     number_column,
                     ..
-                } => parse_csv(&self.csv, &mut self.record, text, columns, *number_column)
+                } => parse_csv(&mut self.fields, text, columns, *number_column)
                     .map(|(number, data)| NumberEntry { line, number, data }),
             },
         };
@@ -304,25 +296,16 @@ impl<R: BufRead> Iterator for NumberReader<R> {
 fn header(text: &str) -> Result<Option<Format>, HeaderError> {
     let mut fallback = None;
     for delimiter in [b',', b';'] {
-        if !text.as_bytes().contains(&delimiter) && delimiter == b';' {
+        let present = text.as_bytes().contains(&delimiter);
+        if !present && delimiter == b';' {
             continue;
         }
-        let mut builder = csv::ReaderBuilder::new();
-        builder
-            .has_headers(false)
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .delimiter(delimiter);
-        let mut record = csv::StringRecord::new();
-        if !matches!(
-            builder
-                .from_reader(text.as_bytes())
-                .read_record(&mut record),
-            Ok(true)
-        ) {
-            continue;
-        }
-        let columns: Vec<String> = record.iter().map(str::to_owned).collect();
+        let mut fields = Fields::new(delimiter);
+        fields.parse(text.as_bytes());
+        let columns = (0..fields.len())
+            .map(|index| fields.get(index).map(str::to_owned))
+            .collect::<Result<Vec<String>, LineError>>()
+            .unwrap_or_default();
         let find = |name: &str| columns.iter().position(|c| c.eq_ignore_ascii_case(name));
         if let Some(number_column) = find("number").or_else(|| find("phone")) {
             check_columns(&columns)?;
@@ -332,7 +315,7 @@ fn header(text: &str) -> Result<Option<Format>, HeaderError> {
                 number_column,
             }));
         }
-        if fallback.is_none() && text.as_bytes().contains(&delimiter) {
+        if fallback.is_none() && present {
             fallback = Some(columns);
         }
     }
@@ -365,42 +348,93 @@ fn check_columns(columns: &[String]) -> Result<(), HeaderError> {
 }
 
 fn parse_csv(
-    builder: &csv::ReaderBuilder,
-    record: &mut csv::StringRecord,
+    fields: &mut Fields,
     text: &str,
     columns: &[String],
     number_column: usize,
 ) -> Result<(String, BTreeMap<String, String>), LineError> {
-    // The csv crate would read an open quote to the end of the input; lines are parsed
-    // one at a time, so an odd count of quotes is a field that tried to span lines.
+    // Lines are parsed one at a time, so an odd count of quotes is a quoted field that
+    // tried to span lines; the parser would take it to the end of the line silently.
     if text.bytes().filter(|&byte| byte == b'"').count() % 2 == 1 {
         return Err(LineError::UnterminatedQuote);
     }
-    match builder.from_reader(text.as_bytes()).read_record(record) {
-        Ok(true) => {}
-        Ok(false) => {
-            return Err(LineError::FieldCount {
-                found: 0,
-                expected: columns.len(),
-            });
-        }
-        Err(_) => return Err(LineError::NotText),
-    }
-    if record.len() != columns.len() {
+    fields.parse(text.as_bytes());
+    if fields.len() != columns.len() {
         return Err(LineError::FieldCount {
-            found: record.len(),
+            found: fields.len(),
             expected: columns.len(),
         });
     }
-    let number = normalize(&record[number_column])?;
-    let data = columns
-        .iter()
-        .zip(record.iter())
-        .enumerate()
-        .filter(|(index, _)| *index != number_column)
-        .map(|(_, (name, value))| (name.clone(), value.to_owned()))
-        .collect();
+    let number = normalize(fields.get(number_column)?)?;
+    let mut data = BTreeMap::new();
+    for (index, name) in columns.iter().enumerate() {
+        if index != number_column {
+            data.insert(name.clone(), fields.get(index)?.to_owned());
+        }
+    }
     Ok((number, data))
+}
+
+/// The fields of one CSV line, split by csv-core (the csv crate's parser) into buffers
+/// reused from line to line: a `csv::Reader` per line costs more than the rest of the
+/// import together, and one reader across lines would carry a broken line's state into
+/// the next.
+struct Fields {
+    parser: csv_core::Reader,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    len: usize,
+}
+
+impl Fields {
+    fn new(delimiter: u8) -> Fields {
+        Fields {
+            parser: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
+            out: Vec::new(),
+            ends: Vec::new(),
+            len: 0,
+        }
+    }
+
+    fn parse(&mut self, line: &[u8]) {
+        use csv_core::ReadRecordResult;
+        self.parser.reset();
+        // Unquoting only shrinks a line, and a line has at most one field per byte plus
+        // one: these sizes are enough; the growth below is for safety only.
+        self.out.resize(line.len() + 1, 0);
+        self.ends.resize(line.len() + 2, 0);
+        let (mut input, mut written, mut ended) = (line, 0, 0);
+        loop {
+            let (result, read, out, ends) =
+                self.parser
+                    .read_record(input, &mut self.out[written..], &mut self.ends[ended..]);
+            input = &input[read..];
+            written += out;
+            ended += ends;
+            match result {
+                // The next call passes the empty rest: the end of this line's data.
+                ReadRecordResult::InputEmpty => {}
+                ReadRecordResult::OutputFull => self.out.resize(self.out.len() * 2, 0),
+                ReadRecordResult::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
+                ReadRecordResult::Record | ReadRecordResult::End => break,
+            }
+        }
+        self.len = ended;
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Field `index`, trimmed.
+    fn get(&self, index: usize) -> Result<&str, LineError> {
+        let start = index.checked_sub(1).map_or(0, |before| self.ends[before]);
+        let end = self.ends.get(index).copied().unwrap_or(start);
+        let bytes = self.out.get(start..end).unwrap_or_default();
+        std::str::from_utf8(bytes)
+            .map(str::trim)
+            .map_err(|_| LineError::NotText)
+    }
 }
 
 #[cfg(test)]
