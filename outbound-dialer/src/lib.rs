@@ -7,3 +7,4 @@ pub mod numbers;
 pub mod outcome;
 pub mod record;
 pub mod status;
+pub mod store;

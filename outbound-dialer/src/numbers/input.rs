@@ -112,7 +112,7 @@ impl Source {
 
     /// A short text that changes when the input changes: the caller stores it with the
     /// imported numbers and skips the import on resume while it is the same. A file is
-    /// read once through for it (about 20 ms for a million numbers).
+    /// read once through for it (about 0.1 s for a million numbers).
     ///
     /// # Errors
     /// The file cannot be read.
