@@ -201,6 +201,22 @@ async fn a_file_of_another_campaign_is_refused() {
 }
 
 #[tokio::test]
+async fn one_dialer_at_a_time_per_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.sqlite");
+    let first = Store::open(&path, "spring").await.unwrap();
+    let clone = first.clone();
+    let error = Store::open(&path, "spring").await.unwrap_err();
+    assert!(matches!(error, StoreError::InUse { .. }), "{error:?}");
+    assert!(error.to_string().contains("c.sqlite.lock"), "{error}");
+    drop(first);
+    // A clone keeps the lock; closing releases it for every clone.
+    assert!(Store::open(&path, "spring").await.is_err());
+    clone.close().await;
+    Store::open(&path, "spring").await.unwrap().close().await;
+}
+
+#[tokio::test]
 async fn files_that_are_not_stores_are_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.sqlite");

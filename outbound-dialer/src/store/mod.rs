@@ -15,6 +15,7 @@
 //! statements in `sql.rs` are portable, so a MySQL backend adds a module beside it and
 //! turns the pools here into an enum over both.
 
+mod lock;
 mod sql;
 mod sqlite;
 
@@ -92,6 +93,16 @@ pub enum StoreError {
         path: PathBuf,
         /// The unknown version found.
         version: i64,
+    },
+    /// Another process has the file open (another dialer of this campaign).
+    #[error(
+        "the campaign store {} is in use by another outbound-dialer (it holds {}): stop that one first, or give --db another file",
+        .path.display(),
+        lock::lock_path(.path).display()
+    )]
+    InUse {
+        /// The file.
+        path: PathBuf,
     },
     /// The file belongs to another campaign.
     #[error(
@@ -289,12 +300,16 @@ pub fn unix_millis_now() -> UnixMillis {
 /// Writes go through one connection, so the dialer's own writes queue in the pool instead
 /// of contending for SQLite's lock; reads (counts, the report, the next numbers) use two
 /// others and never wait for a write, thanks to WAL.
+///
+/// One process at a time: opening takes a lock that a second dialer on the same file
+/// gets [`StoreError::InUse`] for (other programs can still read the file with SQLite).
 #[derive(Debug, Clone)]
 pub struct Store {
     path: PathBuf,
     campaign: String,
     writer: SqlitePool,
     reader: SqlitePool,
+    lock: lock::CampaignLock,
 }
 
 impl Store {
@@ -315,6 +330,20 @@ impl Store {
                     path: path.to_owned(),
                     source: source.into(),
                 }
+            }
+        };
+        let lock = match lock::CampaignLock::acquire(path) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                return Err(StoreError::InUse {
+                    path: path.to_owned(),
+                });
+            }
+            Err(source) => {
+                return Err(StoreError::Open {
+                    path: path.to_owned(),
+                    source: source.into(),
+                });
             }
         };
         let options = sqlite::options(path);
@@ -356,6 +385,7 @@ impl Store {
             campaign: campaign.to_owned(),
             writer,
             reader,
+            lock,
         };
         if let Err(error) = store.claim_campaign().await {
             store.close().await;
@@ -409,10 +439,12 @@ impl Store {
         &self.campaign
     }
 
-    /// Closes the connections (SQLite checkpoints the WAL when the last one closes).
+    /// Closes the connections (SQLite checkpoints the WAL when the last one closes) and
+    /// lets another process open the file; every clone of this store is closed with it.
     pub async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+        self.lock.release();
     }
 
     fn query_error(&self, action: &'static str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
