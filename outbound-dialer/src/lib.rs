@@ -2,10 +2,13 @@
 //! limit, bridges answered calls to a target, records them, and keeps every outcome.
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod call;
+pub mod campaign;
 pub mod config;
 pub mod ids;
 pub mod logging;
+pub mod numbers;
 pub mod outcome;
 pub mod pacing;
 pub mod progress;
@@ -13,3 +16,4 @@ pub mod record;
 pub mod report;
 pub mod serve;
 pub mod status;
+pub mod store;
