@@ -61,6 +61,20 @@ impl AppConnection {
         BridgeHandle::new(self.clone(), id, events)
     }
 
+    /// A handle on an existing bridge, with this connection's first app subscribed to
+    /// it so its events arrive (e.g. a bridge this program made before a restart).
+    ///
+    /// # Errors
+    /// As [`crate::resources::Applications::subscribe`] (404/422 when the bridge does not
+    /// exist).
+    pub async fn follow_bridge(&self, id: impl Into<BridgeId>) -> Result<BridgeHandle, Error> {
+        let id = id.into();
+        let handle = self.bridge(id.clone());
+        let subscribe = applications::Subscribe::new(self.app(), [format!("bridge:{id}")]);
+        self.client().applications().subscribe(subscribe).await?;
+        Ok(handle)
+    }
+
     /// A handle on a playback, subscribed from now on.
     pub fn playback(&self, id: impl Into<PlaybackId>) -> PlaybackHandle {
         let id = id.into();

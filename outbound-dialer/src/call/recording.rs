@@ -121,7 +121,7 @@ mod tests {
         let mut file = b"RIFF".to_vec();
         file.extend_from_slice(&u32::try_from(36 + data).unwrap().to_le_bytes());
         file.extend_from_slice(b"WAVEfmt ");
-        file.extend_from_slice(&[0; 24]);
+        file.extend_from_slice(&[0; 20]);
         file.extend_from_slice(b"data");
         file.extend_from_slice(&u32::try_from(data).unwrap().to_le_bytes());
         file.extend(std::iter::repeat_n(0u8, data));

@@ -26,6 +26,10 @@ pub(super) struct Answered {
     answered_at: i64,
     /// Picked up after a restart with the bridge, target and recording in place.
     connected: Option<(BridgeHandle, ChannelHandle, RecordingHandle)>,
+    /// Picked up after a restart, the callee was gone: its end was not seen.
+    callee_gone: bool,
+    /// Picked up after a restart of a call stored as connected (so recorded).
+    was_connected: bool,
 }
 
 impl Answered {
@@ -34,6 +38,8 @@ impl Answered {
             callee,
             answered_at,
             connected: None,
+            callee_gone: false,
+            was_connected: false,
         }
     }
 
@@ -46,7 +52,21 @@ impl Answered {
         answered_at: i64,
         was_connected: bool,
     ) -> Self {
+        // Subscribed before asking, so an end between the two is not missed.
         let callee = connection.channel(plan.ids.callee.as_str());
+        let callee_gone = matches!(callee.get().await, Err(error) if error.is_not_found());
+        if callee_gone {
+            let target = connection.channel(plan.ids.target.as_str());
+            hang_up(&target, HangupReason::Normal).await;
+            let _ = connection.bridge(plan.ids.bridge.as_str()).destroy().await;
+            return Answered {
+                callee,
+                answered_at,
+                connected: None,
+                callee_gone: true,
+                was_connected,
+            };
+        }
         if was_connected {
             let bridge = connection.bridge(plan.ids.bridge.as_str());
             let target = connection.channel(plan.ids.target.as_str());
@@ -57,19 +77,22 @@ impl Answered {
                     callee,
                     answered_at,
                     connected: Some((bridge, target, recording)),
+                    callee_gone: false,
+                    was_connected,
                 };
             }
         }
-        // A half-made bridge and target are made again from scratch.
-        let target = connection.channel(plan.ids.target.as_str());
-        hang_up(&target, HangupReason::Normal).await;
-        let bridge = connection.bridge(plan.ids.bridge.as_str());
-        match bridge.destroy().await {
-            Ok(()) => {}
-            Err(error) if error.is_not_found() => {}
-            Err(error) => tracing::warn!(error = %error.chain(), "cannot destroy the old bridge"),
+        // A half-made target is made again from scratch (the bridge is reused): wait
+        // for the old one to be gone, since its id is the new one's.
+        let mut target = connection.channel(plan.ids.target.as_str());
+        if target.get().await.is_ok() {
+            hang_up(&target, HangupReason::Normal).await;
+            let _ = final_cause(&mut target).await;
         }
-        Answered::new(callee, answered_at)
+        Answered {
+            was_connected,
+            ..Answered::new(callee, answered_at)
+        }
     }
 }
 
@@ -85,7 +108,20 @@ pub(super) async fn talk(
         mut callee,
         answered_at,
         connected,
+        callee_gone,
+        was_connected: callee_was_connected,
     } = answered;
+    if callee_gone {
+        let end = ended(
+            Outcome::Interrupted,
+            None,
+            Some("the call ended while the dialer was not watching".to_owned()),
+        );
+        // A call that was connected was recorded: the file may wait on Asterisk.
+        let recording =
+            callee_was_connected.then(|| connection.recording(plan.ids.recording.as_str()));
+        return Ok((end, recording));
+    }
     let (bridge, mut target, recording) = match connected {
         Some(parts) => parts,
         None => match connect(connection, settings, plan, &mut callee).await {
@@ -143,14 +179,27 @@ async fn connect(
     callee: &mut ChannelHandle,
 ) -> Result<(BridgeHandle, ChannelHandle, RecordingHandle), CallEnd> {
     let failed = |message: String| ended(Outcome::TargetFailed, None, Some(message));
-    let bridge = connection
+    let created = connection
         .create_bridge(
             bridges::Create::new()
                 .r#type("mixing")
                 .bridge_id(plan.ids.bridge.as_str()),
         )
-        .await
-        .map_err(|e| failed(format!("cannot create the bridge: {}", e.chain())))?;
+        .await;
+    let bridge = match created {
+        Ok(bridge) => bridge,
+        // This attempt's bridge from before a restart: it is ours, use it.
+        Err(error) if error.is_conflict() => connection
+            .follow_bridge(plan.ids.bridge.as_str())
+            .await
+            .map_err(|e| failed(format!("cannot use the existing bridge: {}", e.chain())))?,
+        Err(error) => {
+            return Err(failed(format!(
+                "cannot create the bridge: {}",
+                error.chain()
+            )));
+        }
+    };
     if let Err(error) = bridge.add_channels([callee.id().clone()]).await {
         hang_up(callee, HangupReason::Normal).await;
         let _ = bridge.destroy().await;
