@@ -191,7 +191,6 @@ impl Dialer {
         let connection = self.connection.clone();
         let settings = self.settings.clone();
         let log = self.log.clone();
-        self.tally.started();
         self.calls.spawn(async move {
             let result = call::run(&connection, &settings, log.as_ref(), plan.clone()).await;
             drop(slot);
@@ -204,7 +203,6 @@ impl Dialer {
         &mut self,
         done: Result<(CallPlan, Result<CallResult, call::LogError>), tokio::task::JoinError>,
     ) -> Result<(), CampaignError> {
-        self.tally.ended();
         let (plan, result) = match done {
             Ok(done) => done,
             Err(error) => {

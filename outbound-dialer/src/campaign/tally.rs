@@ -1,5 +1,4 @@
-//! Counts kept in memory while a run goes on: calls started and ended, and the ends of
-//! the last minute for the pace.
+//! What a run keeps in memory: the ends of the last minute, for the pace (calls/min).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -10,19 +9,13 @@ use crate::outcome::Outcome;
 /// The pace window.
 const WINDOW: Duration = Duration::from_secs(60);
 
-/// In-memory counts of the current run.
+/// The recent ends of the current run.
 #[derive(Debug, Default)]
 pub(super) struct Tally {
     ends: Mutex<VecDeque<Instant>>,
 }
 
 impl Tally {
-    /// A call started.
-    pub(super) fn started(&self) {}
-
-    /// A call task ended (with or without an outcome).
-    pub(super) fn ended(&self) {}
-
     /// An attempt got its outcome.
     pub(super) fn outcome(&self, _outcome: Outcome) {
         if let Ok(mut ends) = self.ends.lock() {
