@@ -30,26 +30,32 @@ const REPORT_EVERY: Duration = Duration::from_secs(5);
 /// When the campaign cannot run.
 pub async fn run(config: Config) -> Result<Summary, CampaignError> {
     let control = Arc::new(RunControl::new(&config.campaign));
-    let follower = tokio::spawn(follow_progress(control.clone()));
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let follower = tokio::spawn(follow_progress(control.clone(), done_rx));
     let stopper = tokio::spawn(stop_on_signal(control.clone()));
     let result = campaign::run(&config, &control).await;
     stopper.abort();
-    follower.abort();
+    // The bar (or the log) shows the final counts before the summary.
+    let _ = done_tx.send(());
+    let _ = follower.await;
     if let Ok(summary) = &result {
         progress::print_summary(&summary.status);
     }
     result
 }
 
-async fn follow_progress(control: Arc<RunControl>) {
+async fn follow_progress(control: Arc<RunControl>, done: tokio::sync::oneshot::Receiver<()>) {
     let mut progress = Progress::for_stdout(LOG_EVERY);
     let mut statuses = control.watch_status();
+    tokio::pin!(done);
     loop {
         progress.update(&statuses.borrow_and_update().clone());
-        if statuses.changed().await.is_err() {
-            return;
+        tokio::select! {
+            changed = statuses.changed() => if changed.is_err() { break },
+            _ = &mut done => break,
         }
     }
+    progress.finish(&control.status());
 }
 
 async fn stop_on_signal(control: Arc<RunControl>) {
