@@ -95,10 +95,12 @@ pub struct CallEnd {
 }
 
 /// What became of a plan.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum CallResult {
-    /// The attempt ended; its outcome is stored.
-    Ended(CallEnd),
+    /// The attempt ended; its outcome is stored. Its recording, when there is one, is
+    /// still on Asterisk: [`save_recording`] it (after freeing the call's slot: the
+    /// download is not a call).
+    Ended(CallEnd, Option<Recording>),
     /// Nothing reached Asterisk (it was unreachable): the same attempt, same ids, may be
     /// sent again later without any risk of a second call.
     NotSent,
@@ -167,7 +169,7 @@ pub async fn run(
                 }
                 dial::Dialled::Ended(end) => {
                     log.finished(plan.attempt_id, &end).await?;
-                    return Ok(CallResult::Ended(end));
+                    return Ok(CallResult::Ended(end, None));
                 }
                 dial::Dialled::NotSent => return Ok(CallResult::NotSent),
             },
@@ -178,13 +180,38 @@ pub async fn run(
         };
         let (end, recording) = talk::talk(connection, settings, log, &plan, answered).await?;
         log.finished(plan.attempt_id, &end).await?;
-        if let Some(mut recording) = recording {
-            recording::save(settings, log, plan.attempt_id, &mut recording).await?;
-        }
-        Ok(CallResult::Ended(end))
+        let recording = recording.map(|handle| Recording {
+            attempt_id: plan.attempt_id,
+            handle,
+        });
+        Ok(CallResult::Ended(end, recording))
     }
     .instrument(span)
     .await
+}
+
+/// A call's recording, left on Asterisk until saved.
+#[derive(Debug)]
+pub struct Recording {
+    attempt_id: i64,
+    handle: ari_client::RecordingHandle,
+}
+
+/// Downloads a finished call's recording into the recordings directory, verifies it,
+/// stores its file name, and deletes it from Asterisk when configured.
+///
+/// # Errors
+/// [`LogError`] when the file name cannot be stored.
+pub async fn save_recording(
+    settings: &CallSettings,
+    log: &dyn AttemptLog,
+    recording: Recording,
+) -> Result<(), LogError> {
+    let Recording {
+        attempt_id,
+        mut handle,
+    } = recording;
+    recording::save(settings, log, attempt_id, &mut handle).await
 }
 
 /// Downloads the recording of an attempt that ended while the dialer was down.

@@ -193,7 +193,16 @@ impl Dialer {
         let log = self.log.clone();
         self.calls.spawn(async move {
             let result = call::run(&connection, &settings, log.as_ref(), plan.clone()).await;
+            // The call is over: its slot goes to the next number before the download.
             drop(slot);
+            let result = match result {
+                Ok(CallResult::Ended(end, Some(recording))) => {
+                    call::save_recording(&settings, log.as_ref(), recording)
+                        .await
+                        .map(|()| CallResult::Ended(end, None))
+                }
+                other => other,
+            };
             (plan, result)
         });
     }
@@ -218,7 +227,7 @@ impl Dialer {
                     ..plan
                 });
             }
-            CallResult::Ended(end) => {
+            CallResult::Ended(end, _) => {
                 self.tally.outcome(end.outcome);
                 if end.outcome == Outcome::Congestion {
                     self.pacer.congested().await;
