@@ -2,4 +2,5 @@
 //! voice backend over WebSocket. The binary is a thin wrapper over this library.
 #![warn(missing_docs)]
 
+pub mod audio;
 pub mod config;
