@@ -4,3 +4,4 @@
 
 pub mod audio;
 pub mod config;
+pub mod protocol;
