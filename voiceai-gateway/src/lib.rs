@@ -3,5 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod audio;
+pub mod audiosocket;
 pub mod config;
 pub mod protocol;
+pub mod rtp;
