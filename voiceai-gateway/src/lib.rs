@@ -2,4 +2,8 @@
 //! voice backend over WebSocket. The binary is a thin wrapper over this library.
 #![warn(missing_docs)]
 
+pub mod audio;
+pub mod audiosocket;
 pub mod config;
+pub mod protocol;
+pub mod rtp;
