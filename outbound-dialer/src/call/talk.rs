@@ -122,7 +122,7 @@ pub(super) async fn talk(
             callee_was_connected.then(|| connection.recording(plan.ids.recording.as_str()));
         return Ok((end, recording));
     }
-    let (bridge, mut target, recording) = match connected {
+    let (bridge, mut target, mut recording) = match connected {
         Some(parts) => parts,
         None => match connect(connection, settings, plan, &mut callee).await {
             Ok(parts) => {
@@ -141,6 +141,9 @@ pub(super) async fn talk(
     };
     hang_up(&target, HangupReason::Normal).await;
     hang_up(&callee, HangupReason::Normal).await;
+    // End the recording while its bridge exists: the app hears of a bridge's recording
+    // through its subscription to the bridge, which goes with it.
+    finish_recording(&mut recording).await;
     match bridge.destroy().await {
         Ok(()) => {}
         Err(error) if error.is_not_found() => {}
@@ -169,6 +172,21 @@ pub(super) async fn talk(
         _ => ended(Outcome::Answered, callee_cause, None),
     };
     Ok((end, Some(recording)))
+}
+
+/// Stops a recording and waits (briefly) for Asterisk to close its file.
+async fn finish_recording(recording: &mut RecordingHandle) {
+    match recording.stop().await {
+        Ok(()) => {}
+        // It ended by itself (the channels left the bridge) or never started.
+        Err(error) if error.is_not_found() => {}
+        Err(error) => tracing::warn!(error = %error.chain(), "cannot stop the recording"),
+    }
+    let _ = recording
+        .events
+        .within(Duration::from_secs(3))
+        .wait_until(|e| matches!(e, Event::RecordingFinished(_) | Event::RecordingFailed(_)))
+        .await;
 }
 
 /// Bridge, target, recording; or the end of a call whose target did not come.

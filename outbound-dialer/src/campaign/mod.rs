@@ -407,6 +407,11 @@ async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), Campa
                 continue;
             }
         };
+        // A pause or stop asked while we waited for the slot holds from now on.
+        if control.current() != Request::Run {
+            drop(slot);
+            continue;
+        }
         match dialer.next_plan().await? {
             Some(plan) => dialer.spawn(plan, slot),
             None => {
