@@ -13,6 +13,7 @@ use std::time::Duration;
 use ari_client::model::operations::endpoints;
 use ari_client::{AppConnection, Client};
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 pub use control::{Request, RunControl};
 use log::StoreLog;
@@ -197,7 +198,15 @@ impl Dialer {
             drop(slot);
             let result = match result {
                 Ok(CallResult::Ended(end, Some(recording))) => {
+                    // Logged like the call it belongs to.
+                    let span = tracing::info_span!(
+                        "call",
+                        number = %plan.number,
+                        channel_id = %plan.ids.callee,
+                        attempt_id = plan.attempt_id
+                    );
                     call::save_recording(&settings, log.as_ref(), recording)
+                        .instrument(span)
                         .await
                         .map(|()| CallResult::Ended(end, None))
                 }
