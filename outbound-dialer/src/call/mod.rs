@@ -153,6 +153,7 @@ pub async fn run(
     settings: &CallSettings,
     log: &dyn AttemptLog,
     plan: CallPlan,
+    callee_gone: CalleeGone,
 ) -> Result<CallResult, LogError> {
     let span = tracing::info_span!(
         "call",
@@ -178,7 +179,8 @@ pub async fn run(
                 talk::Answered::adopt(connection, &plan, answered_at, true).await
             }
         };
-        let (end, recording) = talk::talk(connection, settings, log, &plan, answered).await?;
+        let (end, recording) =
+            talk::talk(connection, settings, log, &plan, answered, callee_gone).await?;
         log.finished(plan.attempt_id, &end).await?;
         let recording = recording.map(|handle| Recording {
             attempt_id: plan.attempt_id,
@@ -188,6 +190,42 @@ pub async fn run(
     }
     .instrument(span)
     .await
+}
+
+/// Told once the callee's channel is gone (hung up), before the rest of the teardown:
+/// the campaign frees the call's slot then, so the next number is dialled at once.
+pub struct CalleeGone(Option<Box<dyn FnOnce() + Send>>);
+
+impl CalleeGone {
+    /// Runs `then` once the callee is gone (or when the call's task ends).
+    pub fn new(then: impl FnOnce() + Send + 'static) -> Self {
+        CalleeGone(Some(Box::new(then)))
+    }
+
+    /// Nothing to do (tests, recordings saved after a restart).
+    pub fn ignore() -> Self {
+        CalleeGone(None)
+    }
+
+    pub(crate) fn now(&mut self) {
+        if let Some(then) = self.0.take() {
+            then();
+        }
+    }
+}
+
+impl Drop for CalleeGone {
+    fn drop(&mut self) {
+        self.now();
+    }
+}
+
+impl std::fmt::Debug for CalleeGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CalleeGone")
+            .field("told", &self.0.is_none())
+            .finish()
+    }
 }
 
 /// A call's recording, left on Asterisk until saved.

@@ -103,6 +103,7 @@ pub(super) async fn talk(
     log: &dyn AttemptLog,
     plan: &CallPlan,
     answered: Answered,
+    mut on_callee_gone: super::CalleeGone,
 ) -> Result<(CallEnd, Option<RecordingHandle>), LogError> {
     let Answered {
         mut callee,
@@ -141,6 +142,7 @@ pub(super) async fn talk(
     };
     hang_up(&target, HangupReason::Normal).await;
     hang_up(&callee, HangupReason::Normal).await;
+    on_callee_gone.now();
     // End the recording while its bridge exists: the app hears of a bridge's recording
     // through its subscription to the bridge, which goes with it.
     finish_recording(&mut recording).await;

@@ -193,9 +193,10 @@ impl Dialer {
         let settings = self.settings.clone();
         let log = self.log.clone();
         self.calls.spawn(async move {
-            let result = call::run(&connection, &settings, log.as_ref(), plan.clone()).await;
-            // The call is over: its slot goes to the next number before the download.
-            drop(slot);
+            // The slot goes to the next number as soon as the callee is gone; the rest of
+            // the teardown and the download are not a call.
+            let gone = call::CalleeGone::new(move || drop(slot));
+            let result = call::run(&connection, &settings, log.as_ref(), plan.clone(), gone).await;
             let result = match result {
                 Ok(CallResult::Ended(end, Some(recording))) => {
                     // Logged like the call it belongs to.
