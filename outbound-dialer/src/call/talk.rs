@@ -142,6 +142,12 @@ pub(super) async fn talk(
     };
     hang_up(&target, HangupReason::Normal).await;
     hang_up(&callee, HangupReason::Normal).await;
+    let callee_cause = match &first_end {
+        Leg::Callee(LegEnd::Destroyed(cause)) => Some(*cause),
+        _ => final_cause(&mut callee).await,
+    };
+    // The callee's channel is destroyed (as Asterisk's own events count it): its slot
+    // may go to the next number while the rest is torn down.
     on_callee_gone.now();
     // End the recording while its bridge exists: the app hears of a bridge's recording
     // through its subscription to the bridge, which goes with it.
@@ -151,10 +157,6 @@ pub(super) async fn talk(
         Err(error) if error.is_not_found() => {}
         Err(error) => tracing::warn!(error = %error.chain(), "cannot destroy the bridge"),
     }
-    let callee_cause = match &first_end {
-        Leg::Callee(LegEnd::Destroyed(cause)) => Some(*cause),
-        _ => final_cause(&mut callee).await,
-    };
     let _ = bridge
         .events
         .within(Duration::from_secs(5))
