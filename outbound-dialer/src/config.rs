@@ -142,6 +142,21 @@ pub struct Args {
     /// See `--mysql-host`.
     #[arg(long, env = "MYSQL_DATABASE", global = true, hide = true)]
     pub mysql_database: Option<String>,
+    /// See `--mysql-host`.
+    #[arg(long, env = "MYSQL_PORT", global = true, hide = true)]
+    pub mysql_port: Option<String>,
+    /// See `--mysql-host`.
+    #[arg(long, env = "MYSQL_USER", global = true, hide = true)]
+    pub mysql_user: Option<String>,
+    /// See `--mysql-host`.
+    #[arg(
+        long,
+        env = "MYSQL_PASSWORD",
+        global = true,
+        hide = true,
+        hide_env_values = true
+    )]
+    pub mysql_password: Option<String>,
 }
 
 /// How the program runs.
@@ -306,7 +321,16 @@ impl Args {
             problem,
             value: value.to_owned(),
         };
-        if self.mysql_host.is_some() || self.mysql_database.is_some() {
+        if [
+            &self.mysql_host,
+            &self.mysql_database,
+            &self.mysql_port,
+            &self.mysql_user,
+            &self.mysql_password,
+        ]
+        .iter()
+        .any(|value| value.as_deref().is_some_and(|v| !v.is_empty()))
+        {
             return Err(ConfigError::MysqlNotSupported);
         }
         if !self.ari.url.starts_with("http://") && !self.ari.url.starts_with("https://") {
@@ -552,12 +576,23 @@ mod tests {
         }
         let error = parse(&[]).unwrap().validate().unwrap_err().to_string();
         assert!(error.contains("OUTBOUND_NUMBER_FILE"), "{error}");
-        let error = parse(&["--number", "1", "--mysql-host", "db"])
-            .unwrap()
-            .validate()
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("MYSQL_HOST"), "{error}");
+        for flag in [
+            "--mysql-host",
+            "--mysql-port",
+            "--mysql-user",
+            "--mysql-password",
+            "--mysql-database",
+        ] {
+            let error = parse(&["--number", "1", flag, "x"])
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("MYSQL_HOST") && error.contains("SQLite"),
+                "{flag}: {error}"
+            );
+        }
     }
 
     #[test]
