@@ -89,7 +89,13 @@ pub struct Args {
     )]
     pub max_recording_seconds: u32,
     /// Keep recordings on Asterisk after a verified download (default: delete them).
-    #[arg(long, env = "DIALER_KEEP_RECORDINGS_ON_ASTERISK", global = true)]
+    #[arg(
+        long,
+        env = "DIALER_KEEP_RECORDINGS_ON_ASTERISK",
+        global = true,
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub keep_recordings_on_asterisk: bool,
     /// Seconds the target may take to answer before the call counts as target_failed.
     #[arg(

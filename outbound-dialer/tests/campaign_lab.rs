@@ -169,3 +169,31 @@ async fn an_unknown_trunk_or_no_numbers_stop_the_run_before_dialling() {
     let text = stdout(&output);
     assert!(text.contains("does-not-exist.txt"), "{text}");
 }
+
+#[tokio::test]
+async fn a_recording_whose_download_was_cut_short_is_fetched_by_the_next_run() {
+    ari_lab::Lab::get().await;
+    let mut campaign = Campaign::new("dl-refetch", &["7701"]);
+    campaign.set("DIALER_KEEP_RECORDINGS_ON_ASTERISK", "1");
+    let output = campaign.run().await;
+    assert!(output.status.success(), "{}", stdout(&output));
+    let file = campaign.report()[0]["recording"].clone();
+    assert!(!file.is_empty());
+    // As after a crash mid-download: no file, nothing stored about it.
+    std::fs::remove_file(campaign.dir.join("recordings").join(&file)).unwrap();
+    let db = campaign.dir.join(format!("{}.sqlite", campaign.name));
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE attempts SET recording_file = NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let output = campaign.run().await;
+    assert!(output.status.success(), "{}", stdout(&output));
+    assert_eq!(campaign.report()[0]["recording"], file);
+    let (rate, samples) = read_wav(&campaign.dir.join("recordings").join(&file));
+    assert!(rate == 8000 && !samples.is_empty());
+}

@@ -249,7 +249,7 @@ pub async fn save_recording(
         attempt_id,
         mut handle,
     } = recording;
-    recording::save(settings, log, attempt_id, &mut handle).await
+    recording::save(settings, log, attempt_id, &mut handle, true).await
 }
 
 /// Downloads the recording of an attempt that ended while the dialer was down.
@@ -264,5 +264,5 @@ pub async fn save_recording_of_ended(
     recording_name: &str,
 ) -> Result<(), LogError> {
     let mut recording = connection.recording(recording_name);
-    recording::save(settings, log, attempt_id, &mut recording).await
+    recording::save(settings, log, attempt_id, &mut recording, false).await
 }

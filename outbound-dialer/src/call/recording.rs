@@ -20,9 +20,18 @@ pub(super) async fn save(
     log: &dyn AttemptLog,
     attempt_id: i64,
     recording: &mut RecordingHandle,
+    live: bool,
 ) -> Result<(), LogError> {
     let name = recording.name().to_string();
     // A live recording ends when its bridge does; a stored one has ended already.
+    if live {
+        wait_finished(recording).await;
+    }
+    let file_name = format!("{name}.{}", settings.recording_format);
+    save_file(settings, log, attempt_id, recording, &file_name).await
+}
+
+async fn wait_finished(recording: &mut RecordingHandle) {
     let _ = recording
         .events
         .within(FINISH_WITHIN)
@@ -34,11 +43,20 @@ pub(super) async fn save(
             )
         })
         .await;
-    let file_name = format!("{name}.{}", settings.recording_format);
-    match download(settings, recording, &file_name).await {
+}
+
+async fn save_file(
+    settings: &CallSettings,
+    log: &dyn AttemptLog,
+    attempt_id: i64,
+    recording: &RecordingHandle,
+    file_name: &str,
+) -> Result<(), LogError> {
+    let name = recording.name();
+    match download(settings, recording, file_name).await {
         Ok(bytes) => {
             tracing::info!(file = %file_name, bytes, "recording saved");
-            log.recording_saved(attempt_id, &file_name).await?;
+            log.recording_saved(attempt_id, file_name).await?;
             if settings.delete_after_download {
                 if let Err(error) = recording.delete_stored().await {
                     tracing::warn!(error = %error.chain(), "cannot delete the recording from Asterisk");

@@ -185,6 +185,8 @@ struct Dialer {
     /// Calls that never reached Asterisk, to send again (same ids: no double call).
     not_sent: VecDeque<CallPlan>,
     pending: VecDeque<PendingNumber>,
+    /// Recordings of earlier runs being fetched.
+    downloads: JoinSet<()>,
 }
 
 impl Dialer {
@@ -362,6 +364,7 @@ pub async fn run_prepared(
         calls: JoinSet::new(),
         not_sent: VecDeque::new(),
         pending: VecDeque::new(),
+        downloads: JoinSet::new(),
     };
     let reporter = tokio::spawn(publish_status(
         store.clone(),
@@ -377,6 +380,7 @@ pub async fn run_prepared(
             tracing::error!(error = %error, "storing a call's outcome failed");
         }
     }
+    while dialer.downloads.join_next().await.is_some() {}
     reporter.abort();
     outcome?;
     let state = RunState::Finished;
@@ -401,6 +405,31 @@ async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), Campa
         tracing::info!(number = %plan.number, channel_id = %plan.ids.callee, state = attempt.state.as_str(), "reconciling an attempt left by an earlier run");
         let slot = dialer.pacer.admit().await;
         dialer.spawn(plan, slot);
+    }
+    // Recordings a crash left on Asterisk (the dialer died while downloading).
+    for attempt in dialer.store.unsaved_recordings().await? {
+        let Some(name) = attempt.record.recording_name.clone() else {
+            continue;
+        };
+        let (connection, settings, log) = (
+            dialer.connection.clone(),
+            dialer.settings.clone(),
+            dialer.log.clone(),
+        );
+        tracing::info!(recording = %name, channel_id = %attempt.record.channel_id, "fetching a recording left by an earlier run");
+        dialer.downloads.spawn(async move {
+            if let Err(error) = call::save_recording_of_ended(
+                &connection,
+                &settings,
+                log.as_ref(),
+                attempt.id.0,
+                &name,
+            )
+            .await
+            {
+                tracing::error!(%error, "storing a recording's file name failed");
+            }
+        });
     }
     loop {
         while let Some(done) = dialer.calls.try_join_next() {

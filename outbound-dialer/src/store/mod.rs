@@ -923,6 +923,22 @@ impl Store {
             .collect()
     }
 
+    /// Ended attempts whose recording is on Asterisk but not downloaded (the dialer died
+    /// during the download, or Asterisk was unreachable): a resumed run fetches them.
+    ///
+    /// # Errors
+    /// A failed read.
+    pub async fn unsaved_recordings(&self) -> Result<Vec<Attempt>, StoreError> {
+        let action = "read the unsaved recordings";
+        let rows = sqlx::query(sql::UNSAVED_RECORDINGS)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(self.query_error(action))?;
+        rows.iter()
+            .map(|row| self.decode_attempt(row, action))
+            .collect()
+    }
+
     /// Every attempt in (number, attempt) order, read a page at a time, for the report.
     pub fn attempts(&self) -> impl Stream<Item = Result<AttemptRecord, StoreError>> + Send + '_ {
         let start = Some((0i64, 0i64));

@@ -55,6 +55,12 @@ pub(super) const UNFINISHED: &str = concat!(
     attempt_select!(),
     " WHERE a.state IN ('dialing', 'answered', 'connected') ORDER BY a.id"
 );
+/// Ended attempts whose recording started but was never saved (a crash mid-download).
+pub(super) const UNSAVED_RECORDINGS: &str = concat!(
+    attempt_select!(),
+    " WHERE a.state = 'ended' AND a.recording_name IS NOT NULL AND a.recording_file IS NULL \
+     ORDER BY a.id"
+);
 /// Keyset paging in (number_id, attempt) order: the first condition is the index range,
 /// the second skips what the previous page returned.
 pub(super) const ATTEMPTS_PAGE: &str = concat!(
