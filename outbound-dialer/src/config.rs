@@ -385,11 +385,11 @@ impl Args {
             ));
         }
         if let Some(cps) = self.cps {
-            if !(cps > 0.0 && cps <= 1000.0) {
+            if !(0.001..=1000.0).contains(&cps) {
                 return Err(invalid(
                     "--cps",
                     "DIALER_CPS",
-                    "must be more than 0 and at most 1000",
+                    "must be 0.001..=1000 calls per second",
                     &cps.to_string(),
                 ));
             }
@@ -567,6 +567,11 @@ mod tests {
             ),
             (&["--number", "1", "--max-cc", "0"][..], "--max-cc (MAX_CC)"),
             (&["--number", "1", "--cps", "0"][..], "--cps (DIALER_CPS)"),
+            (
+                &["--number", "1", "--cps", "1e-20"][..],
+                "--cps (DIALER_CPS)",
+            ),
+            (&["--number", "1", "--cps", "NaN"][..], "--cps (DIALER_CPS)"),
             (
                 &["--number", "1", "--target-endpoint", "Local/1@x&PJSIP/evil"][..],
                 "--target-endpoint (TARGET_ENDPOINT)",

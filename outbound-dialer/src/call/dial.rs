@@ -22,6 +22,9 @@ pub(super) enum Dialled {
     Ended(super::CallEnd),
     /// Asterisk was unreachable; nothing was sent.
     NotSent,
+    /// The originate may have been sent and the channel could not be looked up: look
+    /// again later, never originate again.
+    LookUpAgain,
 }
 
 pub(super) fn ended(outcome: Outcome, cause: Option<i64>, message: Option<String>) -> CallEnd {
@@ -60,7 +63,7 @@ pub(super) async fn dial(
             Adopted::Ringing(handle) => handle,
             Adopted::Up(handle) => return Dialled::Answered(handle, now_ms()),
             Adopted::Gone(end) => return Dialled::Ended(end),
-            Adopted::Unreachable => return Dialled::NotSent,
+            Adopted::Unreachable => return Dialled::LookUpAgain,
         }
     } else {
         match connection.originate(originate(settings, plan)).await {
@@ -74,7 +77,7 @@ pub(super) async fn dial(
                 Adopted::Ringing(handle) => handle,
                 Adopted::Up(handle) => return Dialled::Answered(handle, now_ms()),
                 Adopted::Gone(end) => return Dialled::Ended(end),
-                Adopted::Unreachable => return Dialled::NotSent,
+                Adopted::Unreachable => return Dialled::LookUpAgain,
             },
             Err(error) if error.delivery() == Delivery::Unknown => {
                 // It may have gone through: never send it twice.

@@ -104,6 +104,9 @@ pub enum CallResult {
     /// Nothing reached Asterisk (it was unreachable): the same attempt, same ids, may be
     /// sent again later without any risk of a second call.
     NotSent,
+    /// The originate may have reached Asterisk but its channel could not be looked up
+    /// (Asterisk unreachable): look it up again later (stage `Dialing`), never resend.
+    LookUpAgain,
 }
 
 /// Why the progress of a call could not be stored.
@@ -165,7 +168,12 @@ pub async fn run(
         let answered = match plan.stage {
             Stage::New | Stage::Dialing => match dial::dial(connection, settings, &plan).await {
                 dial::Dialled::Answered(callee, at) => {
-                    log.answered(plan.attempt_id, at).await?;
+                    if let Err(error) = log.answered(plan.attempt_id, at).await {
+                        // Nothing may run that the store does not know of.
+                        dial::hang_up(&callee, ari_client::model::models::HangupReason::Normal)
+                            .await;
+                        return Err(error);
+                    }
                     talk::Answered::new(callee, at)
                 }
                 dial::Dialled::Ended(end) => {
@@ -173,6 +181,7 @@ pub async fn run(
                     return Ok(CallResult::Ended(end, None));
                 }
                 dial::Dialled::NotSent => return Ok(CallResult::NotSent),
+                dial::Dialled::LookUpAgain => return Ok(CallResult::LookUpAgain),
             },
             Stage::Answered(at) => talk::Answered::adopt(connection, &plan, at, false).await,
             Stage::Connected { answered_at } => {

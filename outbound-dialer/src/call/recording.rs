@@ -8,6 +8,9 @@ use ari_client::RecordingHandle;
 
 use super::{AttemptLog, CallSettings, LogError};
 
+/// How long one download may take (a stalled connection must not hold a campaign).
+const DOWNLOAD_WITHIN: Duration = Duration::from_secs(300);
+
 /// How long Asterisk may take to close the recording after the bridge went.
 const FINISH_WITHIN: Duration = Duration::from_secs(10);
 
@@ -77,14 +80,25 @@ async fn download(
     tokio::fs::create_dir_all(dir)
         .await
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let partial = dir.join(format!("{file_name}.part"));
+    // Unique, so two savers of one recording never write the same file.
+    let partial = dir.join(format!("{file_name}.{}.part", ari_client::new_id("dl")));
     let mut file = tokio::fs::File::create(&partial)
         .await
         .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
-    let bytes = recording
-        .download(&mut file)
-        .await
-        .map_err(|e| format!("download failed: {}", e.chain()))?;
+    let downloaded = tokio::time::timeout(DOWNLOAD_WITHIN, recording.download(&mut file)).await;
+    let bytes = match downloaded {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(error)) => {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(format!("download failed: {}", error.chain()));
+        }
+        Err(_) => {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(format!(
+                "download did not finish within {DOWNLOAD_WITHIN:?}"
+            ));
+        }
+    };
     file.sync_all()
         .await
         .map_err(|e| format!("cannot sync {}: {e}", partial.display()))?;

@@ -28,8 +28,6 @@ pub(super) struct Answered {
     connected: Option<(BridgeHandle, ChannelHandle, RecordingHandle)>,
     /// Picked up after a restart, the callee was gone: its end was not seen.
     callee_gone: bool,
-    /// Picked up after a restart of a call stored as connected (so recorded).
-    was_connected: bool,
 }
 
 impl Answered {
@@ -39,7 +37,6 @@ impl Answered {
             answered_at,
             connected: None,
             callee_gone: false,
-            was_connected: false,
         }
     }
 
@@ -64,21 +61,32 @@ impl Answered {
                 answered_at,
                 connected: None,
                 callee_gone: true,
-                was_connected,
             };
         }
         if was_connected {
             let bridge = connection.bridge(plan.ids.bridge.as_str());
             let target = connection.channel(plan.ids.target.as_str());
             let recording = connection.recording(plan.ids.recording.as_str());
-            let target_up = target.get().await.is_ok();
+            let target_lookup = target.get().await;
+            if matches!(&target_lookup, Err(error) if error.is_not_found()) {
+                // The target left while the dialer was down: the call is over (either
+                // leg's end ends it), so the callee is hung up.
+                hang_up(&callee, HangupReason::Normal).await;
+                let _ = bridge.destroy().await;
+                return Answered {
+                    callee,
+                    answered_at,
+                    connected: None,
+                    callee_gone: true,
+                };
+            }
+            let target_up = target_lookup.is_ok();
             if target_up && bridge.get().await.is_ok() {
                 return Answered {
                     callee,
                     answered_at,
                     connected: Some((bridge, target, recording)),
                     callee_gone: false,
-                    was_connected,
                 };
             }
         }
@@ -89,10 +97,7 @@ impl Answered {
             hang_up(&target, HangupReason::Normal).await;
             let _ = final_cause(&mut target).await;
         }
-        Answered {
-            was_connected,
-            ..Answered::new(callee, answered_at)
-        }
+        Answered::new(callee, answered_at)
     }
 }
 
@@ -110,7 +115,6 @@ pub(super) async fn talk(
         answered_at,
         connected,
         callee_gone,
-        was_connected: callee_was_connected,
     } = answered;
     if callee_gone {
         let end = ended(
@@ -119,15 +123,21 @@ pub(super) async fn talk(
             Some("the call ended while the dialer was not watching".to_owned()),
         );
         // A call that was connected was recorded: the file may wait on Asterisk.
-        let recording =
-            callee_was_connected.then(|| connection.recording(plan.ids.recording.as_str()));
+        let recording = Some(connection.recording(plan.ids.recording.as_str()));
         return Ok((end, recording));
     }
     let (bridge, mut target, mut recording) = match connected {
         Some(parts) => parts,
         None => match connect(connection, settings, plan, &mut callee).await {
             Ok(parts) => {
-                log.connected(plan.attempt_id, now_ms(), &plan.ids).await?;
+                if let Err(error) = log.connected(plan.attempt_id, now_ms(), &plan.ids).await {
+                    // Nothing may run that the store does not know of.
+                    let (bridge, target, _) = &parts;
+                    hang_up(target, HangupReason::Normal).await;
+                    hang_up(&callee, HangupReason::Normal).await;
+                    let _ = bridge.destroy().await;
+                    return Err(error);
+                }
                 parts
             }
             Err(end) => return Ok((end, None)),
@@ -209,17 +219,22 @@ async fn connect(
         )
         .await;
     let bridge = match created {
-        Ok(bridge) => bridge,
+        Ok(bridge) => Ok(bridge),
         // This attempt's bridge from before a restart: it is ours, use it.
         Err(error) if error.is_conflict() => connection
             .follow_bridge(plan.ids.bridge.as_str())
             .await
-            .map_err(|e| failed(format!("cannot use the existing bridge: {}", e.chain())))?,
-        Err(error) => {
-            return Err(failed(format!(
-                "cannot create the bridge: {}",
-                error.chain()
-            )));
+            .map_err(|e| format!("cannot use the existing bridge: {}", e.chain())),
+        Err(error) => Err(format!("cannot create the bridge: {}", error.chain())),
+    };
+    let bridge = match bridge {
+        Ok(bridge) => bridge,
+        Err(message) => {
+            // The callee answered into a call that cannot go on: end it, say why.
+            hang_up(callee, HangupReason::Normal).await;
+            let cause = final_cause(callee).await;
+            let _ = connection.bridge(plan.ids.bridge.as_str()).destroy().await;
+            return Err(ended(Outcome::TargetFailed, cause, Some(message)));
         }
     };
     if let Err(error) = bridge.add_channels([callee.id().clone()]).await {
@@ -240,6 +255,14 @@ async fn connect(
         Ok(target) => Some(target),
         Err(error) => {
             tracing::warn!(error = %error.chain(), "the target cannot be originated");
+            if error.delivery() != ari_client::Delivery::NotSent {
+                // It may exist and ring: no agent gets a call nobody is on.
+                hang_up(
+                    &connection.channel(plan.ids.target.as_str()),
+                    HangupReason::Normal,
+                )
+                .await;
+            }
             None
         }
     };

@@ -233,12 +233,16 @@ impl Dialer {
             }
         };
         match result? {
-            CallResult::NotSent => {
-                self.not_sent.push_back(CallPlan {
-                    stage: Stage::New,
-                    ..plan
-                });
-            }
+            // Sent again with the same ids: nothing reached Asterisk.
+            CallResult::NotSent => self.not_sent.push_back(CallPlan {
+                stage: Stage::New,
+                ..plan
+            }),
+            // Looked up again, never originated again.
+            CallResult::LookUpAgain => self.not_sent.push_back(CallPlan {
+                stage: Stage::Dialing,
+                ..plan
+            }),
             CallResult::Ended(end, _) => {
                 self.tally.outcome(end.outcome);
                 if end.outcome == Outcome::Congestion {
@@ -381,6 +385,15 @@ pub async fn run_prepared(
         }
     }
     while dialer.downloads.join_next().await.is_some() {}
+    // Attempts that never reached Asterisk (it was down when the run stopped) are taken
+    // back, so their numbers are dialled by a later run instead of counting as lost.
+    for plan in std::mem::take(&mut dialer.not_sent) {
+        if plan.stage == Stage::New {
+            store
+                .void_attempt(crate::store::AttemptId(plan.attempt_id))
+                .await?;
+        }
+    }
     reporter.abort();
     outcome?;
     let state = RunState::Finished;
@@ -399,13 +412,6 @@ pub async fn run_prepared(
 }
 
 async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), CampaignError> {
-    // What a crash left: adopt the calls still up, record the others as interrupted.
-    for attempt in dialer.store.unfinished().await? {
-        let plan = resumed(&attempt, &dialer.key);
-        tracing::info!(number = %plan.number, channel_id = %plan.ids.callee, state = attempt.state.as_str(), "reconciling an attempt left by an earlier run");
-        let slot = dialer.pacer.admit().await;
-        dialer.spawn(plan, slot);
-    }
     // Recordings a crash left on Asterisk (the dialer died while downloading).
     for attempt in dialer.store.unsaved_recordings().await? {
         let Some(name) = attempt.record.recording_name.clone() else {
@@ -430,6 +436,13 @@ async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), Campa
                 tracing::error!(%error, "storing a recording's file name failed");
             }
         });
+    }
+    // What a crash left: adopt the calls still up, record the others as interrupted.
+    for attempt in dialer.store.unfinished().await? {
+        let plan = resumed(&attempt, &dialer.key);
+        tracing::info!(number = %plan.number, channel_id = %plan.ids.callee, state = attempt.state.as_str(), "reconciling an attempt left by an earlier run");
+        let slot = dialer.pacer.admit().await;
+        dialer.spawn(plan, slot);
     }
     loop {
         while let Some(done) = dialer.calls.try_join_next() {

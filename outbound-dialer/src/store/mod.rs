@@ -923,6 +923,31 @@ impl Store {
             .collect()
     }
 
+    /// Takes back an attempt whose originate certainly never reached Asterisk (it was
+    /// unreachable, then the run stopped): the number is pending again, as if the attempt
+    /// had never begun. Returns whether there was such an attempt.
+    ///
+    /// # Errors
+    /// A failed write.
+    pub async fn void_attempt(&self, attempt_id: AttemptId) -> Result<bool, StoreError> {
+        let action = "take back an unsent attempt";
+        let error = self.query_error(action);
+        let mut tx = self.write_tx(action).await?;
+        sqlx::query(sql::VOID_ATTEMPT_NUMBER)
+            .bind(attempt_id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(&error)?;
+        let removed = sqlx::query(sql::VOID_ATTEMPT)
+            .bind(attempt_id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(&error)?
+            .rows_affected();
+        tx.commit().await.map_err(&error)?;
+        Ok(removed > 0)
+    }
+
     /// Ended attempts whose recording is on Asterisk but not downloaded (the dialer died
     /// during the download, or Asterisk was unreachable): a resumed run fetches them.
     ///

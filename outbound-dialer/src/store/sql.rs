@@ -37,6 +37,10 @@ pub(super) const SET_NUMBER_DIALING: &str =
 pub(super) const REQUEUE: &str =
     "UPDATE numbers SET state = 'pending' WHERE id = ? AND state = 'done'";
 pub(super) const NUMBER_EXISTS: &str = "SELECT 1 FROM numbers WHERE id = ?";
+/// An attempt that never reached Asterisk is taken back: its number is pending again.
+pub(super) const VOID_ATTEMPT_NUMBER: &str = "UPDATE numbers SET state = 'pending' \
+     WHERE id = (SELECT number_id FROM attempts WHERE id = ? AND state = 'dialing')";
+pub(super) const VOID_ATTEMPT: &str = "DELETE FROM attempts WHERE id = ? AND state = 'dialing'";
 
 pub(super) const ANSWERED: &str =
     "UPDATE attempts SET state = 'answered', answered_at = ? WHERE id = ? AND state = 'dialing'";
