@@ -491,3 +491,37 @@ async fn a_tampered_number_never_leaves_the_store() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn an_unsent_attempt_taken_back_leaves_its_number_pending_and_an_answered_one_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), &["5552001", "5552002"]).await;
+    let next = store.next_pending(10).await.unwrap();
+    let unsent = store
+        .begin_attempt(next[0].id, |n| format!("u-{n}"))
+        .await
+        .unwrap();
+    let answered = store
+        .begin_attempt(next[1].id, |n| format!("a-{n}"))
+        .await
+        .unwrap();
+    store.answered(answered.id, 1).await.unwrap();
+    assert!(store.void_attempt(unsent.id).await.unwrap());
+    // Only an attempt still dialling can be taken back.
+    assert!(!store.void_attempt(answered.id).await.unwrap());
+    assert!(!store.void_attempt(unsent.id).await.unwrap());
+    let pending = store.next_pending(10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].id, next[0].id);
+    // It is dialled again as attempt 1, with the same id as before: nothing of it ever
+    // reached Asterisk.
+    let again = store
+        .begin_attempt(next[0].id, |n| format!("u-{n}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.record.attempt, again.record.channel_id.as_str()),
+        (1, "u-1")
+    );
+    assert_eq!(store.unfinished().await.unwrap().len(), 2);
+}
