@@ -40,8 +40,14 @@ async fn serve(
     let channel = connection.channel(channel_id);
     channel.answer().await?;
     let mut playback = channel.play(&media).await?;
-    // A playback of a missing file or a hung-up caller ends the wait with an error.
-    let finished = playback.finished().await?;
+    // A playback of a missing file or a hung-up caller ends the wait with an error; a
+    // stuck one, the deadline.
+    let finished = tokio::time::timeout(std::time::Duration::from_secs(300), playback.finished())
+        .await
+        .map_err(|_| ari_client::Error::Timeout {
+            operation: format!("playback of {media}"),
+            timeout: std::time::Duration::from_secs(300),
+        })??;
     println!("played {media} to {}: {}", channel.id(), finished.state);
     channel.hangup(HangupReason::Normal).await
 }

@@ -60,7 +60,14 @@ async fn main() -> ExitCode {
                     .if_exists(IfExists::Fail),
             )
             .await?;
-        let finished = recording.finished().await?;
+        // The recording stops by itself after `seconds`; give Asterisk a margin.
+        let within = Duration::from_secs(u64::try_from(args.seconds).unwrap_or(0) + 30);
+        let finished = tokio::time::timeout(within, recording.finished())
+            .await
+            .map_err(|_| ari_client::Error::Timeout {
+                operation: "recording".into(),
+                timeout: within,
+            })??;
         println!(
             "recorded {} ({}, {:?} s)",
             finished.name, finished.state, finished.duration
