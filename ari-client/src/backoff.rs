@@ -92,27 +92,11 @@ mod tests {
         assert!(delays[10..].iter().all(|d| *d >= Duration::from_secs(2)));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn sleeping_through_the_schedule_takes_the_sum_of_the_delays() {
-        let backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
-        let started = tokio::time::Instant::now();
-        let mut total = Duration::ZERO;
-        for delay in backoff.take(10) {
-            tokio::time::sleep(delay).await;
-            total += delay;
-        }
-        // The timer wheel rounds each sleep up to a whole millisecond.
-        let elapsed = started.elapsed();
-        assert!(
-            elapsed >= total && elapsed <= total + Duration::from_millis(10),
-            "{elapsed:?} vs {total:?}"
-        );
-        // 250 ms .. 30 s over ten steps: at least half of 0.25+0.5+...+30 (capped).
-        assert!(
-            total
-                >= Duration::from_millis(
-                    125 + 250 + 500 + 1000 + 2000 + 4000 + 8000 + 15000 + 15000 + 15000
-                )
-        );
+    #[test]
+    fn clients_restarted_together_do_not_retry_in_lockstep() {
+        let a: Vec<Duration> = Backoff::default().take(20).collect();
+        let b: Vec<Duration> = Backoff::default().take(20).collect();
+        let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
+        assert!(same < 3, "{same} of 20 delays equal: {a:?} vs {b:?}");
     }
 }
