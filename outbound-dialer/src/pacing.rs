@@ -37,7 +37,8 @@ struct Bucket {
 /// A running call's slot; dropping it frees the slot.
 #[derive(Debug)]
 pub struct Slot {
-    _permit: OwnedSemaphorePermit,
+    /// `None` only if the semaphore were closed, which the pacer never does.
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Pacer {
@@ -65,21 +66,7 @@ impl Pacer {
 
     /// Waits until a new call may start, and returns its slot.
     pub async fn admit(&self) -> Slot {
-        let permit = match self.slots.clone().acquire_owned().await {
-            Ok(permit) => permit,
-            // The semaphore is never closed; should it be, pace by time alone.
-            Err(_) => return self.admit_closed().await,
-        };
-        self.wait_for_token().await;
-        Slot { _permit: permit }
-    }
-
-    async fn admit_closed(&self) -> Slot {
-        let semaphore = Arc::new(Semaphore::new(1));
-        let permit = semaphore
-            .acquire_owned()
-            .await
-            .unwrap_or_else(|_| unreachable!("a fresh semaphore is open"));
+        let permit = self.slots.clone().acquire_owned().await.ok();
         self.wait_for_token().await;
         Slot { _permit: permit }
     }

@@ -8,25 +8,6 @@ use std::time::Duration;
 
 use common::{CAMPAIGN_DEADLINE, Campaign, Watcher};
 
-/// Waits (polling the watcher, within `within`) until `ready` holds.
-async fn until(
-    watcher: &Watcher,
-    within: Duration,
-    what: &str,
-    ready: impl Fn(&common::WatchState) -> bool,
-) {
-    tokio::time::timeout(within, async {
-        loop {
-            if ready(&watcher.state()) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{what} did not happen within {within:?}"));
-}
-
 /// The store's id of a number: its position in the list (imported in order, from 1).
 fn row_number_id(numbers: &[String], number: &str) -> usize {
     numbers
@@ -52,21 +33,18 @@ async fn a_campaign_killed_twice_resumes_without_dialling_anyone_twice() {
     // 1: killed as soon as the first callee exists (its originate may not have returned;
     // the other attempts of the first wave may be written and not sent).
     let mut first = campaign.command(&["run"]).spawn().unwrap();
-    until(
-        &callees,
-        Duration::from_secs(20),
-        "a first callee channel",
-        |s| !s.created.is_empty(),
-    )
-    .await;
+    callees
+        .until(Duration::from_secs(20), "a first callee channel", |s| {
+            !s.created.is_empty()
+        })
+        .await;
     first.kill().await.unwrap();
 
     // 2: killed while calls are bridged to their targets.
     let mut second = campaign.command(&["run"]).spawn().unwrap();
-    until(&targets, Duration::from_secs(30), "a bridged target", |s| {
-        s.live >= 1
-    })
-    .await;
+    targets
+        .until(Duration::from_secs(30), "a bridged target", |s| s.live >= 1)
+        .await;
     second.kill().await.unwrap();
 
     // 3: runs to the end.
@@ -121,8 +99,7 @@ async fn a_campaign_killed_twice_resumes_without_dialling_anyone_twice() {
         "only first attempts: {shown}"
     );
     // The runs after the crashes left nothing up.
-    until(&callees, CAMPAIGN_DEADLINE, "all callees hung up", |s| {
-        s.live == 0
-    })
-    .await;
+    callees
+        .until(CAMPAIGN_DEADLINE, "all callees hung up", |s| s.live == 0)
+        .await;
 }

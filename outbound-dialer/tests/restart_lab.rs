@@ -23,13 +23,13 @@ async fn calls_up_when_asterisk_dies_end_interrupted_and_the_campaign_goes_on() 
     let key = outbound_dialer::ids::campaign_key(&campaign.name);
     let targets = Watcher::start(format!("dt-{key}-")).await;
     let mut dialer = campaign.command(&["run"]).spawn().unwrap();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while targets.state().live < 4 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("four calls bridged to their targets");
+    targets
+        .until(
+            Duration::from_secs(30),
+            "four calls bridged to their targets",
+            |s| s.live >= 4,
+        )
+        .await;
     drop(targets);
 
     let lab = ari_lab::workspace_root().join("asterisk_conf/lab");

@@ -93,30 +93,6 @@ async fn status_until(
     }
 }
 
-/// Waits (polling the watcher, within `within`) until `ready` holds.
-async fn until(
-    watcher: &Watcher,
-    within: Duration,
-    what: &str,
-    ready: impl Fn(&WatchState) -> bool,
-) {
-    tokio::time::timeout(within, async {
-        loop {
-            if ready(&watcher.state()) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "{what} did not happen within {within:?}: {:?}",
-            watcher.state()
-        )
-    });
-}
-
 /// Checks for `within` that `holds` stays true (an absence has no event to wait for).
 async fn stays(
     watcher: &Watcher,
@@ -234,10 +210,9 @@ async fn serve_starts_pauses_resumes_stops_and_rereads_dotenv() {
     );
 
     // The first call is up: /status counts it.
-    until(&watcher, CALL_DEADLINE, "the first call", |s| {
-        s.created.len() == 1
-    })
-    .await;
+    watcher
+        .until(CALL_DEADLINE, "the first call", |s| s.created.len() == 1)
+        .await;
     // Published every 500 ms: a status may predate the attempt's row.
     let status = status_until(address, CALL_DEADLINE, "one active call", |s| {
         s["active_calls"] == 1 && s["pending"] == numbers.len() - 1
@@ -252,10 +227,11 @@ async fn serve_starts_pauses_resumes_stops_and_rereads_dotenv() {
     assert_eq!(answer.status, 200, "{answer:?}");
     assert_eq!(answer.body["status"], "success", "{answer:?}");
     let first = created_ids(&watcher.state())[0].clone();
-    until(&watcher, CALL_DEADLINE, "the first call's end", |s| {
-        s.destroyed.contains_key(&first)
-    })
-    .await;
+    watcher
+        .until(CALL_DEADLINE, "the first call's end", |s| {
+            s.destroyed.contains_key(&first)
+        })
+        .await;
     stays(
         &watcher,
         CALL_LENGTH + Duration::from_secs(2),
@@ -276,10 +252,11 @@ async fn serve_starts_pauses_resumes_stops_and_rereads_dotenv() {
     // Resumed: the next call comes.
     let answer = call(address, "POST", "/resume").await;
     assert_eq!(answer.status, 200, "{answer:?}");
-    until(&watcher, CALL_DEADLINE, "a call after the resume", |s| {
-        s.created.len() == 2
-    })
-    .await;
+    watcher
+        .until(CALL_DEADLINE, "a call after the resume", |s| {
+            s.created.len() == 2
+        })
+        .await;
 
     // Stopped during the second call: it finishes as answered, nothing follows.
     let answer = call(address, "POST", "/stop").await;
@@ -318,10 +295,9 @@ async fn serve_starts_pauses_resumes_stops_and_rereads_dotenv() {
         "{}",
         log_tail(&campaign.dir)
     );
-    until(&watcher, CALL_DEADLINE, "two calls at once", |s| {
-        s.live == 2
-    })
-    .await;
+    watcher
+        .until(CALL_DEADLINE, "two calls at once", |s| s.live == 2)
+        .await;
     let status = status_until(
         address,
         CALL_DEADLINE + 2 * CALL_LENGTH,

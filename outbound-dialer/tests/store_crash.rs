@@ -1,4 +1,5 @@
-//! Crash safety: a child process (this test binary, running `crash_child`) imports a list
+//! Crash safety: a child process (this very test, run again with the store's path in the
+//! environment) imports a list
 //! and works through it like the dialer does, printing each write as it returns; the
 //! parent kills it with SIGKILL at varied moments (mid-import, mid-call) and checks after
 //! each kill that the store is consistent, that every write the child saw return is on
@@ -24,23 +25,7 @@ const DISTINCT: u64 = 25_000;
 const DIAL: u64 = 400;
 const ROUND_DEADLINE: Duration = Duration::from_secs(60);
 
-/// The child: resume like the dialer, printing `begun`/`finished` after each write returns.
-#[test]
-#[ignore = "the child process of kill_9_at_any_moment_leaves_a_consistent_store"]
-fn crash_child() {
-    let Some(db) = std::env::var_os(CHILD_DB) else {
-        eprintln!(
-            "crash_child runs only as the child of kill_9_at_any_moment_leaves_a_consistent_store"
-        );
-        return;
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(child(Path::new(&db)));
-}
-
+/// The child: resumes like the dialer, printing `begun`/`finished` after each write returns.
 async fn child(db: &Path) {
     let store = Store::open(db, "crash").await.unwrap();
     println!("@open");
@@ -129,9 +114,8 @@ impl Running {
     fn spawn(db: &Path) -> Running {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
-                "crash_child",
+                "kill_9_at_any_moment_leaves_a_consistent_store",
                 "--exact",
-                "--ignored",
                 "--nocapture",
                 "--test-threads=1",
             ])
@@ -145,7 +129,7 @@ impl Running {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                // The harness prints `test crash_child ... ` before the first line.
+                // The harness prints `test <name> ... ` before the first line.
                 let Some(at) = line.find('@') else { continue };
                 if send.send(line[at + 1..].to_owned()).is_err() {
                     break;
@@ -323,6 +307,12 @@ async fn check(db: &Path, lines: &[String]) -> Checked {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_any_moment_leaves_a_consistent_store() {
+    // Run again by itself as the child (this test binary, this test, with the store's
+    // path in the environment): then it is the process that gets killed.
+    if let Some(db) = std::env::var_os(CHILD_DB) {
+        child(Path::new(&db)).await;
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crash.sqlite");
     // Attempts found unfinished after a kill: the next runs finish each as interrupted.

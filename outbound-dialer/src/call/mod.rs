@@ -55,13 +55,10 @@ pub enum Stage {
     New,
     /// The originate may have been sent (a restart): adopt the callee if it exists.
     Dialing,
-    /// The callee answered at this time; bridge and target may be half made.
-    Answered(UnixMillis),
+    /// The callee answered (the store has when); bridge and target may be half made.
+    Answered,
     /// Callee and target were bridged and recorded.
-    Connected {
-        /// When the callee answered.
-        answered_at: UnixMillis,
-    },
+    Connected,
 }
 
 /// One attempt to make or pick up.
@@ -174,7 +171,7 @@ pub async fn run(
                             .await;
                         return Err(error);
                     }
-                    talk::Answered::new(callee, at)
+                    talk::Answered::new(callee)
                 }
                 dial::Dialled::Ended(end) => {
                     log.finished(plan.attempt_id, &end).await?;
@@ -183,10 +180,8 @@ pub async fn run(
                 dial::Dialled::NotSent => return Ok(CallResult::NotSent),
                 dial::Dialled::LookUpAgain => return Ok(CallResult::LookUpAgain),
             },
-            Stage::Answered(at) => talk::Answered::adopt(connection, &plan, at, false).await,
-            Stage::Connected { answered_at } => {
-                talk::Answered::adopt(connection, &plan, answered_at, true).await
-            }
+            Stage::Answered => talk::Answered::adopt(connection, &plan, false).await,
+            Stage::Connected => talk::Answered::adopt(connection, &plan, true).await,
         };
         let (end, recording) =
             talk::talk(connection, settings, log, &plan, answered, callee_gone).await?;

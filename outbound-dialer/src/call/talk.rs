@@ -23,7 +23,6 @@ const MESSAGE_WITHIN: Duration = Duration::from_secs(15);
 /// An answered callee and what exists around it.
 pub(super) struct Answered {
     callee: ChannelHandle,
-    answered_at: i64,
     /// Picked up after a restart with the bridge, target and recording in place.
     connected: Option<(BridgeHandle, ChannelHandle, RecordingHandle)>,
     /// Picked up after a restart, the callee was gone: its end was not seen.
@@ -31,10 +30,9 @@ pub(super) struct Answered {
 }
 
 impl Answered {
-    pub(super) fn new(callee: ChannelHandle, answered_at: i64) -> Self {
+    pub(super) fn new(callee: ChannelHandle) -> Self {
         Answered {
             callee,
-            answered_at,
             connected: None,
             callee_gone: false,
         }
@@ -46,7 +44,6 @@ impl Answered {
     pub(super) async fn adopt(
         connection: &AppConnection,
         plan: &CallPlan,
-        answered_at: i64,
         was_connected: bool,
     ) -> Self {
         // Subscribed before asking, so an end between the two is not missed.
@@ -58,7 +55,6 @@ impl Answered {
             let _ = connection.bridge(plan.ids.bridge.as_str()).destroy().await;
             return Answered {
                 callee,
-                answered_at,
                 connected: None,
                 callee_gone: true,
             };
@@ -75,7 +71,6 @@ impl Answered {
                 let _ = bridge.destroy().await;
                 return Answered {
                     callee,
-                    answered_at,
                     connected: None,
                     callee_gone: true,
                 };
@@ -84,7 +79,6 @@ impl Answered {
             if target_up && bridge.get().await.is_ok() {
                 return Answered {
                     callee,
-                    answered_at,
                     connected: Some((bridge, target, recording)),
                     callee_gone: false,
                 };
@@ -97,7 +91,7 @@ impl Answered {
             hang_up(&target, HangupReason::Normal).await;
             let _ = final_cause(&mut target).await;
         }
-        Answered::new(callee, answered_at)
+        Answered::new(callee)
     }
 }
 
@@ -112,7 +106,6 @@ pub(super) async fn talk(
 ) -> Result<(CallEnd, Option<RecordingHandle>), LogError> {
     let Answered {
         mut callee,
-        answered_at,
         connected,
         callee_gone,
     } = answered;
@@ -143,7 +136,6 @@ pub(super) async fn talk(
             Err(end) => return Ok((end, None)),
         },
     };
-    let _ = answered_at;
     let mut bridge = bridge;
     // Either leg's end (or its leaving the app) ends the call.
     let first_end = tokio::select! {

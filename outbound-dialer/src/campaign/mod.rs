@@ -157,10 +157,8 @@ async fn connect(config: &Config) -> Result<AppConnection, CampaignError> {
 fn resumed(attempt: &Attempt, key: &str) -> CallPlan {
     let record = &attempt.record;
     let stage = match attempt.state {
-        AttemptState::Answered => Stage::Answered(record.answered_at.unwrap_or_else(call::now_ms)),
-        AttemptState::Connected => Stage::Connected {
-            answered_at: record.answered_at.unwrap_or_else(call::now_ms),
-        },
+        AttemptState::Answered => Stage::Answered,
+        AttemptState::Connected => Stage::Connected,
         AttemptState::Dialing | AttemptState::Ended => Stage::Dialing,
     };
     CallPlan {

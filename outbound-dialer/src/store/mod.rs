@@ -913,8 +913,17 @@ impl Store {
     /// # Errors
     /// A failed read.
     pub async fn unfinished(&self) -> Result<Vec<Attempt>, StoreError> {
-        let action = "read the unfinished attempts";
-        let rows = sqlx::query(sql::UNFINISHED)
+        self.attempts_where(sql::UNFINISHED, "read the unfinished attempts")
+            .await
+    }
+
+    /// The attempts a parameterless attempt query selects.
+    async fn attempts_where(
+        &self,
+        query: &'static str,
+        action: &'static str,
+    ) -> Result<Vec<Attempt>, StoreError> {
+        let rows = sqlx::query(query)
             .fetch_all(&self.reader)
             .await
             .map_err(self.query_error(action))?;
@@ -954,14 +963,8 @@ impl Store {
     /// # Errors
     /// A failed read.
     pub async fn unsaved_recordings(&self) -> Result<Vec<Attempt>, StoreError> {
-        let action = "read the unsaved recordings";
-        let rows = sqlx::query(sql::UNSAVED_RECORDINGS)
-            .fetch_all(&self.reader)
+        self.attempts_where(sql::UNSAVED_RECORDINGS, "read the unsaved recordings")
             .await
-            .map_err(self.query_error(action))?;
-        rows.iter()
-            .map(|row| self.decode_attempt(row, action))
-            .collect()
     }
 
     /// Every attempt in (number, attempt) order, read a page at a time, for the report.

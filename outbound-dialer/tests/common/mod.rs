@@ -192,6 +192,25 @@ impl Watcher {
     pub fn state(&self) -> std::sync::MutexGuard<'_, WatchState> {
         self.seen.lock().unwrap()
     }
+
+    /// Waits (polling what was seen, within `within`) until `ready` holds.
+    pub async fn until(&self, within: Duration, what: &str, ready: impl Fn(&WatchState) -> bool) {
+        let reached = tokio::time::timeout(within, async {
+            loop {
+                if ready(&self.state()) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        if reached.is_err() {
+            panic!(
+                "{what} did not happen within {within:?}: {:?}",
+                self.state()
+            );
+        }
+    }
 }
 
 /// Reads a WAV file: (sample rate, 16-bit samples) of its data chunk.
