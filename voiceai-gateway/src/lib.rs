@@ -4,6 +4,8 @@
 
 pub mod audio;
 pub mod audiosocket;
+pub mod calls;
 pub mod config;
+pub mod events;
 pub mod protocol;
 pub mod rtp;
