@@ -4,8 +4,11 @@
 
 pub mod audio;
 pub mod audiosocket;
+pub mod backend;
 pub mod calls;
 pub mod config;
 pub mod events;
+pub mod gateway;
+pub mod media;
 pub mod protocol;
 pub mod rtp;
