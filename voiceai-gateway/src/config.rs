@@ -319,7 +319,7 @@ struct Var {
 /// A variable's value and where it was found.
 struct Found<'e> {
     value: &'e str,
-    name: &'static str,
+    name: &'e str,
     dotenv: bool,
 }
 
@@ -399,10 +399,12 @@ impl Environment {
             .filter(|value| !value.trim().is_empty())
     }
 
-    fn find(&self, name: &'static str) -> Result<Option<Found<'_>>, ConfigError> {
+    fn find<'e>(&'e self, name: &'e str) -> Result<Option<Found<'e>>, ConfigError> {
         match self.vars.get(name) {
             None => Ok(None),
-            Some(Var { value: None, .. }) => Err(ConfigError::NotUnicode { name }),
+            Some(Var { value: None, .. }) => Err(ConfigError::NotUnicode {
+                name: name.to_owned(),
+            }),
             Some(Var {
                 value: Some(value),
                 dotenv,
@@ -488,8 +490,8 @@ impl Args {
                 origins.insert(long.to_owned(), Origin::Flag);
                 continue;
             }
-            let own = own.to_str().and_then(known_name);
-            let resolved = match own.map(|own| env.find(own)).transpose()?.flatten() {
+            let own = own.to_string_lossy();
+            let resolved = match env.find(&own)? {
                 Some(found) => Some((
                     found.value.to_owned(),
                     Origin::Variable {
@@ -533,48 +535,6 @@ fn with_env_help(argv: &[OsString], error: clap::Error) -> clap::Error {
         }
         _ => error,
     }
-}
-
-/// The `'static` name of a variable the command declares.
-fn known_name(name: &str) -> Option<&'static str> {
-    const OWN: &[&str] = &[
-        "ARI_URL",
-        "ARI_USERNAME",
-        "ARI_PASSWORD",
-        "VOICEAI_APP",
-        "VOICEAI_LISTEN",
-        "VOICEAI_AUTH_TOKEN",
-        "VOICEAI_CORS_ORIGINS",
-        "VOICEAI_BACKEND_URL",
-        "VOICEAI_BACKEND_PROTOCOL",
-        "VOICEAI_BACKEND_FORMAT",
-        "VOICEAI_BACKEND_MAP",
-        "VOICEAI_BACKEND_URL_VARIABLE",
-        "VOICEAI_BACKEND_TOKEN",
-        "VOICEAI_BACKEND_CONNECT_TIMEOUT",
-        "VOICEAI_BACKEND_FAILOVER_AFTER",
-        "VOICEAI_FALLBACK_ENDPOINT",
-        "VOICEAI_HOLD_MUSIC",
-        "VOICEAI_MEDIA",
-        "VOICEAI_MEDIA_FORMAT",
-        "VOICEAI_RTP_ADDRESS",
-        "VOICEAI_RTP_PORTS",
-        "VOICEAI_AUDIOSOCKET_LISTEN",
-        "VOICEAI_MEDIA_CONNECT_TIMEOUT",
-        "VOICEAI_MAX_CALLS",
-        "VOICEAI_DRAIN_TIMEOUT",
-        "VOICEAI_ORIGINATE_ENDPOINT",
-        "VOICEAI_ORIGINATE_TIMEOUT",
-        "VOICEAI_ORIGINATE_CALLER_ID",
-        "VOICEAI_CHANNEL_VARIABLES",
-        "VOICEAI_TRANSFER_CONTEXT",
-        "VOICEAI_TWILIO_ACCOUNT_SID",
-        "VOICEAI_TWILIO_AUTH_TOKEN",
-        "VOICEAI_ENDED_CALLS_KEPT",
-        "VOICEAI_LOG_LEVEL",
-        "VOICEAI_LOG_FORMAT",
-    ];
-    OWN.iter().copied().find(|own| *own == name)
 }
 
 /// The value a seed variable (or pair) gives the flag `long`, if any.
@@ -637,7 +597,7 @@ fn host_and_port(
             Ok(number) if number > 0 => number,
             _ => {
                 return Err(ConfigError::Variable {
-                    name: found.name,
+                    name: found.name.to_owned(),
                     problem: "must be a port number 1..=65535".to_owned(),
                     value: found.value.to_owned(),
                 });
@@ -655,7 +615,7 @@ fn host_and_port(
 
 /// An IPv6 address in brackets, so that a port can follow it.
 fn bracket(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
+    if host.parse::<std::net::Ipv6Addr>().is_ok() {
         format!("[{host}]")
     } else {
         host.to_owned()
@@ -708,6 +668,22 @@ impl MediaTransport {
 impl fmt::Display for MediaTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A transport name other than `websocket`, `rtp` and `audiosocket`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown media transport {0:?} (expected websocket, rtp or audiosocket)")]
+pub struct UnknownTransport(pub String);
+
+impl FromStr for MediaTransport {
+    type Err = UnknownTransport;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|transport| transport.as_str().eq_ignore_ascii_case(name))
+            .ok_or_else(|| UnknownTransport(name.to_owned()))
     }
 }
 
@@ -885,7 +861,7 @@ pub enum ConfigError {
     #[error("{name}: {problem}, got {value:?}")]
     Variable {
         /// The variable.
-        name: &'static str,
+        name: String,
         /// What is wrong.
         problem: String,
         /// Its value.
@@ -895,7 +871,7 @@ pub enum ConfigError {
     #[error("{name}: the value is not valid UTF-8")]
     NotUnicode {
         /// The variable.
-        name: &'static str,
+        name: String,
     },
     /// The `.env` file cannot be read or parsed.
     #[error("{}: {message}", path.display())]
@@ -979,10 +955,16 @@ impl Checker<'_> {
     }
 
     fn socket_addr(&self, long: &str, value: &str) -> Result<SocketAddr, ConfigError> {
-        value.trim().parse().map_err(|_| {
+        let value_trimmed = value.trim();
+        // The seed's NODE_SERVER_HOST is often `localhost`.
+        let text = match value_trimmed.strip_prefix("localhost:") {
+            Some(port) => format!("127.0.0.1:{port}"),
+            None => value_trimmed.to_owned(),
+        };
+        text.parse().map_err(|_| {
             self.invalid(
                 long,
-                "must be an IP address and port such as 127.0.0.1:8090 or [::1]:8090",
+                "must be an IP address (or localhost) and port such as 127.0.0.1:8090 or [::1]:8090",
                 value,
             )
         })
@@ -1154,16 +1136,13 @@ impl Args {
             .or_else(|| auth_token.clone());
 
         // Media.
-        let transport = MediaTransport::ALL
-            .into_iter()
-            .find(|t| t.as_str().eq_ignore_ascii_case(self.media.trim()))
-            .ok_or_else(|| {
-                check.invalid(
-                    "media",
-                    "must be websocket, rtp or audiosocket",
-                    &self.media,
-                )
-            })?;
+        let transport: MediaTransport = self.media.trim().parse().map_err(|_| {
+            check.invalid(
+                "media",
+                "must be websocket, rtp or audiosocket",
+                &self.media,
+            )
+        })?;
         let format = match self.media_format.as_deref().map(str::trim) {
             None | Some("") => transport.default_format(),
             Some(name) => {
@@ -1322,18 +1301,15 @@ impl Args {
                 &self.log_level,
             )
         })?;
-        let log_format = match self.log_format.trim().to_ascii_lowercase().as_str() {
-            "human" => LogFormat::Human,
-            "json" => LogFormat::Json,
-            _ => {
-                return Err(check.invalid("log-format", "must be human or json", &self.log_format));
-            }
-        };
+        let log_format: LogFormat =
+            self.log_format.trim().parse().map_err(|_| {
+                check.invalid("log-format", "must be human or json", &self.log_format)
+            })?;
         let directives = self.rust_log.filter(|d| !d.trim().is_empty());
         if let Some(directives) = &directives {
             if let Err(error) = crate::logging::filter(level, Some(directives)) {
                 return Err(ConfigError::Variable {
-                    name: RUST_LOG,
+                    name: RUST_LOG.to_owned(),
                     problem: format!("must be tracing filter directives ({error})"),
                     value: directives.clone(),
                 });
@@ -1491,7 +1467,7 @@ fn ari_endpoint(url: &str) -> Option<AriEndpoint> {
             None => (authority, None),
         }
     };
-    if host.is_empty() {
+    if host.is_empty() || (host.contains(':') && !authority.starts_with('[')) {
         return None;
     }
     let port = match port {
@@ -1727,6 +1703,17 @@ mod tests {
         assert_eq!(config.ari_endpoint.host, "::1");
         let config = valid(&[], &[("NODE_SERVER_PORT", "3000")]);
         assert_eq!(config.api.listen.to_string(), "127.0.0.1:3000");
+        let config = valid(&[], &[("NODE_SERVER_HOST", "localhost")]);
+        assert_eq!(config.api.listen.to_string(), "127.0.0.1:8090");
+        let error = refusal(
+            &[],
+            &[("ASTERISK_HOST", "pbx:8088"), ("ASTERISK_ARI_PORT", "8089")],
+        );
+        assert!(
+            error.contains("--ari-url (ARI_URL)")
+                && error.contains("(from ASTERISK_HOST, ASTERISK_ARI_PORT)"),
+            "{error}"
+        );
         let config = valid(&[], &[("NODE_SERVER_HOST", "::1")]);
         assert_eq!(config.api.listen.to_string(), "[::1]:8090");
     }
@@ -2115,13 +2102,8 @@ mod tests {
                 continue;
             }
             let long = arg.get_long().unwrap_or_else(|| panic!("{id} has no flag"));
-            let env = arg
-                .get_env()
+            arg.get_env()
                 .unwrap_or_else(|| panic!("--{long} has no variable"));
-            assert!(
-                known_name(env.to_str().unwrap()).is_some(),
-                "--{long}: {env:?} is missing from known_name"
-            );
             assert!(arg.get_help().is_some(), "--{long} has no help");
         }
         for (_, flag) in SEED_VARIABLES {

@@ -6,7 +6,9 @@
 //! the spans a line is in (`call_id`, `channel_id`) appear on every line: in the prefix of
 //! human lines, under `span`/`spans` in JSON ones.
 
+use std::fmt;
 use std::io::{self, IsTerminal as _};
+use std::str::FromStr;
 
 use tracing::Dispatch;
 use tracing::level_filters::LevelFilter;
@@ -22,6 +24,38 @@ pub enum LogFormat {
     Human,
     /// One JSON object per event, the event's fields at the top level, for log shippers.
     Json,
+}
+
+impl LogFormat {
+    /// The name used in configuration: `human` or `json`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Human => "human",
+            Self::Json => "json",
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A format name other than `human` and `json`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown log format {0:?} (expected human or json)")]
+pub struct UnknownLogFormat(pub String);
+
+impl FromStr for LogFormat {
+    type Err = UnknownLogFormat;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        [Self::Human, Self::Json]
+            .into_iter()
+            .find(|format| format.as_str().eq_ignore_ascii_case(name))
+            .ok_or_else(|| UnknownLogFormat(name.to_owned()))
+    }
 }
 
 /// Why the logger was not installed.
