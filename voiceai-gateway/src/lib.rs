@@ -10,5 +10,6 @@ pub mod config;
 pub mod events;
 pub mod gateway;
 pub mod media;
+pub mod logging;
 pub mod protocol;
 pub mod rtp;
