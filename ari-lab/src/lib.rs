@@ -8,6 +8,7 @@
 //! Tests share one Asterisk, so each one names its own Stasis app and object ids with
 //! [`unique_name`]; events of other tests never reach it.
 
+pub mod audio;
 pub mod events;
 mod gate;
 pub mod rest;
