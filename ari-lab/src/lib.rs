@@ -11,8 +11,10 @@
 pub mod audio;
 pub mod events;
 mod gate;
+pub mod pcap;
 pub mod rest;
 pub mod sipp;
+pub mod tap;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
