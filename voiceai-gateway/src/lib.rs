@@ -4,6 +4,7 @@
 
 pub mod audio;
 pub mod audiosocket;
+pub mod backend;
 pub mod config;
 pub mod protocol;
 pub mod rtp;
