@@ -35,9 +35,27 @@
 //! its fields, binary frames on Twilio) are skipped and counted; a warning is logged at
 //! most every 10 s with the number skipped in between.
 //!
-//! Logging: nothing here logs the token, a URL's user info or its query (see
-//! [`redact_url`]); lines are emitted inside the caller's span (the relay's, with the call
-//! and channel ids).
+//! # The URL map file (`--backend-map`)
+//! A call's URL is the channel variable [`BackendSettings::url_variable`] when set (and a
+//! valid `ws://` / `wss://` URL), else the map file's entry for the dialled number, else
+//! [`BackendSettings::default_url`] ([`resolve_url`]).
+//!
+//! The map file is UTF-8 text, one entry a line: the dialled number, white space, the
+//! backend's `ws://` or `wss://` URL. Blank lines and lines whose first non-blank character is `#` are ignored,
+//! as is anything after a `#` that follows white space. A number is matched exactly
+//! against the dialled number (the dialplan's `${EXTEN}`); it may appear only once.
+//!
+//! ```text
+//! # dialled number   backend
+//! 0312345678         wss://bots.example.com/sales
+//! +81312345679       ws://10.0.0.5:8765/support    # the support bot
+//! 8000               ws://127.0.0.1:8765/
+//! ```
+//!
+//! # Logging
+//! Nothing here logs the token, a URL's user info or its query (see [`redact_url`]);
+//! lines are emitted inside the caller's span (the relay's, with the call and channel
+//! ids).
 
 mod session;
 mod url;
@@ -239,15 +257,13 @@ pub enum BackendError {
         /// What failed.
         reason: String,
     },
-    /// The backend has not taken the gateway's data for too long (or too much is waiting).
-    #[error("backend {url} stopped reading: data unsent for {waited:?}, {buffered} bytes waiting")]
+    /// The backend does not take the gateway's messages: `queued` are waiting for it.
+    #[error("backend {url} stopped reading: {queued} messages waiting")]
     Stalled {
         /// The URL, redacted.
         url: String,
-        /// How long the oldest unsent data has waited.
-        waited: Duration,
-        /// How many bytes were queued, at least.
-        buffered: usize,
+        /// How many messages were waiting.
+        queued: usize,
     },
     /// The session has already ended (closed, failed or stalled).
     #[error("backend {url}: the session is over ({reason})")]

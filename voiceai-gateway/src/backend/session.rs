@@ -409,15 +409,14 @@ impl BackendTx {
         match self.queue.try_send(message) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
-                let buffered = QUEUE_MESSAGES;
+                let queued = QUEUE_MESSAGES;
                 self.shared.end(BackendClose::Abnormal(format!(
-                    "the backend stopped reading ({buffered} messages waiting)"
+                    "the backend stopped reading ({queued} messages waiting)"
                 )));
                 self.writer.abort();
                 Err(BackendError::Stalled {
                     url: self.url.to_string(),
-                    waited: self.shared.stall_limit(),
-                    buffered,
+                    queued,
                 })
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
@@ -616,7 +615,7 @@ impl BackendRx {
 
     fn event(&mut self, message: BackendMessage) -> Option<BackendEvent> {
         Some(match message {
-            BackendMessage::Audio(audio) => BackendEvent::Audio(self.to_leg(audio)?),
+            BackendMessage::Audio(audio) => BackendEvent::Audio(self.leg_audio(audio)?),
             BackendMessage::Mark(name) => BackendEvent::Mark(name),
             BackendMessage::Clear => {
                 self.transcoder.reset();
@@ -631,7 +630,7 @@ impl BackendRx {
     }
 
     /// Backend audio in the leg format; `None` when nothing is whole yet.
-    fn to_leg(&mut self, audio: Bytes) -> Option<Bytes> {
+    fn leg_audio(&mut self, audio: Bytes) -> Option<Bytes> {
         if self.transcoder.from_format() == self.transcoder.to_format() {
             return (!audio.is_empty()).then_some(audio);
         }
@@ -675,6 +674,17 @@ fn describe(error: &tungstenite::Error) -> String {
     match error {
         tungstenite::Error::Protocol(Ws::ResetWithoutClosingHandshake) => {
             "the connection was reset without a close frame".to_owned()
+        }
+        tungstenite::Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            format!("the connection was reset without a close frame ({io})")
         }
         tungstenite::Error::Io(io) => format!("read failed: {io}"),
         tungstenite::Error::Capacity(capacity) => format!("message refused: {capacity}"),

@@ -1,18 +1,7 @@
 //! Backend URLs: validation, redaction for messages, the per-number map file, and the
 //! choice of a call's URL.
 //!
-//! # The map file (`--backend-map`)
-//! UTF-8 text, one entry a line: the dialled number, white space, the backend's `ws://` or
-//! `wss://` URL. Blank lines and lines whose first non-blank character is `#` are ignored,
-//! as is anything after a `#` that follows white space. A number is matched exactly
-//! against the dialled number (the dialplan's `${EXTEN}`); it may appear only once.
-//!
-//! ```text
-//! # dialled number   backend
-//! 0312345678         wss://bots.example.com/sales
-//! +81312345679       ws://10.0.0.5:8765/support    # the support bot
-//! 8000               ws://127.0.0.1:8765/
-//! ```
+//! The map file's format is in the [backend module's docs](crate::backend#the-url-map-file-backend-map).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -80,7 +69,7 @@ pub fn validate_url(url: &str) -> Result<(), BackendError> {
     Ok(())
 }
 
-/// Reads the per-number map file (format: see the [module docs](self)).
+/// Reads the per-number map file (format: [the backend module's docs](crate::backend#the-url-map-file-backend-map)).
 ///
 /// # Errors
 /// [`BackendError::MapRead`] when the file cannot be read; [`BackendError::MapLine`],
