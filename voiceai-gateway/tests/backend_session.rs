@@ -372,6 +372,7 @@ async fn transcripts_are_forwarded_and_malformed_messages_skipped() {
         let by_event = json!({"event": "transcript", "role": "user", "text": "もしもし"});
         let by_type = json!({"type": "transcript", "role": "bot", "text": "hello", "final": true});
         bot.send(Message::text("not json")).await;
+        bot.send(Message::Ping(vec![1, 2].into())).await;
         bot.send_json(json!({"event": "media"})).await;
         bot.send_json(json!({"event": "mark", "mark": 7, "name": 7}))
             .await;
@@ -469,6 +470,22 @@ async fn close_1000_is_normal_other_codes_and_drops_are_abnormal() {
         panic!("a dropped connection is not normal");
     };
     assert!(reason.contains("without a close frame"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_message_over_1_mib_ends_the_session_abnormally() {
+    let (_tx, mut rx, mut bot) =
+        session(settings("", ProtocolKind::Raw), AudioFormat::Slin16).await;
+    bot.send(Message::binary(vec![0_u8; 64_000])).await;
+    assert!(matches!(
+        within("audio", rx.recv()).await,
+        BackendEvent::Audio(audio) if audio.len() == 64_000
+    ));
+    bot.send(Message::binary(vec![0_u8; (1 << 20) + 1])).await;
+    let BackendClose::Abnormal(reason) = closed(&mut rx).await else {
+        panic!("an oversized message is not a normal close");
+    };
+    assert!(reason.contains("refused"), "{reason}");
 }
 
 #[tokio::test]

@@ -61,6 +61,7 @@ mod session;
 mod url;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -94,8 +95,8 @@ pub const MAX_WRITE_BUFFER_BYTES: usize = 1 << 20;
 /// How long one write may wait for a backend that does not read before the session fails.
 pub const DEFAULT_WRITE_STALL_LIMIT: Duration = Duration::from_secs(2);
 
-/// How a call reaches its backend.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a call reaches its backend. Its `Debug` shows no token and redacted URLs.
+#[derive(Clone, PartialEq, Eq)]
 pub struct BackendSettings {
     /// The protocol the backend speaks.
     pub protocol: ProtocolKind,
@@ -109,13 +110,52 @@ pub struct BackendSettings {
     pub auth_token: Option<String>,
     /// The audio format of the raw protocol (Twilio is always μ-law 8 kHz).
     pub raw_format: AudioFormat,
-    /// The Twilio `accountSid` announced in `start`.
+    /// The Twilio `accountSid` announced in `start` (through [`Self::stream_ids`]).
     pub account_sid: String,
     /// How long [`connect`] may take, opening messages included.
     pub connect_timeout: Duration,
 }
 
+impl fmt::Debug for BackendSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let map: BTreeMap<&str, String> = self
+            .url_by_number
+            .iter()
+            .map(|(number, url)| (number.as_str(), redact_url(url)))
+            .collect();
+        f.debug_struct("BackendSettings")
+            .field("protocol", &self.protocol)
+            .field("default_url", &redact_url(&self.default_url))
+            .field("url_by_number", &map)
+            .field("url_variable", &self.url_variable)
+            .field(
+                "auth_token",
+                &self.auth_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("raw_format", &self.raw_format)
+            .field("account_sid", &self.account_sid)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
 impl BackendSettings {
+    /// Checks what [`connect`] would refuse for every call: the default URL, the map's
+    /// URLs and the token (which must fit in an HTTP header).
+    ///
+    /// # Errors
+    /// [`BackendError::InvalidUrl`] or [`BackendError::InvalidToken`].
+    pub fn validate(&self) -> Result<(), BackendError> {
+        validate_url(&self.default_url)?;
+        for url in self.url_by_number.values() {
+            validate_url(url)?;
+        }
+        if let Some(token) = &self.auth_token {
+            bearer(token)?;
+        }
+        Ok(())
+    }
+
     /// Settings for `default_url` with every other field at its default: Twilio, no map,
     /// [`DEFAULT_URL_VARIABLE`], no token, raw slin16, an all-zero account SID,
     /// [`DEFAULT_CONNECT_TIMEOUT`].
@@ -132,6 +172,13 @@ impl BackendSettings {
         }
     }
 
+    /// Fresh Twilio SIDs for a new stream (a new call SID and stream SID under
+    /// `account_sid`), to pass to [`connect`]. A reconnection of the same call keeps the
+    /// call SID and takes a new stream SID.
+    pub fn stream_ids(&self) -> StreamIds {
+        StreamIds::random(self.account_sid.clone())
+    }
+
     /// The audio format on the backend's wire: μ-law for Twilio, `raw_format` for raw.
     pub fn wire_format(&self) -> AudioFormat {
         match self.protocol {
@@ -143,7 +190,6 @@ impl BackendSettings {
 
 /// What the backend asks for, in the order it sent it.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum BackendEvent {
     /// Audio to play, already transcoded to the leg format, of any length.
     Audio(bytes::Bytes),
@@ -211,8 +257,8 @@ pub enum BackendError {
         /// What is wrong with it.
         message: String,
     },
-    /// The configured token cannot go in an HTTP header.
-    #[error("the backend auth token holds characters an HTTP header cannot carry")]
+    /// The configured token is empty or cannot go in an HTTP header.
+    #[error("the backend auth token is empty or holds characters an HTTP header cannot carry")]
     InvalidToken,
     /// No TLS configuration for a `wss://` URL (no usable platform roots).
     #[error("backend {url}: TLS: {reason}")]
@@ -348,10 +394,9 @@ pub async fn connect(
             reason: e.to_string(),
         })?;
     if let Some(token) = &settings.auth_token {
-        let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| BackendError::InvalidToken)?;
-        value.set_sensitive(true);
-        request.headers_mut().insert("Authorization", value);
+        request
+            .headers_mut()
+            .insert("Authorization", bearer(token)?);
     }
     let tls = url
         .get(..6)
@@ -385,6 +430,17 @@ pub async fn connect(
     }
 }
 
+/// The `Authorization` header of `token`, marked sensitive.
+fn bearer(token: &str) -> Result<HeaderValue, BackendError> {
+    if token.is_empty() {
+        return Err(BackendError::InvalidToken);
+    }
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| BackendError::InvalidToken)?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
 /// A connection failure as a [`BackendError`].
 fn connect_error(url: &str, error: tungstenite::Error) -> BackendError {
     let reason = match &error {
@@ -404,5 +460,51 @@ fn connect_error(url: &str, error: tungstenite::Error) -> BackendError {
         url: url.to_owned(),
         reason,
         source: Box::new(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_token_and_redacted_urls() {
+        let mut settings = BackendSettings::new("wss://u:pw@bot/x?key=k1");
+        settings.auth_token = Some("tok3n".into());
+        settings
+            .url_by_number
+            .insert("8000".into(), "ws://bot/y?key=k2".into());
+        let debug = format!("{settings:?}");
+        for secret in ["tok3n", "pw", "k1", "k2"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        assert!(debug.contains("wss://bot/x?…"), "{debug}");
+    }
+
+    #[test]
+    fn validate_checks_urls_and_token() {
+        let mut settings = BackendSettings::new("ws://bot/");
+        assert!(settings.validate().is_ok());
+        settings.auth_token = Some("bad\ntoken".into());
+        assert!(matches!(
+            settings.validate(),
+            Err(BackendError::InvalidToken)
+        ));
+        settings.auth_token = Some(String::new());
+        assert!(matches!(
+            settings.validate(),
+            Err(BackendError::InvalidToken)
+        ));
+        settings.auth_token = Some("good".into());
+        settings
+            .url_by_number
+            .insert("1".into(), "http://x/".into());
+        assert!(matches!(
+            settings.validate(),
+            Err(BackendError::InvalidUrl { .. })
+        ));
+        let ids = settings.stream_ids();
+        assert!(ids.call_sid.starts_with("CA") && ids.stream_sid.starts_with("MZ"));
+        assert_eq!(ids.account_sid, settings.account_sid);
     }
 }
