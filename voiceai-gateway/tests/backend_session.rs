@@ -670,3 +670,32 @@ async fn a_backend_that_stops_reading_fails_the_session_instead_of_blocking() {
     assert!(reason.contains("stopped reading"), "{reason}");
     drop(bot);
 }
+
+/// The writer's own bound: sends slow enough never to fill the queue, so the write that
+/// the backend does not take within the stall limit is what ends the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_backend_does_not_take_in_time_ends_the_session() {
+    let (mut tx, mut rx, mut bot) =
+        session(settings("", ProtocolKind::Raw), AudioFormat::Slin16).await;
+    bot.json().await;
+    tx.set_write_stall_limit(Duration::from_millis(30));
+    // 60 kB messages, at most one a millisecond: the kernel's buffers fill in a few ms,
+    // the queue (128 messages) would take over 128 ms.
+    let chunk = vec![0x22_u8; 60_000];
+    let error = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Err(error) = tx.send_audio(&chunk).await {
+                return error;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("sending to a stalled backend never failed");
+    assert!(matches!(error, BackendError::Closed { .. }), "{error:?}");
+    let BackendClose::Abnormal(reason) = closed(&mut rx).await else {
+        panic!("a stalled backend is not a normal close");
+    };
+    assert!(reason.contains("a write waited"), "{reason}");
+    drop(bot);
+}
