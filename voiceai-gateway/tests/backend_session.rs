@@ -452,10 +452,12 @@ async fn close_1000_is_normal_other_codes_and_drops_are_abnormal() {
             within("again", rx.recv()).await,
             BackendEvent::Closed(_)
         ));
-        assert!(matches!(
-            tx.send_audio(&[0xFF; 160]).await,
-            Err(BackendError::Closed { .. })
-        ));
+        match tx.send_audio(&[0xFF; 160]).await {
+            Err(BackendError::Closed { reason, .. }) => {
+                assert_eq!(reason == "closed normally", expected_normal, "{reason}");
+            }
+            other => panic!("send after close: {other:?}"),
+        }
         let answer = within("answer", answer).await.unwrap();
         assert!(
             matches!(answer, Some(Ok(Message::Close(_))) | None),

@@ -579,6 +579,8 @@ impl BackendRx {
             Message::Close(frame) => {
                 let close = classify_close(frame.as_ref());
                 tracing::debug!(backend = %self.url, ?close, "the backend closed");
+                // Sends fail from now on, saying how the session ended.
+                self.shared.end(close.clone());
                 self.state = RxState::Closing {
                     close,
                     deadline: Instant::now() + CLOSE_DRAIN,
