@@ -5,5 +5,6 @@
 pub mod audio;
 pub mod audiosocket;
 pub mod config;
+pub mod media;
 pub mod protocol;
 pub mod rtp;
