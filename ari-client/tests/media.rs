@@ -348,3 +348,34 @@ async fn set_media_direction_turns_each_way_off_and_on() {
     media_channel.hangup(HangupReason::Normal).await.unwrap();
     bridge.destroy().await.unwrap();
 }
+
+#[tokio::test]
+async fn websocket_media_with_uses_the_channel_id_and_variables_given() {
+    let connection = app("media-with").await;
+    let id = ari_lab::unique_name("media-with-id");
+    let params =
+        ari_client::model::operations::channels::ExternalMedia::new(connection.app(), "slin16")
+            .channel_id(id.as_str())
+            .variables([("LAB_MARK", "given")]);
+    let (mut channel, created, socket) = connection.websocket_media_with(params).await.unwrap();
+    assert_eq!(channel.id().as_str(), id);
+    assert_eq!(created.id.as_str(), id);
+    assert!(created.name.starts_with("WebSocket/"), "{}", created.name);
+    let (_sender, mut receiver) = socket.split();
+    match tokio::time::timeout(WAIT, receiver.recv()).await {
+        Ok(Some(Ok(MediaFrame::Event(MediaEvent::Start(start))))) => {
+            assert_eq!(start.channel_id, id);
+            assert_eq!(
+                (start.format.as_str(), start.optimal_frame_size),
+                ("slin16", 640)
+            );
+        }
+        other => panic!("expected MEDIA_START, got {other:?}"),
+    }
+    tokio::time::timeout(WAIT, channel.events.wait_for::<StasisStart>())
+        .await
+        .expect("StasisStart within 10 s")
+        .unwrap();
+    assert_eq!(channel.variable("LAB_MARK").await.unwrap(), "given");
+    channel.hangup(HangupReason::Normal).await.unwrap();
+}

@@ -61,7 +61,9 @@
 mod reader;
 mod sender;
 
-use ari_model::models::{Channel, MediaConnectionType, MediaEncapsulation, MediaTransport};
+use ari_model::models::{
+    Channel, HangupReason, MediaConnectionType, MediaEncapsulation, MediaTransport,
+};
 use ari_model::operations::channels::ExternalMedia;
 use bytes::Bytes;
 use futures::StreamExt as _;
@@ -187,16 +189,37 @@ impl AppConnection {
 
     /// Creates a chan_websocket channel in server mode (`transport=websocket`,
     /// `connection_type=server`, `encapsulation=none`) in `format` (e.g. `ulaw`,
-    /// `slin16`) and connects its media socket. The channel enters Stasis only once the
-    /// socket is connected; its handle was subscribed before it was created.
+    /// `slin16`) with a new id, and connects its media socket
+    /// ([`AppConnection::websocket_media_with`]).
     ///
     /// # Errors
-    /// As [`crate::resources::Channels::external_media`] and [`AppConnection::connect_media`].
+    /// As [`AppConnection::websocket_media_with`].
     pub async fn websocket_media(
         &self,
         format: &str,
     ) -> Result<(ChannelHandle, Channel, MediaSocket), Error> {
-        let params = ExternalMedia::new(self.app(), format)
+        self.websocket_media_with(ExternalMedia::new(self.app(), format))
+            .await
+    }
+
+    /// Creates a chan_websocket channel in server mode from `params` (its `channel_id`,
+    /// when given, is the channel's id: keep such ids prefix-free; `app`, `format`,
+    /// `variables`, `direction`, `data`, `transport_data` as given) and connects its
+    /// media socket. `transport`, `encapsulation`, `connection_type` and `external_host`
+    /// are set to server mode (`websocket`, `none`, `server`, `INCOMING`). The channel
+    /// enters Stasis only once the socket is connected; its handle was subscribed before
+    /// it was created. When the socket cannot be connected, the channel is hung up
+    /// (best effort) before the error is returned.
+    ///
+    /// # Errors
+    /// As [`crate::resources::Channels::external_media`] and [`AppConnection::connect_media`];
+    /// [`Error::Decode`] when the channel has no `MEDIA_WEBSOCKET_CONNECTION_ID` (an
+    /// Asterisk before 22.6).
+    pub async fn websocket_media_with(
+        &self,
+        params: ExternalMedia,
+    ) -> Result<(ChannelHandle, Channel, MediaSocket), Error> {
+        let params = params
             .transport(MediaTransport::Websocket)
             .encapsulation(MediaEncapsulation::None)
             .connection_type(MediaConnectionType::Server)
@@ -207,14 +230,24 @@ impl AppConnection {
             .as_ref()
             .and_then(|vars| vars.get("MEDIA_WEBSOCKET_CONNECTION_ID"))
             .and_then(serde_json::Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| Error::Decode {
+            .map(str::to_owned);
+        let socket = match connection_id {
+            Some(connection_id) => self.connect_media(&connection_id).await,
+            None => Err(Error::Decode {
                 operation: "channels.externalMedia".to_owned(),
                 message: "no MEDIA_WEBSOCKET_CONNECTION_ID in the channel's variables (Asterisk 22.6+ needed)".to_owned(),
                 body: String::new(),
-            })?;
-        let socket = self.connect_media(&connection_id).await?;
-        Ok((handle, channel, socket))
+            }),
+        };
+        match socket {
+            Ok(socket) => Ok((handle, channel, socket)),
+            Err(error) => {
+                if let Err(hangup) = handle.hangup(HangupReason::Normal).await {
+                    tracing::debug!(channel_id = %handle.id(), error = %hangup, "hanging up a media channel whose socket failed");
+                }
+                Err(error)
+            }
+        }
     }
 }
 
