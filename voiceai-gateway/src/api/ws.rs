@@ -280,6 +280,8 @@ impl Client {
             }
         }
 
+        // No more events for this client: the bus forgets it at once.
+        drop(self.events);
         if let Some(verdict) = verdict {
             let _ = close.send(verdict);
             drop(queue);
