@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::Extension;
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures::{SinkExt as _, StreamExt as _};
 use serde::{Deserialize, Serialize};
@@ -152,6 +152,18 @@ fn json(value: &impl Serialize) -> String {
 /// Why a client is closed: its code and reason.
 type Closing = (u16, String);
 
+/// What the client loop does next.
+enum Step {
+    /// Go on.
+    Go,
+    /// The client went away (or its writer did).
+    Gone,
+    /// The client sent a close frame (answered by the writer).
+    ClientClosed,
+    /// Close the client with this code and reason.
+    Close(Closing),
+}
+
 /// One client: the events it gets and the calls it joined.
 struct Client {
     state: AppState,
@@ -212,96 +224,86 @@ impl Client {
             active_calls: &active,
             timestamp: timestamp(SystemTime::now()),
         });
-        let mut verdict: Option<Closing> = match queue.try_send(Message::Text(hello.into())) {
-            Ok(()) => None,
-            Err(_) => Some((CLOSE_POLICY, "client too slow".to_owned())),
-        };
+        let mut step = self.offer(&queue, hello);
 
         let mut last_heard = Instant::now();
         let mut idle_check = tokio::time::interval(ping_interval);
         idle_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut client_closed = false;
 
-        while verdict.is_none() {
-            tokio::select! {
+        while let Step::Go = step {
+            step = tokio::select! {
                 () = shutting_down(&mut closing) => {
-                    verdict = Some((CLOSE_GOING_AWAY, "server shutting down".to_owned()));
+                    Step::Close((CLOSE_GOING_AWAY, "server shutting down".to_owned()))
                 }
                 event = self.events.recv() => match event {
-                    Ok(event) => {
-                        if self.wants(&event) {
-                            match queue.try_send(Message::Text(event.json.as_ref().into())) {
-                                Ok(()) => {}
-                                Err(mpsc::error::TrySendError::Full(_)) => {
-                                    verdict = Some(self.too_slow("its queue of events is full"));
-                                }
-                                Err(mpsc::error::TrySendError::Closed(_)) => break,
-                            }
-                        }
-                    }
+                    Ok(event) if self.wants(&event) => self.offer(&queue, event.json.as_ref()),
+                    Ok(_) => Step::Go,
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        verdict = Some(self.too_slow(&format!("{missed} events missed")));
+                        Step::Close(self.too_slow(&format!("{missed} events missed")))
                     }
                     Err(broadcast::error::RecvError::Closed) => {
-                        verdict = Some((CLOSE_GOING_AWAY, "server shutting down".to_owned()));
+                        Step::Close((CLOSE_GOING_AWAY, "server shutting down".to_owned()))
                     }
                 },
                 message = stream.next() => match message {
-                    None | Some(Err(_)) => break,
+                    None | Some(Err(_)) => Step::Gone,
                     Some(Ok(message)) => {
                         last_heard = Instant::now();
                         match message {
                             Message::Text(text) => match self.answer(&text) {
-                                Some(reply) => match queue.try_send(Message::Text(reply.into())) {
-                                    Ok(()) => {}
-                                    Err(mpsc::error::TrySendError::Full(_)) => {
-                                        verdict = Some(self.too_slow("its queue of events is full"));
-                                    }
-                                    Err(mpsc::error::TrySendError::Closed(_)) => break,
-                                },
-                                None => {}
+                                Some(reply) => self.offer(&queue, reply),
+                                None => Step::Go,
                             },
-                            Message::Close(_) => {
-                                client_closed = true;
-                                break;
-                            }
-                            Message::Binary(_) => {
-                                verdict = Some((CLOSE_POLICY, "binary messages are not accepted".to_owned()));
-                            }
-                            Message::Ping(_) | Message::Pong(_) => {}
+                            Message::Close(_) => Step::ClientClosed,
+                            Message::Binary(_) => Step::Close((
+                                CLOSE_POLICY,
+                                "binary messages are not accepted".to_owned(),
+                            )),
+                            Message::Ping(_) | Message::Pong(_) => Step::Go,
                         }
                     }
                 },
                 _ = idle_check.tick() => {
                     if last_heard.elapsed() > ping_interval * 2 {
-                        verdict = Some((CLOSE_GOING_AWAY, "no answer to pings: client idle".to_owned()));
+                        Step::Close((CLOSE_GOING_AWAY, "no answer to pings: client idle".to_owned()))
+                    } else {
+                        Step::Go
                     }
                 }
-            }
+            };
         }
 
         // No more events for this client: the bus forgets it at once.
         drop(self.events);
-        if let Some(verdict) = verdict {
+        if let Step::Close(verdict) = step {
             let _ = close.send(verdict);
             drop(queue);
-            if !client_closed {
-                // The closing handshake: read until the client answers (or gives up), so
-                // that what it still has to read is not lost to a reset.
-                let _ = timeout(CLOSE_WAIT, async {
-                    while let Some(Ok(message)) = stream.next().await {
-                        if matches!(message, Message::Close(_)) {
-                            break;
-                        }
+            // The closing handshake: read until the client answers (or gives up), so that
+            // what it still has to read is not lost to a reset.
+            let _ = timeout(CLOSE_WAIT, async {
+                while let Some(Ok(message)) = stream.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
                     }
-                })
-                .await;
-            }
+                }
+            })
+            .await;
         } else {
             drop(close);
             drop(queue);
         }
         let _ = timeout(SEND_TIMEOUT + CLOSE_WAIT, writer).await;
+    }
+
+    /// Queues `text` for the client; a full queue means the client is too slow.
+    fn offer(&self, queue: &mpsc::Sender<Message>, text: impl Into<Utf8Bytes>) -> Step {
+        match queue.try_send(Message::Text(text.into())) {
+            Ok(()) => Step::Go,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                Step::Close(self.too_slow("its queue of events is full"))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Step::Gone,
+        }
     }
 
     fn too_slow(&self, why: &str) -> Closing {
