@@ -294,3 +294,25 @@ async fn shutdown_closes_websocket_clients_with_going_away() {
     assert_eq!(code, 1001);
     assert_eq!(reason, "server shutting down");
 }
+
+#[tokio::test]
+async fn a_client_that_answers_no_pings_is_closed_as_idle() {
+    let server = Server::start_with(
+        ApiConfig {
+            ws_ping_interval: Duration::from_millis(50),
+            ..api_support::config()
+        },
+        64,
+    )
+    .await;
+    // Connected and never polled: the pings go unanswered.
+    let mut silent = connect(&server, "/ws/monitor").await;
+    let started = Instant::now();
+    while server.calls.events().subscribers() > 0 {
+        assert!(started.elapsed() < DEADLINE, "the idle client was kept");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (code, reason) = close_frame(&mut silent).await;
+    assert_eq!(code, 1001);
+    assert!(reason.contains("idle"), "{reason}");
+}

@@ -121,7 +121,7 @@ pub(crate) fn body_rejection(rejection: &BytesRejection, limit: usize) -> ApiErr
 
 /// A JSON body; its rejections answer in the API's error shape with a clear message.
 #[derive(Debug, Clone)]
-pub struct ApiJson<T>(pub T);
+pub(crate) struct ApiJson<T>(pub(crate) T);
 
 impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;

@@ -18,7 +18,7 @@
 
 mod auth;
 mod calls;
-pub mod error;
+mod error;
 mod twilio;
 pub mod validate;
 mod ws;
