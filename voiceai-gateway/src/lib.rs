@@ -2,6 +2,7 @@
 //! voice backend over WebSocket. The binary is a thin wrapper over this library.
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod audio;
 pub mod audiosocket;
 pub mod backend;
