@@ -9,7 +9,9 @@
 //!   (given back when the leg's halves are dropped); Asterisk sends to it, the gateway
 //!   answers to `UNICASTRTP_LOCAL_ADDRESS`/`UNICASTRTP_LOCAL_PORT`. Formats ulaw, alaw,
 //!   slin16 (payload type 118, big-endian on the wire). Datagrams from any other address,
-//!   of another payload type, or that are not RTP, are dropped.
+//!   of another payload type, or that are not RTP, are dropped. Asterisk 22.10 sends
+//!   slin16 but drops the slin16 RTP it receives (chan_rtp maps no dynamic payload type
+//!   for reception; verified on the lab): over RTP, use ulaw or alaw both ways.
 //! - [`MediaKind::Audiosocket`] (Asterisk 18+): one TCP listener per factory on
 //!   [`MediaSettings::audiosocket_listen`]; Asterisk connects and names the call by the
 //!   UUID given in `data`; the factory routes the connection to the waiting
@@ -423,6 +425,13 @@ impl MediaFactory {
     /// [`MediaError::Bind`] when the AudioSocket listener cannot be bound.
     pub async fn new(settings: MediaSettings) -> Result<MediaFactory, MediaError> {
         settings.check()?;
+        if settings.kind == MediaKind::Rtp && settings.format == AudioFormat::Slin16 {
+            tracing::warn!(
+                "RTP slin16: Asterisk (22.10 at least) drops the slin16 RTP it receives \
+                 (payload type 118 has no rx mapping on UnicastRTP), so callers will not hear \
+                 the backend; use ulaw or alaw over RTP, or slin16 over websocket/audiosocket"
+            );
+        }
         let mut settings = settings;
         let transport = match settings.kind {
             MediaKind::Websocket => Transport::Websocket,
