@@ -164,14 +164,16 @@ impl Gateway {
         self.shared.connected.subscribe()
     }
 
-    /// Calls `number` (validated by the caller) through the originate endpoint and, once
-    /// answered, runs it through the AI flow. Returns the call id and channel id.
+    /// Calls `number` at `endpoint` (both validated by the caller; `None`: the configured
+    /// originate endpoint) and, once answered, runs it through the AI flow. Returns the
+    /// call id and channel id.
     ///
     /// # Errors
     /// [`OriginateRefused`] when not connected, full, draining, or refused by Asterisk.
     pub async fn originate(
         &self,
         number: &str,
+        endpoint: Option<String>,
         caller_id: Option<String>,
         variables: BTreeMap<String, String>,
     ) -> Result<(String, String), OriginateRefused> {
@@ -187,7 +189,8 @@ impl Gateway {
         }
         let settings = &self.shared.settings;
         let call = OutboundCall {
-            endpoint: settings.originate_endpoint.replace("{number}", number),
+            endpoint: endpoint
+                .unwrap_or_else(|| settings.originate_endpoint.replace("{number}", number)),
             number: number.to_owned(),
             caller_id: caller_id.or_else(|| settings.originate_caller_id.clone()),
             variables: variables.into_iter().collect(),

@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod app;
 pub mod audio;
 pub mod audiosocket;
 pub mod backend;

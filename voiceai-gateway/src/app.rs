@@ -1,0 +1,273 @@
+//! The service: a validated [`Config`] in, a running gateway and API out, until SIGTERM
+//! or SIGINT drains it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ari_client::Client;
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AriStatus, ControlError, GatewayControl, OriginateRequest, Originated};
+use crate::backend::{self, BackendSettings};
+use crate::calls::{CallContext, CallPolicy, Calls};
+use crate::config::{Config, MediaTransport, Secret};
+use crate::events::EventBus;
+use crate::gateway::{Gateway, GatewaySettings, OriginateRefused};
+use crate::media::{MediaFactory, MediaKind, MediaSettings};
+
+/// Why the service could not start or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// The ARI client cannot be built from the configuration.
+    #[error("ARI client for {url}: {message}")]
+    Ari {
+        /// The ARI URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// The backend URL map cannot be read.
+    #[error(transparent)]
+    BackendMap(#[from] backend::BackendError),
+    /// The media transport cannot be set up (e.g. the AudioSocket address is taken).
+    #[error("media transport: {0}")]
+    Media(#[from] crate::media::MediaError),
+    /// The API address cannot be bound.
+    #[error("cannot listen on {address} (--listen): {source}")]
+    Listen {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Signals cannot be watched.
+    #[error("cannot watch for signals: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+fn media_kind(transport: MediaTransport) -> MediaKind {
+    match transport {
+        MediaTransport::Websocket => MediaKind::Websocket,
+        MediaTransport::Rtp => MediaKind::Rtp,
+        MediaTransport::Audiosocket => MediaKind::Audiosocket,
+    }
+}
+
+fn exposed(secret: Option<&Secret>) -> Option<String> {
+    secret.map(|secret| secret.expose().to_owned())
+}
+
+/// Runs the gateway until a signal asks it to stop, then drains it.
+///
+/// # Errors
+/// When something it needs cannot be set up ([`AppError`]).
+pub async fn run(config: Config) -> Result<(), AppError> {
+    let stop = CancellationToken::new();
+    let signals = watch_signals(stop.clone())?;
+    let outcome = serve(config, stop).await;
+    signals.abort();
+    outcome
+}
+
+/// Runs the gateway until `stop` is cancelled, then drains it.
+///
+/// # Errors
+/// When something it needs cannot be set up ([`AppError`]).
+pub async fn serve(config: Config, stop: CancellationToken) -> Result<(), AppError> {
+    let client = Client::builder(&config.ari.url)
+        .credentials(config.ari.credentials())
+        .build()
+        .map_err(|error| AppError::Ari {
+            url: config.ari.url.clone(),
+            message: error.chain().to_string(),
+        })?;
+    let url_by_number = match &config.backend.map_file {
+        Some(path) => backend::load_url_map(path)?,
+        None => Default::default(),
+    };
+    let backend = BackendSettings {
+        protocol: config.backend.protocol,
+        default_url: config.backend.default_url.clone(),
+        url_by_number,
+        url_variable: config.backend.url_variable.clone(),
+        auth_token: exposed(config.backend.auth_token.as_ref()),
+        raw_format: config.backend.raw_format,
+        account_sid: config.twilio.account_sid.clone(),
+        connect_timeout: config.backend.connect_timeout,
+    };
+    let media = MediaFactory::new(MediaSettings {
+        kind: media_kind(config.media.transport),
+        format: config.media.format,
+        rtp_address: config.media.rtp_address,
+        rtp_ports: config.media.rtp_ports.clone(),
+        audiosocket_listen: config.media.audiosocket_listen,
+        connect_timeout: config.media.connect_timeout,
+    })
+    .await?;
+    let listener = tokio::net::TcpListener::bind(config.api.listen)
+        .await
+        .map_err(|source| AppError::Listen {
+            address: config.api.listen,
+            source,
+        })?;
+    let (app, updates) = client.app_connection([config.app.as_str()]).start();
+    let calls = Calls::new(EventBus::default(), config.calls.ended_calls_kept);
+    let context = CallContext {
+        app,
+        calls: calls.clone(),
+        media,
+        backend,
+        policy: CallPolicy {
+            account_sid: config.twilio.account_sid.clone(),
+            failover_after: config.backend.failover_after,
+            fallback_endpoint: config.calls.fallback_endpoint.clone(),
+            hold_music: config.calls.hold_music.clone(),
+            channel_variables: config.calls.channel_variables.clone(),
+            transfer_context: config.calls.transfer_context.clone(),
+            transfer_timeout: config.originate.timeout,
+        },
+        hangup_all: CancellationToken::new(),
+    };
+    let gateway = Gateway::start(
+        context,
+        updates,
+        GatewaySettings {
+            max_calls: usize::try_from(config.calls.max_calls).unwrap_or(usize::MAX),
+            originate_endpoint: config.originate.endpoint.clone(),
+            originate_timeout: config.originate.timeout,
+            originate_caller_id: config.originate.caller_id.clone(),
+            ari_host: config.ari_endpoint.host.clone(),
+            ari_port: config.ari_endpoint.port,
+        },
+    );
+    let control = Arc::new(Control {
+        gateway: gateway.clone(),
+        app: config.app.clone(),
+    });
+    let api_config = api::ApiConfig {
+        auth_token: exposed(config.api.auth_token.as_ref()),
+        twilio_account_sid: config.twilio.account_sid.clone(),
+        twilio_auth_token: exposed(config.twilio.auth_token.as_ref()),
+        cors_origins: config.api.cors_origins.clone(),
+        dial_template: config.originate.endpoint.clone(),
+        ..api::ApiConfig::default()
+    };
+    let router = api::router(calls, control, api_config);
+    let api_stop = CancellationToken::new();
+    let server = tokio::spawn(api::serve(
+        listener,
+        router,
+        api_stop.clone().cancelled_owned(),
+    ));
+    let announcer = tokio::spawn(announce_readiness(
+        gateway.clone(),
+        config.app.clone(),
+        config.api.listen,
+        config.ari.url.clone(),
+    ));
+
+    stop.cancelled().await;
+    tracing::info!("stopping: draining calls");
+    announcer.abort();
+    gateway.drain(config.calls.drain_timeout).await;
+    api_stop.cancel();
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "API server ended with an error"),
+        Err(error) => tracing::warn!(%error, "API server task failed"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Logs `ready` when ARI first connects (the line operators and checks wait for), and
+/// each later loss and return.
+async fn announce_readiness(gateway: Gateway, app: String, listen: SocketAddr, ari_url: String) {
+    let mut connected = gateway.connected_changes();
+    if !*connected.borrow() {
+        tracing::info!(%ari_url, "waiting for Asterisk ARI");
+    }
+    let mut announced = false;
+    loop {
+        if *connected.borrow_and_update() {
+            if announced {
+                tracing::info!(%app, "ARI is back: taking calls again");
+            } else {
+                tracing::info!(%app, api = %format!("http://{listen}"), "ready: taking calls for Stasis app {app}");
+                announced = true;
+            }
+        }
+        if connected.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn watch_signals(stop: CancellationToken) -> Result<tokio::task::JoinHandle<()>, AppError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).map_err(AppError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(AppError::Signals)?;
+    Ok(tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+            _ = interrupt.recv() => tracing::info!("SIGINT received"),
+        }
+        stop.cancel();
+    }))
+}
+
+/// The API's view of the gateway.
+struct Control {
+    gateway: Gateway,
+    app: String,
+}
+
+impl GatewayControl for Control {
+    fn ari(&self) -> AriStatus {
+        let settings = self.gateway.settings();
+        AriStatus {
+            connected: self.gateway.ari_connected(),
+            host: settings.ari_host.clone(),
+            ari_port: settings.ari_port,
+            app_name: self.app.clone(),
+            asterisk_version: self.gateway.asterisk_version(),
+        }
+    }
+
+    fn accepting_calls(&self) -> bool {
+        self.gateway.accepting_calls()
+    }
+
+    fn originate(
+        &self,
+        request: OriginateRequest,
+    ) -> BoxFuture<'_, Result<Originated, ControlError>> {
+        async move {
+            let placed = self
+                .gateway
+                .originate(
+                    &request.phone_number,
+                    Some(request.endpoint),
+                    request.caller_id,
+                    request.variables,
+                )
+                .await;
+            match placed {
+                Ok((call_id, channel_id)) => Ok(Originated {
+                    call_id,
+                    channel_id,
+                }),
+                Err(OriginateRefused::NoAri) => Err(ControlError::NotConnected),
+                Err(refused @ (OriginateRefused::Full(_) | OriginateRefused::Draining)) => {
+                    Err(ControlError::Refused(refused.to_string()))
+                }
+                Err(OriginateRefused::Asterisk(message)) => Err(ControlError::Asterisk(message)),
+            }
+        }
+        .boxed()
+    }
+}
