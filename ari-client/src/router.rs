@@ -198,7 +198,14 @@ struct Routes {
 #[derive(Default)]
 pub(crate) struct Router {
     routes: Mutex<Routes>,
+    /// Where channels nobody follows go when they enter Stasis (see
+    /// [`crate::AppConnection::incoming_channels`]).
+    incoming: Mutex<Option<mpsc::Sender<Incoming>>>,
 }
+
+/// A channel that entered Stasis unfollowed: its new subscription (which got the
+/// `StasisStart` first) and that event.
+pub(crate) type Incoming = (ObjectEvents, Arc<Event>);
 
 /// What delivering to one route came to.
 enum Outcome {
@@ -287,6 +294,54 @@ impl Router {
                 list.retain(|route| route.id != id);
                 if list.is_empty() {
                     map.remove(object.key());
+                }
+            }
+        }
+    }
+
+    /// Sends channels entering Stasis that no subscription follows to `sink` from now
+    /// on (replacing any earlier sink, whose stream then ends).
+    pub(crate) fn set_incoming(&self, sink: mpsc::Sender<Incoming>) {
+        if let Ok(mut incoming) = self.incoming.lock() {
+            *incoming = Some(sink);
+        }
+    }
+
+    /// Before `update` is dispatched: when it is the `StasisStart` of a channel nobody
+    /// follows and an incoming sink is set, subscribes to the channel (so the event and
+    /// everything after it reach the new subscription, with no gap) and hands it over.
+    /// A full sink drops the offer (the channel is still seen in the broadcast).
+    pub(crate) fn offer_incoming(self: &Arc<Self>, update: &Update) {
+        let Update::Event(event) = update else {
+            return;
+        };
+        let Event::StasisStart(start) = event.as_ref() else {
+            return;
+        };
+        let Some(sink) = self.incoming.lock().ok().and_then(|sink| sink.clone()) else {
+            return;
+        };
+        let id = start.channel.id.as_str();
+        let followed = self
+            .routes
+            .lock()
+            .map_or(true, |routes| routes.by_kind[CHANNEL].contains_key(id));
+        if followed {
+            return;
+        }
+        match sink.try_reserve() {
+            Ok(permit) => {
+                let events = self.subscribe(Object::Channel(start.channel.id.clone()));
+                permit.send((events, event.clone()));
+            }
+            Err(mpsc::error::TrySendError::Full(())) => {
+                tracing::warn!(channel = %id, "incoming channel queue full: channel not offered");
+            }
+            Err(mpsc::error::TrySendError::Closed(())) => {
+                if let Ok(mut incoming) = self.incoming.lock() {
+                    if incoming.as_ref().is_some_and(mpsc::Sender::is_closed) {
+                        *incoming = None;
+                    }
                 }
             }
         }

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use ari_client::model::Event;
 use ari_client::model::events::StasisStart;
 use ari_client::model::models::HangupReason;
@@ -290,4 +292,53 @@ async fn closing_a_connection_ends_its_update_streams_and_later_handles() {
         Some(ari_client::WaitFailure::Ended(StreamEnd::Closed)),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn incoming_channels_come_with_a_handle_that_misses_nothing() {
+    // A channel the app did not create (here originated over plain HTTP, as the
+    // dialplan's Stasis() would send it) is offered with a handle whose events start
+    // with its StasisStart; one the connection created itself is not offered.
+    let connection = app("ev-incoming").await;
+    let mut incoming = connection.incoming_channels();
+    let rest = ari_lab::rest::Rest::new(ari_lab::Lab::get().await);
+    let outside = ari_lab::unique_name("ev-incoming-outside");
+    let response = rest
+        .post(&format!(
+            "/channels?endpoint=Local/hello@lab&app={}&channelId={outside}&formats=ulaw",
+            connection.app()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200, "{}", response.text);
+    let mut offered = tokio::time::timeout(WAIT, incoming.next_channel())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(offered.channel.id().as_str(), outside);
+    assert_eq!(offered.start.channel.id.as_str(), outside);
+    // hello-world ends the call by itself: its end arrives on the handle, after the
+    // StasisStart the handle got first.
+    let first = offered.channel.events.next_event().await.unwrap();
+    assert!(matches!(first.as_ref(), Event::StasisStart(_)), "{first:?}");
+    offered
+        .channel
+        .events
+        .within(Duration::from_secs(15))
+        .wait_until(|event| matches!(event, Event::StasisEnd(_)))
+        .await
+        .unwrap();
+
+    let mut own = connection
+        .originate(channels::Originate::new("Local/answer@lab").formats("ulaw"))
+        .await
+        .unwrap();
+    own.events
+        .within(WAIT)
+        .wait_for::<StasisStart>()
+        .await
+        .unwrap();
+    own.hangup(HangupReason::Normal).await.unwrap();
+    let more = tokio::time::timeout(Duration::from_millis(500), incoming.next_channel()).await;
+    assert!(more.is_err(), "a created channel was offered: {more:?}");
 }

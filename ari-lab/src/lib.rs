@@ -8,10 +8,13 @@
 //! Tests share one Asterisk, so each one names its own Stasis app and object ids with
 //! [`unique_name`]; events of other tests never reach it.
 
+pub mod audio;
 pub mod events;
 mod gate;
+pub mod pcap;
 pub mod rest;
 pub mod sipp;
+pub mod tap;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};

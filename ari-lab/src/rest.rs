@@ -31,6 +31,7 @@ impl Response {
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Sends ARI requests with the lab's credentials.
+#[derive(Clone)]
 pub struct Rest {
     client: Client<HttpConnector, Full<Bytes>>,
     base: String,
@@ -79,7 +80,23 @@ impl Rest {
         self.send("DELETE", path).await
     }
 
+    /// `GET /ari<path>`, the body as bytes (e.g. `/recordings/stored/{name}/file`).
+    ///
+    /// # Errors
+    /// When the request cannot be sent or the answer not read.
+    pub async fn get_bytes(&self, path: &str) -> Result<(u16, Bytes), Error> {
+        self.send_raw("GET", path).await
+    }
+
     async fn send(&self, method: &str, path: &str) -> Result<Response, Error> {
+        let (status, body) = self.send_raw(method, path).await?;
+        Ok(Response {
+            status,
+            text: String::from_utf8_lossy(&body).into_owned(),
+        })
+    }
+
+    async fn send_raw(&self, method: &str, path: &str) -> Result<(u16, Bytes), Error> {
         let request = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
@@ -92,10 +109,13 @@ impl Rest {
         .await
         .map_err(|_| format!("no answer to {method} {path} within 10 s"))??;
         let status = response.status().as_u16();
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok(Response {
-            status,
-            text: String::from_utf8_lossy(&body).into_owned(),
-        })
+        let body = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            response.into_body().collect(),
+        )
+        .await
+        .map_err(|_| format!("the body of {method} {path} not read within 30 s"))??
+        .to_bytes();
+        Ok((status, body))
     }
 }

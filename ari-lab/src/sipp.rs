@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
+use crate::pcap::CallerAudio;
 use crate::rest::Error;
 use crate::{unique_name, workspace_root};
 
@@ -56,6 +57,23 @@ fn free_udp_port() -> Result<u16, Error> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// The caller audio `asterisk_conf/sipp/uac.xml` plays: G.711 A-law speech shipped with
+/// SIPp (the sip-tester package).
+pub const DEFAULT_PCAP: &str = "/usr/share/sip-tester/g711a.pcap";
+
+fn new_work_dir() -> Result<PathBuf, Error> {
+    let work_dir = std::env::temp_dir().join(unique_name("sipp"));
+    std::fs::create_dir_all(&work_dir)?;
+    Ok(work_dir)
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// Path of a scenario in `asterisk_conf/sipp/`.
 pub fn scenario(name: &str) -> PathBuf {
     workspace_root()
@@ -65,17 +83,60 @@ pub fn scenario(name: &str) -> PathBuf {
 }
 
 impl Sipp {
-    /// Places `call` into the lab's Asterisk (127.0.0.1:5060) with real G.711 audio.
+    /// Places `call` into the lab's Asterisk (127.0.0.1:5060) with real G.711 audio (the
+    /// pcap that ships with SIPp, [`DEFAULT_PCAP`]).
     ///
     /// # Errors
     /// When SIPp cannot be started.
     pub fn call(call: &UacCall) -> Result<Sipp, Error> {
+        let work_dir = new_work_dir()?;
+        Self::call_in(call, scenario("uac.xml"), work_dir)
+    }
+
+    /// Places `call` with `audio` as the caller's RTP (written as a pcap, see
+    /// [`crate::pcap`]), starting when the call is answered.
+    ///
+    /// # Errors
+    /// When the pcap or the scenario cannot be written, or SIPp cannot be started.
+    pub fn call_with_audio(call: &UacCall, audio: &CallerAudio) -> Result<Sipp, Error> {
+        let work_dir = new_work_dir()?;
+        let pcap = work_dir.join("caller.pcap");
+        audio.write(&pcap)?;
+        Self::call_playing_in(call, &pcap, work_dir)
+    }
+
+    /// Places `call` playing the pcap file `pcap` as the caller's RTP (Ethernet or Linux
+    /// cooked link type, UDP; see [`crate::pcap`]) once the call is answered.
+    ///
+    /// # Errors
+    /// When the scenario cannot be written, or SIPp cannot be started.
+    pub fn call_playing(call: &UacCall, pcap: &Path) -> Result<Sipp, Error> {
+        let work_dir = new_work_dir()?;
+        Self::call_playing_in(call, pcap, work_dir)
+    }
+
+    fn call_playing_in(call: &UacCall, pcap: &Path, work_dir: PathBuf) -> Result<Sipp, Error> {
+        let template = std::fs::read_to_string(scenario("uac.xml"))?;
+        let quoted = format!("\"{DEFAULT_PCAP}\"");
+        if !template.contains(&quoted) {
+            return Err(
+                format!("uac.xml no longer plays {DEFAULT_PCAP}: cannot substitute").into(),
+            );
+        }
+        let absolute = std::path::absolute(pcap)?;
+        let replacement = format!("\"{}\"", xml_escape(&absolute.display().to_string()));
+        let file = work_dir.join("uac.xml");
+        std::fs::write(&file, template.replace(&quoted, &replacement))?;
+        Self::call_in(call, file, work_dir)
+    }
+
+    fn call_in(call: &UacCall, scenario_file: PathBuf, work_dir: PathBuf) -> Result<Sipp, Error> {
         let port = free_udp_port()?;
         let media = free_udp_port_block()?;
         let args: Vec<String> = vec![
             "127.0.0.1:5060".into(),
             "-sf".into(),
-            scenario("uac.xml").display().to_string(),
+            scenario_file.display().to_string(),
             "-s".into(),
             call.dialled.clone(),
             "-set".into(),
@@ -93,7 +154,7 @@ impl Sipp {
             "-m".into(),
             "1".into(),
         ];
-        Self::spawn(&args, port)
+        Self::spawn(&args, port, work_dir)
     }
 
     /// Runs `scenario_file` as a UAS on a free port of 127.0.0.1, echoing RTP.
@@ -115,12 +176,10 @@ impl Sipp {
             media.to_string(),
             "-rtp_echo".into(),
         ];
-        Self::spawn(&args, port)
+        Self::spawn(&args, port, new_work_dir()?)
     }
 
-    fn spawn(args: &[String], port: u16) -> Result<Sipp, Error> {
-        let work_dir = std::env::temp_dir().join(unique_name("sipp"));
-        std::fs::create_dir_all(&work_dir)?;
+    fn spawn(args: &[String], port: u16, work_dir: PathBuf) -> Result<Sipp, Error> {
         let child = Command::new("sipp")
             .args(args)
             // The control socket listens on all interfaces unless told otherwise.
@@ -129,7 +188,7 @@ impl Sipp {
             .current_dir(&work_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(std::fs::File::create(work_dir.join("stderr.log"))?)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("cannot run sipp (install the sip-tester package): {e}"))?;
@@ -166,6 +225,11 @@ impl Sipp {
                 .into())
             }
         }
+    }
+
+    /// What SIPp wrote to its standard error so far (e.g. how it read a pcap).
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.work_dir.join("stderr.log")).unwrap_or_default()
     }
 
     /// What SIPp wrote to its error log so far.

@@ -5,8 +5,12 @@
 pub mod api;
 pub mod audio;
 pub mod audiosocket;
+pub mod backend;
 pub mod calls;
 pub mod config;
 pub mod events;
+pub mod gateway;
+pub mod media;
+pub mod logging;
 pub mod protocol;
 pub mod rtp;

@@ -15,6 +15,7 @@
 
 mod builder;
 mod handshake;
+mod incoming;
 pub(crate) mod rest;
 mod resync;
 mod task;
@@ -26,6 +27,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 pub use builder::{AppConnectionBuilder, OutboundServerBuilder};
+pub use incoming::{IncomingChannel, IncomingChannels};
 pub(crate) use resync::Live;
 pub use update::{Snapshot, Update, Updates};
 
@@ -68,6 +70,10 @@ impl AppConnection {
     /// Every update from now on, as a stream. Each call is an independent subscriber.
     pub fn updates(&self) -> Updates {
         Updates::new(self.shared.updates.subscribe(), self.shared.cancel.clone())
+    }
+
+    pub(crate) fn cancel_token(&self) -> &CancellationToken {
+        &self.shared.cancel
     }
 
     pub(crate) fn router(&self) -> &Arc<Router> {

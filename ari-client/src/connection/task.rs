@@ -75,6 +75,7 @@ fn lost(message: impl Into<String>) -> Error {
 
 impl Task {
     fn publish(&self, update: Update) {
+        self.router.offer_incoming(&update);
         self.router.dispatch(&update);
         // No subscriber is fine: updates are for whoever listens.
         let _ = self.updates.send(update);

@@ -30,7 +30,7 @@ impl std::fmt::Debug for ChannelHandle {
 }
 
 impl ChannelHandle {
-    pub(super) fn new(connection: AppConnection, id: ChannelId, events: ObjectEvents) -> Self {
+    pub(crate) fn new(connection: AppConnection, id: ChannelId, events: ObjectEvents) -> Self {
         ChannelHandle {
             connection,
             id,
