@@ -10,7 +10,7 @@ pub mod calls;
 pub mod config;
 pub mod events;
 pub mod gateway;
-pub mod media;
 pub mod logging;
+pub mod media;
 pub mod protocol;
 pub mod rtp;
