@@ -188,6 +188,27 @@ impl Default for ApiConfig {
 }
 
 impl ApiConfig {
+    /// The API's settings from the gateway's validated configuration (token, CORS origins,
+    /// Twilio SID and password, `--originate-endpoint` as the dial template).
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            auth_token: config
+                .api
+                .auth_token
+                .as_ref()
+                .map(|token| token.expose().to_owned()),
+            twilio_account_sid: config.twilio.account_sid.clone(),
+            twilio_auth_token: config
+                .twilio
+                .auth_token
+                .as_ref()
+                .map(|token| token.expose().to_owned()),
+            cors_origins: config.api.cors_origins.clone(),
+            dial_template: config.originate.endpoint.clone(),
+            ..Self::default()
+        }
+    }
+
     /// The Twilio endpoint's Basic auth password, if any.
     fn twilio_password(&self) -> Option<&str> {
         self.twilio_auth_token
