@@ -12,10 +12,10 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AriStatus, ControlError, GatewayControl, OriginateRequest, Originated};
 use crate::backend::{self, BackendSettings};
 use crate::calls::{CallContext, CallPolicy, Calls};
-use crate::config::{Config, MediaTransport, Secret};
+use crate::config::{Config, Secret};
 use crate::events::EventBus;
 use crate::gateway::{Gateway, GatewaySettings, OriginateRefused};
-use crate::media::{MediaFactory, MediaKind, MediaSettings};
+use crate::media::{MediaFactory, MediaSettings};
 
 /// Why the service could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -47,14 +47,6 @@ pub enum AppError {
     /// Signals cannot be watched.
     #[error("cannot watch for signals: {0}")]
     Signals(#[source] std::io::Error),
-}
-
-fn media_kind(transport: MediaTransport) -> MediaKind {
-    match transport {
-        MediaTransport::Websocket => MediaKind::Websocket,
-        MediaTransport::Rtp => MediaKind::Rtp,
-        MediaTransport::Audiosocket => MediaKind::Audiosocket,
-    }
 }
 
 fn exposed(secret: Option<&Secret>) -> Option<String> {
@@ -100,7 +92,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> Result<(), AppErr
         connect_timeout: config.backend.connect_timeout,
     };
     let media = MediaFactory::new(MediaSettings {
-        kind: media_kind(config.media.transport),
+        kind: config.media.transport,
         format: config.media.format,
         rtp_address: config.media.rtp_address,
         rtp_ports: config.media.rtp_ports.clone(),
@@ -148,14 +140,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> Result<(), AppErr
         gateway: gateway.clone(),
         app: config.app.clone(),
     });
-    let api_config = api::ApiConfig {
-        auth_token: exposed(config.api.auth_token.as_ref()),
-        twilio_account_sid: config.twilio.account_sid.clone(),
-        twilio_auth_token: exposed(config.twilio.auth_token.as_ref()),
-        cors_origins: config.api.cors_origins.clone(),
-        dial_template: config.originate.endpoint.clone(),
-        ..api::ApiConfig::default()
-    };
+    let api_config = api::ApiConfig::from_config(&config);
     let router = api::router(calls, control, api_config);
     let api_stop = CancellationToken::new();
     let server = tokio::spawn(api::serve(

@@ -41,6 +41,7 @@ use tracing::level_filters::LevelFilter;
 
 use crate::audio::AudioFormat;
 use crate::logging::LogFormat;
+use crate::media::MediaKind;
 use crate::protocol::ProtocolKind;
 
 /// The file of variables read from the working directory by the binary.
@@ -74,6 +75,9 @@ pub const RUST_LOG: &str = "RUST_LOG";
 /// Default `--twilio-account-sid`: what bots see as `accountSid` and use in the
 /// Twilio-compatible REST path (`/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`).
 pub const DEFAULT_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
+
+/// The dial string of outbound calls by default (`{number}` is the number called).
+pub const DEFAULT_ORIGINATE_ENDPOINT: &str = "PJSIP/{number}@trunk";
 
 const DEFAULT_LISTEN_HOST: &str = "127.0.0.1";
 const DEFAULT_LISTEN_PORT: u16 = 8090;
@@ -201,7 +205,7 @@ pub struct Args {
     #[arg(
         long,
         env = "VOICEAI_ORIGINATE_ENDPOINT",
-        default_value = "PJSIP/{number}@trunk"
+        default_value = DEFAULT_ORIGINATE_ENDPOINT
     )]
     pub originate_endpoint: String,
     /// How long an originated call may ring.
@@ -622,71 +626,6 @@ fn bracket(host: &str) -> String {
     }
 }
 
-/// Media transport toward Asterisk (`--media`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MediaTransport {
-    /// chan_websocket through ari-client's media helper (Asterisk 22.6+).
-    Websocket,
-    /// externalMedia RTP over UDP (Asterisk 16.6+).
-    Rtp,
-    /// externalMedia AudioSocket over TCP (Asterisk 18+).
-    Audiosocket,
-}
-
-impl MediaTransport {
-    /// Every transport.
-    pub const ALL: [MediaTransport; 3] = [Self::Websocket, Self::Rtp, Self::Audiosocket];
-
-    /// The name used in configuration.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Websocket => "websocket",
-            Self::Rtp => "rtp",
-            Self::Audiosocket => "audiosocket",
-        }
-    }
-
-    /// The formats this transport carries.
-    pub const fn formats(self) -> &'static [AudioFormat] {
-        match self {
-            Self::Websocket | Self::Rtp => {
-                &[AudioFormat::Ulaw, AudioFormat::Alaw, AudioFormat::Slin16]
-            }
-            Self::Audiosocket => &[AudioFormat::Slin, AudioFormat::Slin16],
-        }
-    }
-
-    /// The format used when `--media-format` is not given.
-    pub const fn default_format(self) -> AudioFormat {
-        match self {
-            Self::Websocket | Self::Rtp => AudioFormat::Ulaw,
-            Self::Audiosocket => AudioFormat::Slin,
-        }
-    }
-}
-
-impl fmt::Display for MediaTransport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A transport name other than `websocket`, `rtp` and `audiosocket`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown media transport {0:?} (expected websocket, rtp or audiosocket)")]
-pub struct UnknownTransport(pub String);
-
-impl FromStr for MediaTransport {
-    type Err = UnknownTransport;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|transport| transport.as_str().eq_ignore_ascii_case(name))
-            .ok_or_else(|| UnknownTransport(name.to_owned()))
-    }
-}
-
 /// Validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -768,7 +707,7 @@ pub struct TwilioConfig {
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
     /// Transport.
-    pub transport: MediaTransport,
+    pub transport: MediaKind,
     /// Format of the media leg (valid for the transport).
     pub format: AudioFormat,
     /// Local address of RTP sockets.
@@ -1136,7 +1075,7 @@ impl Args {
             .or_else(|| auth_token.clone());
 
         // Media.
-        let transport: MediaTransport = self.media.trim().parse().map_err(|_| {
+        let transport: MediaKind = self.media.trim().parse().map_err(|_| {
             check.invalid(
                 "media",
                 "must be websocket, rtp or audiosocket",
@@ -1189,7 +1128,7 @@ impl Args {
 
         // Calls.
         let max_calls = check.number("max-calls", &self.max_calls, 1..=100_000)?;
-        if transport == MediaTransport::Rtp {
+        if transport == MediaKind::Rtp {
             let even_ports = (u32::from(*rtp_ports.end()) - u32::from(*rtp_ports.start())) / 2 + 1;
             if even_ports < max_calls {
                 return Err(check.invalid(
@@ -1201,9 +1140,7 @@ impl Args {
                 ));
             }
         }
-        if transport == MediaTransport::Audiosocket
-            && audiosocket_listen == listen
-            && listen.port() != 0
+        if transport == MediaKind::Audiosocket && audiosocket_listen == listen && listen.port() != 0
         {
             return Err(check.invalid(
                 "audiosocket-listen",
@@ -1578,7 +1515,7 @@ mod tests {
         assert_eq!(config.backend.failover_after, Duration::from_secs(10));
         assert_eq!(config.twilio.account_sid, DEFAULT_ACCOUNT_SID);
         assert!(config.twilio.auth_token.is_none());
-        assert_eq!(config.media.transport, MediaTransport::Websocket);
+        assert_eq!(config.media.transport, MediaKind::Websocket);
         assert_eq!(config.media.format, AudioFormat::Ulaw);
         assert_eq!(config.media.rtp_address.to_string(), "127.0.0.1");
         assert_eq!(config.media.rtp_ports, 40000..=40999);
@@ -1633,7 +1570,7 @@ mod tests {
         assert_eq!(config.api.listen.port(), 0);
         assert_eq!(config.backend.protocol, ProtocolKind::Raw);
         assert_eq!(config.backend.default_url, "ws://127.0.0.1:9/bot");
-        assert_eq!(config.media.transport, MediaTransport::Audiosocket);
+        assert_eq!(config.media.transport, MediaKind::Audiosocket);
         assert_eq!(
             config.media.format,
             AudioFormat::Slin,
@@ -1920,7 +1857,7 @@ mod tests {
                 "--media",
                 "rtp",
                 "--media-format",
-                "slin16",
+                "alaw",
                 "--rtp-address",
                 "::1",
                 "--rtp-ports",
@@ -1948,8 +1885,8 @@ mod tests {
             ],
             &[("RUST_LOG", "ari_client=debug")],
         );
-        assert_eq!(config.media.transport, MediaTransport::Rtp);
-        assert_eq!(config.media.format, AudioFormat::Slin16);
+        assert_eq!(config.media.transport, MediaKind::Rtp);
+        assert_eq!(config.media.format, AudioFormat::Alaw);
         assert_eq!(config.media.rtp_address.to_string(), "::1");
         assert_eq!(config.media.rtp_ports, 50000..=50199);
         assert!(config.calls.fallback_endpoint.is_none());

@@ -352,15 +352,6 @@ async fn rtp_alaw_carries_the_tone_and_the_echo() {
     tone_echo_and_end(MediaKind::Rtp, AudioFormat::Alaw).await;
 }
 
-/// A lab fact: Asterisk 22.10 sends slin16 over externalMedia RTP (payload type 118),
-/// but drops the slin16 RTP it receives ("Unknown RTP codec 118": chan_rtp sets no rx
-/// mapping for a dynamic payload type, and only types up to 34 fall back to the static
-/// table), so nothing the gateway sends is heard. The gateway warns when configured so.
-#[tokio::test]
-async fn rtp_slin16_carries_the_tone_but_asterisk_22_drops_what_is_sent_to_it() {
-    tone_maybe_echo_and_end(MediaKind::Rtp, AudioFormat::Slin16, false).await;
-}
-
 #[tokio::test]
 async fn audiosocket_slin_carries_the_tone_and_the_echo() {
     tone_echo_and_end(MediaKind::Audiosocket, AudioFormat::Slin).await;

@@ -41,11 +41,11 @@ use crate::calls::Calls;
 pub use error::{ApiError, ErrorReply, ReplyStatus};
 
 /// The dial template used when none is configured.
-pub const DEFAULT_DIAL_TEMPLATE: &str = "PJSIP/{number}@trunk";
+pub const DEFAULT_DIAL_TEMPLATE: &str = crate::config::DEFAULT_ORIGINATE_ENDPOINT;
 /// The largest request body accepted by default.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 /// The Twilio account SID used when none is configured (what the bot's `start` carries).
-pub const DEFAULT_ACCOUNT_SID: &str = "ACvoiceaigateway";
+pub const DEFAULT_ACCOUNT_SID: &str = crate::config::DEFAULT_ACCOUNT_SID;
 
 /// The ARI connection, as `/health` and `/api/asterisk/status` show it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,11 +7,11 @@
 //! - [`MediaKind::Rtp`] (any Asterisk since 16.6): one UDP socket per call, bound on
 //!   [`MediaSettings::rtp_address`] at an even port of [`MediaSettings::rtp_ports`]
 //!   (given back when the leg's halves are dropped); Asterisk sends to it, the gateway
-//!   answers to `UNICASTRTP_LOCAL_ADDRESS`/`UNICASTRTP_LOCAL_PORT`. Formats ulaw, alaw,
-//!   slin16 (payload type 118, big-endian on the wire). Datagrams from any other address,
+//!   answers to `UNICASTRTP_LOCAL_ADDRESS`/`UNICASTRTP_LOCAL_PORT`. Formats ulaw and
+//!   alaw. Datagrams from any other address,
 //!   of another payload type, or that are not RTP, are dropped. Asterisk 22.10 sends
 //!   slin16 but drops the slin16 RTP it receives (chan_rtp maps no dynamic payload type
-//!   for reception; verified on the lab): over RTP, use ulaw or alaw both ways.
+//!   for reception; verified on the lab), so slin16 over RTP is refused.
 //! - [`MediaKind::Audiosocket`] (Asterisk 18+): one TCP listener per factory on
 //!   [`MediaSettings::audiosocket_listen`]; Asterisk connects and names the call by the
 //!   UUID given in `data`; the factory routes the connection to the waiting
@@ -80,9 +80,9 @@ impl MediaKind {
     /// The formats the transport carries.
     pub const fn formats(self) -> &'static [AudioFormat] {
         match self {
-            Self::Websocket | Self::Rtp => {
-                &[AudioFormat::Ulaw, AudioFormat::Alaw, AudioFormat::Slin16]
-            }
+            Self::Websocket => &[AudioFormat::Ulaw, AudioFormat::Alaw, AudioFormat::Slin16],
+            // Asterisk 22.10 sends slin16 over RTP but drops the slin16 it receives.
+            Self::Rtp => &[AudioFormat::Ulaw, AudioFormat::Alaw],
             Self::Audiosocket => &[AudioFormat::Slin, AudioFormat::Slin16],
         }
     }
@@ -123,7 +123,7 @@ impl FromStr for MediaKind {
 pub struct MediaSettings {
     /// The transport.
     pub kind: MediaKind,
-    /// The legs' audio format (websocket and rtp: ulaw, alaw, slin16; audiosocket: slin,
+    /// The legs' audio format (websocket: ulaw, alaw, slin16; rtp: ulaw, alaw; audiosocket: slin,
     /// slin16).
     pub format: AudioFormat,
     /// Local address of the RTP sockets, also sent to Asterisk as `external_host`: one
@@ -425,13 +425,6 @@ impl MediaFactory {
     /// [`MediaError::Bind`] when the AudioSocket listener cannot be bound.
     pub async fn new(settings: MediaSettings) -> Result<MediaFactory, MediaError> {
         settings.check()?;
-        if settings.kind == MediaKind::Rtp && settings.format == AudioFormat::Slin16 {
-            tracing::warn!(
-                "RTP slin16: Asterisk (22.10 at least) drops the slin16 RTP it receives \
-                 (payload type 118 has no rx mapping on UnicastRTP), so callers will not hear \
-                 the backend; use ulaw or alaw over RTP, or slin16 over websocket/audiosocket"
-            );
-        }
         let mut settings = settings;
         let transport = match settings.kind {
             MediaKind::Websocket => Transport::Websocket,
