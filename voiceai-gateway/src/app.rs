@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ari_client::Client;
 use futures::FutureExt as _;
@@ -173,7 +174,9 @@ pub async fn serve(config: Config, stop: CancellationToken) -> Result<(), AppErr
 /// each later loss and return.
 async fn announce_readiness(gateway: Gateway, app: String, listen: SocketAddr, ari_url: String) {
     let mut connected = gateway.connected_changes();
-    if !*connected.borrow() {
+    // The first connection usually takes milliseconds: say "waiting" only when it does not.
+    let quick = tokio::time::timeout(Duration::from_secs(1), connected.wait_for(|up| *up)).await;
+    if !matches!(quick, Ok(Ok(_))) {
         tracing::info!(%ari_url, "waiting for Asterisk ARI");
     }
     let mut announced = false;
