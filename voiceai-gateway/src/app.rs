@@ -175,8 +175,10 @@ pub async fn serve(config: Config, stop: CancellationToken) -> Result<(), AppErr
 async fn announce_readiness(gateway: Gateway, app: String, listen: SocketAddr, ari_url: String) {
     let mut connected = gateway.connected_changes();
     // The first connection usually takes milliseconds: say "waiting" only when it does not.
-    let quick = tokio::time::timeout(Duration::from_secs(1), connected.wait_for(|up| *up)).await;
-    if !matches!(quick, Ok(Ok(_))) {
+    let quick = tokio::time::timeout(Duration::from_secs(1), connected.wait_for(|up| *up))
+        .await
+        .is_ok_and(|up| up.is_ok());
+    if !quick {
         tracing::info!(%ari_url, "waiting for Asterisk ARI");
     }
     let mut announced = false;
