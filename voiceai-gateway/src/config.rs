@@ -174,7 +174,7 @@ pub struct Args {
     /// audiosocket (18+).
     #[arg(long, env = "VOICEAI_MEDIA", default_value = "websocket")]
     pub media: String,
-    /// Audio format toward Asterisk: websocket and rtp take ulaw, alaw or slin16;
+    /// Audio format toward Asterisk: websocket takes ulaw, alaw or slin16, rtp ulaw or alaw;
     /// audiosocket takes slin or slin16 [default: ulaw, slin for audiosocket].
     #[arg(long, env = "VOICEAI_MEDIA_FORMAT")]
     pub media_format: Option<String>,
