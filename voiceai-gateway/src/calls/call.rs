@@ -1,5 +1,5 @@
 //! One call, from its `StasisStart` to its teardown: answer, bridge, media channel,
-//! backend, relay ([`super::relay`]), and whatever ends it (hang-up, transfer, failover).
+//! backend, the audio relay, and whatever ends it (hang-up, transfer, failover).
 
 use std::sync::Arc;
 use std::time::Duration;
