@@ -192,8 +192,15 @@ pub(super) async fn run(parts: Parts<'_>) -> (RelayEnd, Leftovers) {
                         tracing::debug!(%digit, "DTMF");
                         entry.publish_dtmf(digit);
                         if let Some(tx) = backend.tx.as_mut() {
-                            if let Err(error) = tx.send_dtmf(digit).await {
-                                lose(&mut backend, &mut playout, entry, &bridge, &error.to_string()).await;
+                            match tx.send_dtmf(digit).await {
+                                Ok(()) => {}
+                                // A key the protocol has no name for is not a lost socket.
+                                Err(BackendError::InvalidDigit { .. }) => {
+                                    tracing::debug!(%digit, "DTMF digit not forwarded");
+                                }
+                                Err(error) => {
+                                    lose(&mut backend, &mut playout, entry, &bridge, &error.to_string()).await;
+                                }
                             }
                         }
                     }
