@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tracing::Instrument as _;
 
 use super::{BackendClose, BackendError, BackendEvent, BackendSettings, DEFAULT_WRITE_STALL_LIMIT};
 use crate::audio::codec::Transcoder;
@@ -130,7 +131,7 @@ pub(super) async fn open(
     };
     let shared = Arc::new(Shared::new());
     let (queue, outgoing) = mpsc::channel(QUEUE_MESSAGES);
-    let writer = tokio::spawn(write_loop(sink, outgoing, shared.clone()));
+    let writer = tokio::spawn(write_loop(sink, outgoing, shared.clone()).in_current_span());
     tracing::debug!(backend = %url, protocol = %settings.protocol, %leg_format, %wire, "backend connected");
     let tx = BackendTx {
         queue,

@@ -46,6 +46,7 @@ use ari_client::model::models::HangupReason;
 use ari_client::{AppConnection, ChannelHandle};
 use bytes::Bytes;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use crate::audio::AudioFormat;
 
@@ -528,7 +529,7 @@ impl Opening<'_> {
         &self,
         request: impl Future<Output = Result<T, ari_client::Error>> + Send + 'static,
     ) -> Result<T, MediaError> {
-        let mut task = tokio::spawn(request);
+        let mut task = tokio::spawn(request.in_current_span());
         match tokio::time::timeout_at(self.deadline, &mut task).await {
             Ok(Ok(result)) => result.map_err(MediaError::Ari),
             Ok(Err(join)) => Err(MediaError::Io {
