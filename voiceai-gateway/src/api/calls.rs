@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiJson, ReplyStatus};
 use super::{AppState, OriginateRequest, validate};
-use crate::calls::{CallCommand, CallSnapshot};
+use crate::calls::{CallCommand, CallSnapshot, CallStatus};
 use crate::events::timestamp;
 
 /// `/health`'s `asterisk` object.
@@ -226,6 +226,23 @@ pub(crate) async fn transfer(
     ApiJson(body): ApiJson<TransferBody>,
 ) -> Result<Json<CommandReply>, ApiError> {
     let endpoint = validate::dial_target("endpoint", &body.endpoint, &state.config.dial_template)?;
+    // The call task takes any command of a ringing call as its cancellation, and one
+    // being transferred is no longer the gateway's to transfer.
+    match state.calls.get(&id).map(|call| call.status) {
+        Some(CallStatus::Ringing) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("call {} is not answered yet", id.escape_debug()),
+            ));
+        }
+        Some(CallStatus::Transferring) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("call {} is already transferred", id.escape_debug()),
+            ));
+        }
+        _ => {}
+    }
     state.calls.command(
         &id,
         CallCommand::Transfer {

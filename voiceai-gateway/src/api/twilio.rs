@@ -479,6 +479,12 @@ pub(crate) async fn update_call(
         Err(failure) => return failure.into_response(),
     };
     let hangup = command == CallCommand::Hangup;
+    // A ringing call's task takes any command as its cancellation; a transferred call is
+    // no longer the gateway's to redirect.
+    if !hangup && matches!(call.status, CallStatus::Ringing | CallStatus::Transferring) {
+        return Failure::bad_request(21220, "Call is not in-progress. Cannot redirect.")
+            .into_response();
+    }
     match state.calls.command(&call.call_id, command.clone()) {
         Ok(()) => {
             match &command {

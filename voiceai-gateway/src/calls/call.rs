@@ -397,6 +397,7 @@ async fn finish(
         bridge,
         leg,
         backend,
+        mut commands,
     } = parts;
     let stop = match &end {
         RelayEnd::CallerGone(_) => StopReason::Hangup,
@@ -442,7 +443,8 @@ async fn finish(
         }
         RelayEnd::Transfer { endpoint, failover } => {
             entry.set_status(CallStatus::Transferring);
-            let reason = transfer(context, &mut caller, &bridge, &endpoint, ids).await;
+            let reason =
+                transfer(context, &mut caller, &bridge, &endpoint, ids, &mut commands).await;
             if failover && reason == "transferred" {
                 "failed_over".to_owned()
             } else {
@@ -461,13 +463,14 @@ async fn finish(
 }
 
 /// Calls `endpoint`, bridges it with the caller once answered, and stays until either
-/// side hangs up. Returns the call's end reason.
+/// side hangs up or the API hangs the call up (`commands`). Returns the call's end reason.
 async fn transfer(
     context: &CallContext,
     caller: &mut ChannelHandle,
     bridge: &BridgeHandle,
     endpoint: &str,
     ids: &CallIds,
+    commands: &mut mpsc::Receiver<CallCommand>,
 ) -> String {
     tracing::info!(%endpoint, "transferring");
     if let Some(class) = &context.policy.hold_music {
@@ -498,6 +501,12 @@ async fn transfer(
             hang_up(&target).await;
             return "caller_hangup".to_owned();
         }
+        () = hangup_requested(commands) => {
+            tracing::info!("hang-up requested while the transfer rang");
+            hang_up(&target).await;
+            hang_up(caller).await;
+            return "hangup_requested".to_owned();
+        }
     };
     let _ = bridge.stop_moh().await;
     if !answered {
@@ -520,8 +529,27 @@ async fn transfer(
             hang_up(&target).await;
             hang_up(caller).await;
         }
+        () = hangup_requested(commands) => {
+            tracing::info!("hang-up of the transferred call requested");
+            hang_up(&target).await;
+            hang_up(caller).await;
+            return "hangup_requested".to_owned();
+        }
     }
     "transferred".to_owned()
+}
+
+/// Waits for the API's hang-up of a call that is being (or was) transferred; any other
+/// command is skipped (the call is no longer the gateway's to transfer).
+async fn hangup_requested(commands: &mut mpsc::Receiver<CallCommand>) {
+    loop {
+        match commands.recv().await {
+            Some(CallCommand::Hangup) => return,
+            Some(command) => tracing::info!(?command, "skipped: the call is transferred"),
+            // The registry keeps the sender while the call is registered.
+            None => std::future::pending::<()>().await,
+        }
+    }
 }
 
 /// Waits until `channel` leaves (hang-up, Stasis end, or gone); returns why.

@@ -47,6 +47,8 @@ pub(super) struct Leftovers {
     pub(super) leg: MediaLeg,
     /// The backend socket, when still open (it gets a `stop`).
     pub(super) backend: Option<BackendTx>,
+    /// The API's commands, still read while a transferred call goes on.
+    pub(super) commands: mpsc::Receiver<CallCommand>,
 }
 
 /// Why the relay ended, and what the call does next.
@@ -330,6 +332,7 @@ pub(super) async fn run(parts: Parts<'_>) -> (RelayEnd, Leftovers) {
         bridge,
         leg,
         backend: backend.tx.take(),
+        commands,
     };
     (end, leftovers)
 }
