@@ -1058,6 +1058,22 @@ async fn auth_and_bad_input_are_refused_on_the_real_gateway_and_place_nothing() 
     assert!(conn.record().stop.is_none(), "the bot was stopped");
     assert_eq!(rig.bot.connections().len(), 1);
 
+    // A valid transfer to a target that rings and never answers, hung up by the API while
+    // it rings: the caller and the ringing target both go.
+    let target = format!("vg-xfer-{call_id}");
+    post_json(
+        &rig.api,
+        &transfer,
+        &json!({"endpoint": "Local/noanswer@lab"}),
+        200,
+    )
+    .await;
+    conn.wait_stop(WAIT).await.unwrap();
+    call_until(&rig.api, &call_id, "transferring", |c| {
+        c["status"] == "transferring"
+    })
+    .await;
+    assert!(channel_ids(&rig.ari).await.contains(&target));
     post_json(
         &rig.api,
         &format!("/api/calls/{call_id}/disconnect"),
@@ -1066,6 +1082,9 @@ async fn auth_and_bad_input_are_refused_on_the_real_gateway_and_place_nothing() 
     )
     .await;
     sipp_got_bye(sipp).await;
+    let ended = call_until(&rig.api, &call_id, "ended", |c| c["status"] == "ended").await;
+    assert_eq!(ended["endReason"], "hangup_requested", "{ended}");
+    until_channels_gone(&rig.ari, &[&channel_id, &target]).await;
 }
 
 #[tokio::test]
