@@ -184,7 +184,7 @@ impl Gateway {
             return Err(OriginateRefused::NoAri);
         }
         let max = self.shared.settings.max_calls;
-        if self.calls().active_count() >= max {
+        if self.calls_in_progress() >= max {
             return Err(OriginateRefused::Full(max));
         }
         let settings = &self.shared.settings;
@@ -237,10 +237,17 @@ impl Gateway {
         }
     }
 
+    /// The calls the gateway holds: registered ones, and taken ones whose task has not
+    /// registered yet (calls that arrive together are taken one after the other before
+    /// any of their tasks runs, so the registry alone would let them all in).
+    fn calls_in_progress(&self) -> usize {
+        self.shared.tasks.len().max(self.calls().active_count())
+    }
+
     fn take(&self, incoming: IncomingChannel) {
         let refusal = if self.draining() {
             Some("draining")
-        } else if self.calls().active_count() >= self.shared.settings.max_calls {
+        } else if self.calls_in_progress() >= self.shared.settings.max_calls {
             Some("max_calls")
         } else {
             None

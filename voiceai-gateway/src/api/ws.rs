@@ -233,7 +233,20 @@ impl Client {
         while let Step::Go = step {
             step = tokio::select! {
                 () = shutting_down(&mut closing) => {
-                    Step::Close((CLOSE_GOING_AWAY, "server shutting down".to_owned()))
+                    // What happened before the shutdown still reaches the client (the
+                    // drained calls' `call_ended`): `select!` may pick this branch first.
+                    let mut step = Step::Go;
+                    while let (Step::Go, Ok(event)) = (&step, self.events.try_recv()) {
+                        if self.wants(&event) {
+                            step = self.offer(&queue, event.json.as_ref());
+                        }
+                    }
+                    match step {
+                        Step::Go => {
+                            Step::Close((CLOSE_GOING_AWAY, "server shutting down".to_owned()))
+                        }
+                        other => other,
+                    }
                 }
                 event = self.events.recv() => match event {
                     Ok(event) if self.wants(&event) => self.offer(&queue, event.json.as_ref()),
@@ -394,6 +407,19 @@ async fn write(
             closing = &mut close_requested => {
                 match closing {
                     Ok((code, reason)) => {
+                        if code == CLOSE_GOING_AWAY {
+                            // Going away (shutdown): what is queued goes out first, e.g. the
+                            // drained calls' `call_ended` (bounded; a slow client is not
+                            // waited for).
+                            let _ = timeout(CLOSE_WAIT, async {
+                                while let Ok(message) = queued.try_recv() {
+                                    if sink.send(message).await.is_err() {
+                                        break;
+                                    }
+                                }
+                            })
+                            .await;
+                        }
                         let frame = CloseFrame { code, reason: reason.into() };
                         let _ = timeout(SEND_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
                     }
