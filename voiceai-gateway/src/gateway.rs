@@ -11,7 +11,7 @@
 //! channels that are gone, and their calls end with the reason `channel_gone`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -77,6 +77,8 @@ struct Shared {
     ari: Mutex<AriState>,
     connected: watch::Sender<bool>,
     draining: AtomicBool,
+    /// Outbound calls being placed (counted against `max_calls` before they register).
+    originating: AtomicUsize,
     tasks: TaskTracker,
     stop: CancellationToken,
 }
@@ -106,6 +108,7 @@ impl Gateway {
                 ari: Mutex::new(AriState::default()),
                 connected,
                 draining: AtomicBool::new(false),
+                originating: AtomicUsize::new(0),
                 tasks: TaskTracker::new(),
                 stop: CancellationToken::new(),
             }),
@@ -184,7 +187,10 @@ impl Gateway {
             return Err(OriginateRefused::NoAri);
         }
         let max = self.shared.settings.max_calls;
-        if self.calls_in_progress() >= max {
+        // Counted from before the check, so that requests arriving together cannot all
+        // pass it while the first is still waiting for Asterisk.
+        let _slot = Originating::start(&self.shared.originating);
+        if self.calls_in_progress() > max {
             return Err(OriginateRefused::Full(max));
         }
         let settings = &self.shared.settings;
@@ -242,6 +248,7 @@ impl Gateway {
     /// any of their tasks runs, so the registry alone would let them all in).
     fn calls_in_progress(&self) -> usize {
         self.shared.tasks.len().max(self.calls().active_count())
+            + self.shared.originating.load(Ordering::SeqCst)
     }
 
     fn take(&self, incoming: IncomingChannel) {
@@ -342,6 +349,22 @@ impl Gateway {
                 _ = tick.tick() => self.calls().publish_stats(),
             }
         }
+    }
+}
+
+/// One outbound call being placed, counted while it lives.
+struct Originating<'a>(&'a AtomicUsize);
+
+impl<'a> Originating<'a> {
+    fn start(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter)
+    }
+}
+
+impl Drop for Originating<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
