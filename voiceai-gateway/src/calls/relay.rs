@@ -345,6 +345,19 @@ async fn lose(
     bridge: &BridgeHandle,
     reason: &str,
 ) {
+    // A send fails as soon as the bot's close frame has arrived, before the receiving
+    // half has finished the closing handshake and reported `Closed(Normal)`: the bot
+    // ended the conversation, which that event will say. Stop sending and wait for it.
+    if backend
+        .tx
+        .as_ref()
+        .is_some_and(|tx| tx.ended() == Some(BackendClose::Normal))
+        && backend.rx.is_some()
+    {
+        tracing::debug!("the backend is closing normally: nothing more is sent to it");
+        backend.tx = None;
+        return;
+    }
     tracing::warn!(%reason, "backend connection lost");
     backend.tx = None;
     backend.rx = None;

@@ -1,10 +1,12 @@
 //! Shared kit of the gateway's integration tests: an AI backend to talk to ([`bot`]), the
-//! gateway binary run as a child process ([`gateway`]), and clients of its REST API and
-//! event WebSockets ([`http`]). Audio checks and SIPp callers come from `ari_lab`
-//! (`ari_lab::audio`, `ari_lab::pcap`, `ari_lab::sipp`, `ari_lab::tap`).
+//! gateway binary run as a child process ([`gateway`]), clients of its REST API and event
+//! WebSockets ([`http`]), and a whole lab call through the gateway ([`call`]). Audio
+//! checks and SIPp callers come from `ari_lab` (`ari_lab::audio`, `ari_lab::pcap`,
+//! `ari_lab::sipp`, `ari_lab::tap`).
 #![allow(dead_code, unreachable_pub)]
 
 pub mod bot;
+pub mod call;
 pub mod gateway;
 pub mod http;
 
