@@ -41,7 +41,12 @@ async fn app(prefix: &str) -> AppConnection {
 
 /// `Local/<exten>@lab` (μ-law) originated into the app, once in Stasis.
 async fn local_call(connection: &AppConnection, exten: &str) -> ChannelHandle {
-    let params = channels::Originate::new(format!("Local/{exten}@lab")).formats("ulaw");
+    local_call_in(connection, exten, "ulaw").await
+}
+
+/// `Local/<exten>@lab` in `format`, originated into the app, once in Stasis.
+async fn local_call_in(connection: &AppConnection, exten: &str, format: &str) -> ChannelHandle {
+    let params = channels::Originate::new(format!("Local/{exten}@lab")).formats(format);
     let mut channel = connection.originate(params).await.expect("originate");
     channel
         .events
@@ -217,7 +222,14 @@ async fn hears_its_own_tone_echoed(
     bridge: &BridgeHandle,
     expect_echo: bool,
 ) -> (MediaTx, MediaRx) {
-    let echo = local_call(connection, "echo").await;
+    // The echo speaks the leg's G.711 law: Asterisk 22.10 sometimes stops sending RTP
+    // alaw to the leg when the two-party bridge has to translate alaw to a μ-law echo.
+    let law = if leg.format == AudioFormat::Alaw {
+        "alaw"
+    } else {
+        "ulaw"
+    };
+    let echo = local_call_in(connection, "echo", law).await;
     bridge.add_channels([echo.id().clone()]).await.unwrap();
     let format = leg.format;
     let (mut tx, mut rx) = (leg.tx, leg.rx);
