@@ -128,9 +128,14 @@ fn dispatch<W>(format: LogFormat, filter: EnvFilter, ansi: bool, writer: W) -> D
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
+    // tracing-subscriber reports a failed write with `eprintln!`, which panics when stderr
+    // itself is gone (the log reader exited): every task that logged would then die —
+    // calls, and the signal handler, so SIGTERM would no longer stop the gateway. A log
+    // line that cannot be written is dropped instead.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer);
+        .with_writer(writer)
+        .log_internal_errors(false);
     match format {
         LogFormat::Human => Dispatch::new(builder.with_ansi(ansi).finish()),
         LogFormat::Json => Dispatch::new(

@@ -35,6 +35,10 @@ pub const DEFAULT_MAX_BURST: u32 = 3;
 /// Frames queued at most, by default (60 s); audio beyond it is dropped and counted.
 pub const DEFAULT_MAX_FRAMES: usize = 3000;
 
+/// How far ahead of its due time [`Playout::next`] may release a frame: tokio's timer
+/// resolution.
+pub const TIMER_SLACK: Duration = Duration::from_millis(1);
+
 /// What the queue releases, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output<M> {
@@ -243,15 +247,46 @@ impl<M> Playout<M> {
     /// Waits, on tokio's clock, for the next item and returns it; pending forever while
     /// the queue is empty. Cancel-safe: nothing is taken from the queue until it returns,
     /// so it can be a branch of a `select!` loop whose other branches push audio.
+    ///
+    /// tokio's timers have a resolution of 1 ms and fire late, never early (a sleep ends
+    /// at the first millisecond tick at or after its deadline, plus the wake-up), so
+    /// waiting for a paced frame's exact due time would release it 1 to 2 ms late. `next`
+    /// wakes [`TIMER_SLACK`] ahead of a paced frame instead and releases it then, if it is
+    /// due within the slack: a frame leaves within about a millisecond of its slot, on
+    /// either side, and the schedule itself stays on the 20 ms grid (it is anchored on
+    /// the actual time of each spurt's first frame).
     pub async fn next(&mut self) -> Output<M> {
         loop {
-            if let Some(output) = self.poll(Instant::now()) {
+            let now = Instant::now();
+            if let Some(output) = self.poll(now) {
                 return output;
             }
-            match self.deadline() {
-                Some(deadline) => tokio::time::sleep_until(deadline).await,
+            if let Some(output) = self.poll_paced_early(now) {
+                return output;
+            }
+            let wake = match (self.queue.front(), self.next_due) {
+                // A paced frame: wake ahead of it (and release it above).
+                (Some(Entry::Frame(_)), Some(due)) => {
+                    Some(due.checked_sub(TIMER_SLACK).unwrap_or(due))
+                }
+                // The end of a spurt (or nothing to do): no need to be early.
+                _ => self.deadline(),
+            };
+            match wake {
+                Some(wake) => tokio::time::sleep_until(wake).await,
                 None => std::future::pending::<()>().await,
             }
+        }
+    }
+
+    /// The paced frame at the front when it is due within [`TIMER_SLACK`] of `now`,
+    /// released as at its due time (the grid does not move).
+    fn poll_paced_early(&mut self, now: Instant) -> Option<Output<M>> {
+        match (self.queue.front(), self.next_due) {
+            (Some(Entry::Frame(_)), Some(due)) if due > now && due <= now + TIMER_SLACK => {
+                self.poll(due)
+            }
+            _ => None,
         }
     }
 }
@@ -530,10 +565,12 @@ mod tests {
             let output = playout.next().await;
             seen.push((Instant::now() - start, output));
         }
+        // Each frame at its slot or at most TIMER_SLACK ahead; the mark right after it.
+        let near = |at: Duration, slot: Duration| at <= slot && at + TIMER_SLACK >= slot;
         assert_eq!(seen[0].0, Duration::ZERO);
-        assert_eq!(seen[1].0, F);
-        assert_eq!(seen[2].0, 2 * F);
-        assert_eq!(seen[3], (2 * F, Output::Mark("done")));
+        assert!(near(seen[1].0, F), "{:?}", seen[1].0);
+        assert!(near(seen[2].0, 2 * F), "{:?}", seen[2].0);
+        assert_eq!(seen[3], (seen[2].0, Output::Mark("done")));
         // Empty: next() waits for the end of the spurt, then forever.
         let waited = tokio::time::timeout(Duration::from_secs(5), playout.next()).await;
         assert!(waited.is_err());
@@ -560,7 +597,10 @@ mod tests {
                 }
             }
         }
-        let expected: Vec<Duration> = (0..10).map(|i| F * i).collect();
-        assert_eq!(released_at, expected);
+        // On the 20 ms grid: each at its slot or at most TIMER_SLACK ahead.
+        for (i, at) in released_at.iter().enumerate() {
+            let slot = F * i as u32;
+            assert!(*at <= slot && *at + TIMER_SLACK >= slot, "{released_at:?}");
+        }
     }
 }

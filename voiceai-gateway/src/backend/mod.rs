@@ -328,14 +328,18 @@ pub enum BackendError {
 }
 
 /// The settings of every backend socket: messages and frames up to [`MAX_MESSAGE_BYTES`],
-/// reads 16 KiB at a time, at most [`MAX_WRITE_BUFFER_BYTES`] buffered for writing (each
+/// reads 4 KiB at a time, at most [`MAX_WRITE_BUFFER_BYTES`] buffered for writing (each
 /// message is flushed as it is sent, so the write threshold only matters when the backend
 /// does not read).
+///
+/// The read buffer is small on purpose: tungstenite zero-fills all of it before every
+/// read call (at least one per message), and it stays allocated for the session; a 20 ms
+/// `media` message is about 300 bytes, and larger ones are simply read in several steps.
 fn socket_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE_BYTES))
         .max_frame_size(Some(MAX_MESSAGE_BYTES))
-        .read_buffer_size(16 << 10)
+        .read_buffer_size(4 << 10)
         .write_buffer_size(MAX_WRITE_BUFFER_BYTES / 2)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
 }

@@ -337,7 +337,9 @@ async fn connect_media(
             Some(bridge),
         ));
     }
-    let leg = match context.media.open(&context.app, &ids.media).await {
+    // Boxed: opening a leg is a large future (about 16 KB), and inline it would size the
+    // whole call's task for as long as the call lasts.
+    let leg = match Box::pin(context.media.open(&context.app, &ids.media)).await {
         Ok(leg) => leg,
         Err(error) => {
             return Err((

@@ -63,8 +63,8 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// Room reserved in the output buffer at a time, so that many messages share one
-/// allocation.
-const OUT_BLOCK: usize = 16 * 1024;
+/// allocation (about ten 20 ms `media` messages; each session keeps one block).
+const OUT_BLOCK: usize = 4 * 1024;
 
 /// The Twilio identifiers of one stream, as the bot sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
