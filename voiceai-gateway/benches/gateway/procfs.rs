@@ -60,36 +60,33 @@ impl CpuMark {
     }
 }
 
-/// The whole machine's CPU use, from `/proc/stat`.
+/// The whole machine's CPU use: its cores minus their idle time (`/proc/uptime`'s second
+/// field, which the kernel keeps exactly). `/proc/stat`'s busy counters are sampled at
+/// the scheduler tick, which a tickless idle CPU skips: on this kind of machine they
+/// missed most of a bursty load (a gateway waking every 20 ms per call).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MachineMark {
-    busy: u64,
-    total: u64,
+    idle_seconds: f64,
+    at: std::time::Instant,
 }
 
 impl MachineMark {
     pub(crate) fn now() -> Option<MachineMark> {
-        let stat = std::fs::read_to_string("/proc/stat").ok()?;
-        let line = stat.lines().next()?.strip_prefix("cpu ")?;
-        let ticks: Vec<u64> = line
-            .split_whitespace()
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        // user nice system idle iowait irq softirq steal (guest time is inside user).
-        let total: u64 = ticks.iter().take(8).sum();
-        let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+        let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
+        let idle_seconds = uptime.split_whitespace().nth(1)?.parse().ok()?;
         Some(MachineMark {
-            busy: total - idle,
-            total,
+            idle_seconds,
+            at: std::time::Instant::now(),
         })
     }
 
     /// Cores busy on average since `self`, out of `cores`.
     pub(crate) fn cores_until(&self, later: &MachineMark, cores: usize) -> f64 {
-        let total = later.total.saturating_sub(self.total);
-        if total == 0 {
+        let wall = later.at.duration_since(self.at).as_secs_f64();
+        if wall <= 0.0 {
             return 0.0;
         }
-        later.busy.saturating_sub(self.busy) as f64 / total as f64 * cores as f64
+        let idle = (later.idle_seconds - self.idle_seconds).max(0.0) / wall;
+        (cores as f64 - idle).max(0.0)
     }
 }
