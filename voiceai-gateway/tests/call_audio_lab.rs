@@ -333,14 +333,16 @@ async fn clear(lab: &Lab, setup: Setup) -> Result<String, String> {
     // The frames released before the clear: the first when the audio arrived (not before
     // `sent`), then one every 20 ms until the gateway handled the clear (after `cleared`,
     // by the socket's latency, well under a frame). At most 1 + (cleared - sent) / 20 ms,
-    // plus one for that latency.
+    // plus one for that latency. Fewer is right on a loaded machine: the pacer drops a
+    // stall's lag from the schedule instead of bursting it into Asterisk, so only a floor
+    // of half the slots (the audio was playing) is asserted below the bound.
     let released = call.frames_out().await? - before;
     let elapsed = cleared - sent;
     let most = 2 + elapsed.as_millis() as u64 / FRAME_DURATION.as_millis() as u64;
-    if released > most || released + 5 < most {
+    if released > most || released < most / 2 {
         return Err(format!(
             "{label}: {released} frames out by the clear {elapsed:?} after the audio, expected {} to {most}",
-            most - 5
+            most / 2
         ));
     }
     // ... and none after it: the counter stays where it was while the 9 s that were
