@@ -484,6 +484,12 @@ impl MediaFactory {
             Transport::Rtp(pool) => rtp::open(&opening, settings.rtp_address, pool).await,
             Transport::Audiosocket(listener) => audiosocket::open(&opening, listener).await,
         };
+        // A step that finished after the deadline (a timer and an answer ready together)
+        // is a time-out too: `open` takes at most `connect_timeout`, whatever won the race.
+        let result = match result {
+            Ok(_) if Instant::now() > deadline => Err(opening.timed_out("connecting")),
+            other => other,
+        };
         match result {
             Ok((channel, tx, rx)) => {
                 tracing::debug!(channel_id, kind = %settings.kind, format = %settings.format, "media leg open");
