@@ -1589,14 +1589,14 @@ mod tests {
     #[test]
     fn each_seed_name_works() {
         let seed = [
-            ("ASTERISK_HOST", "10.0.0.5"),
+            ("ASTERISK_HOST", "127.0.0.5"),
             ("ASTERISK_ARI_PORT", "8089"),
             ("ASTERISK_ARI_USERNAME", "seeduser"),
             ("ASTERISK_ARI_PASSWORD", "seedpass"),
             ("ASTERISK_APP_NAME", "denco_voiceai"),
             ("NODE_SERVER_HOST", "0.0.0.0"),
             ("NODE_SERVER_PORT", "3000"),
-            ("PYTHON_BACKEND_WS_URL", "ws://10.0.0.9:8000/ws"),
+            ("PYTHON_BACKEND_WS_URL", "ws://127.0.0.9:8000/ws"),
             ("BACKEND_AUTH_TOKEN", "seedtoken"),
             ("LOG_LEVEL", "debug"),
             (
@@ -1611,14 +1611,14 @@ mod tests {
             );
         }
         let config = valid(&[], &seed);
-        assert_eq!(config.ari.url, "http://10.0.0.5:8089");
-        assert_eq!(config.ari_endpoint.host, "10.0.0.5");
+        assert_eq!(config.ari.url, "http://127.0.0.5:8089");
+        assert_eq!(config.ari_endpoint.host, "127.0.0.5");
         assert_eq!(config.ari_endpoint.port, 8089);
         assert_eq!(config.ari.username, "seeduser");
         assert_eq!(config.ari.password, "seedpass");
         assert_eq!(config.app, "denco_voiceai");
         assert_eq!(config.api.listen.to_string(), "0.0.0.0:3000");
-        assert_eq!(config.backend.default_url, "ws://10.0.0.9:8000/ws");
+        assert_eq!(config.backend.default_url, "ws://127.0.0.9:8000/ws");
         assert_eq!(config.api.auth_token.unwrap().expose(), "seedtoken");
         assert_eq!(config.log.level, LevelFilter::DEBUG);
         assert_eq!(
@@ -1934,7 +1934,7 @@ mod tests {
         std::fs::write(
             &path,
             "# the seed's .env\n\
-             ASTERISK_HOST=10.1.1.1\n\
+             ASTERISK_HOST=127.1.1.1\n\
              ASTERISK_APP_NAME=denco_voiceai\n\
              PYTHON_BACKEND_WS_URL=ws://bot.internal:8000/ws\n\
              VOICEAI_MAX_CALLS=7\n\
@@ -1957,7 +1957,7 @@ mod tests {
             }
         );
         let config = args.validate().unwrap();
-        assert_eq!(config.ari.url, "http://10.1.1.1:8088");
+        assert_eq!(config.ari.url, "http://127.1.1.1:8088");
         assert_eq!(config.app, "real", "the environment wins over .env");
         assert_eq!(config.backend.default_url, "ws://bot.internal:8000/ws");
         assert_eq!(config.calls.max_calls, 9, "the environment wins over .env");

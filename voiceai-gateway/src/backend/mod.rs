@@ -48,7 +48,7 @@
 //! ```text
 //! # dialled number   backend
 //! 0312345678         wss://bots.example.com/sales
-//! +81312345679       ws://10.0.0.5:8765/support    # the support bot
+//! +81312345679       ws://127.0.0.1:8766/support   # the support bot
 //! 8000               ws://127.0.0.1:8765/
 //! ```
 //!

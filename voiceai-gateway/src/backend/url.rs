@@ -224,14 +224,14 @@ mod tests {
     fn the_map_reads_numbers_urls_and_comments() {
         let map = parse_url_map(
             "# numbers\n\n  0312345678   wss://bots.example.com/sales\n\
-             +8131\tws://10.0.0.5:8765/support   # support\n8000 ws://h/#frag\n",
+             +8131\tws://127.0.0.5:8765/support   # support\n8000 ws://h/#frag\n",
         )
         .unwrap();
         assert_eq!(
             map,
             BTreeMap::from([
                 ("0312345678".into(), "wss://bots.example.com/sales".into()),
-                ("+8131".into(), "ws://10.0.0.5:8765/support".into()),
+                ("+8131".into(), "ws://127.0.0.5:8765/support".into()),
                 ("8000".into(), "ws://h/#frag".into()),
             ])
         );
