@@ -72,6 +72,16 @@ pub const SEED_VARIABLES: &[(&str, &str)] = &[
 /// The variable that refines the log level with `tracing` filter directives.
 pub const RUST_LOG: &str = "RUST_LOG";
 
+/// Whether the gateway reads the environment variable `name`: our `VOICEAI_*` names,
+/// `ari-client`'s `ARI_*`, the seed's names and [`RUST_LOG`]. Programs that run the
+/// gateway (tests, benches) clear these so their own environment cannot leak in.
+pub fn reads_variable(name: &str) -> bool {
+    name.starts_with("VOICEAI_")
+        || name.starts_with("ARI_")
+        || name == RUST_LOG
+        || SEED_VARIABLES.iter().any(|(seed, _)| *seed == name)
+}
+
 /// Default `--twilio-account-sid`: what bots see as `accountSid` and use in the
 /// Twilio-compatible REST path (`/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`).
 pub const DEFAULT_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
@@ -1470,6 +1480,23 @@ fn comma_list(text: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_variable_the_gateway_reads_is_recognised() {
+        for name in [
+            "VOICEAI_MAX_CALLS",
+            "ARI_URL",
+            "RUST_LOG",
+            "PYTHON_BACKEND_WS_URL",
+        ] {
+            assert!(reads_variable(name), "{name}");
+        }
+        for (seed, _) in SEED_VARIABLES {
+            assert!(reads_variable(seed), "{seed}");
+        }
+        assert!(!reads_variable("PATH"));
+        assert!(!reads_variable("HOME"));
+    }
 
     fn env(vars: &[(&str, &str)]) -> Environment {
         Environment::from_vars(vars.iter().copied())

@@ -12,30 +12,6 @@ use tokio::sync::watch;
 /// The binary cargo built for this bench (with the bench profile: release + debug info).
 pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_voiceai-gateway");
 
-/// Variables the gateway reads that must not leak in from the bench's environment.
-const SCRUBBED: &[&str] = &[
-    "ARI_URL",
-    "ARI_USERNAME",
-    "ARI_PASSWORD",
-    "ASTERISK_HOST",
-    "ASTERISK_ARI_PORT",
-    "ASTERISK_ARI_USERNAME",
-    "ASTERISK_ARI_PASSWORD",
-    "ASTERISK_APP_NAME",
-    "NODE_SERVER_PORT",
-    "NODE_SERVER_HOST",
-    "PYTHON_BACKEND_WS_URL",
-    "BACKEND_AUTH_TOKEN",
-    "LOG_LEVEL",
-    "CORS_ORIGINS",
-    "VOICEAI_APP",
-    "VOICEAI_LISTEN",
-    "VOICEAI_BACKEND_URL",
-    "VOICEAI_MAX_CALLS",
-    "VOICEAI_MEDIA",
-    "RUST_LOG",
-];
-
 #[derive(Debug, Default)]
 struct Output {
     /// Every line goes here too, when set (`BENCH_GATEWAY_LOG`).
@@ -105,8 +81,14 @@ impl Gateway {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        for name in SCRUBBED {
-            command.env_remove(name);
+        // Nothing the gateway reads leaks in from the environment this runs in.
+        for (name, _) in std::env::vars_os() {
+            if name
+                .to_str()
+                .is_some_and(voiceai_gateway::config::reads_variable)
+            {
+                command.env_remove(name);
+            }
         }
         for (name, value) in env {
             command.env(name, value);

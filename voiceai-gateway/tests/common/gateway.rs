@@ -17,29 +17,6 @@ use tokio::sync::watch;
 /// The gateway binary cargo built for these tests.
 pub const BINARY: &str = env!("CARGO_BIN_EXE_voiceai-gateway");
 
-/// Variables the gateway (or `ari-client`'s shared flags) reads that must not leak in from
-/// the environment the tests run in.
-const SCRUBBED: &[&str] = &[
-    "ARI_URL",
-    "ARI_USERNAME",
-    "ARI_PASSWORD",
-    "ASTERISK_HOST",
-    "ASTERISK_ARI_PORT",
-    "ASTERISK_ARI_USERNAME",
-    "ASTERISK_ARI_PASSWORD",
-    "ASTERISK_APP_NAME",
-    "NODE_SERVER_PORT",
-    "NODE_SERVER_HOST",
-    "PYTHON_BACKEND_WS_URL",
-    "BACKEND_AUTH_TOKEN",
-    "LOG_LEVEL",
-    "CORS_ORIGINS",
-    "VOICEAI_APP",
-    "VOICEAI_LISTEN",
-    "VOICEAI_BACKEND_URL",
-    "RUST_LOG",
-];
-
 /// A free TCP port on 127.0.0.1 (for `--listen`, or a media listener).
 ///
 /// # Panics
@@ -112,8 +89,14 @@ impl Gateway {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        for name in SCRUBBED {
-            command.env_remove(name);
+        // Nothing the gateway reads leaks in from the environment this runs in.
+        for (name, _) in std::env::vars_os() {
+            if name
+                .to_str()
+                .is_some_and(voiceai_gateway::config::reads_variable)
+            {
+                command.env_remove(name);
+            }
         }
         command.envs(env.iter().copied());
         let mut child = command
