@@ -6,11 +6,15 @@
 //! ```text
 //! cargo bench -p voiceai-gateway --bench gateway                    # synthetic, 1000 calls
 //! cargo bench -p voiceai-gateway --bench gateway -- --calls 500
-//! cargo bench -p voiceai-gateway --bench gateway -- --lab 50        # the lab, N <= 150
+//! cargo bench -p voiceai-gateway --bench gateway -- --lab 50        # the lab, N <= 300
+//! cargo bench -p voiceai-gateway --bench gateway -- --lab 200 --gateways 2 --media rtp \
+//!     --window 600                                                  # the soak
 //! ```
 //!
 //! Options: `--calls N` (synthetic, default 1000, or `BENCH_GATEWAY_CALLS`), `--lab [N]`
-//! (default 50), `--window S` (seconds measured, default 10, or `BENCH_GATEWAY_WINDOW`),
+//! (default 50), `--gateways G` (lab: G gateway processes share the calls, default 1),
+//! `--window S` (seconds measured, default 10, at most 3600, or `BENCH_GATEWAY_WINDOW`),
+//! `--rss-every S` (each gateway's RSS is printed every S seconds of the window, default 60),
 //! `--rate R` (calls set up per second: default 200 synthetic, 10 lab — at 25 a second
 //! the lab's Asterisk and SIPp, on a 2-core machine, left calls unanswered), `--media M`
 //! (lab: audiosocket, websocket or rtp; default audiosocket), `--log-level L` (the
@@ -92,6 +96,15 @@
 //!   is in flight), plus chunk numbers the backend never received.
 //! - The window starts when every call streams, plus 2 s; the backend then closes each
 //!   session normally, the gateway hangs the calls up, and SIPp ends.
+//!
+//! ## Soak (`--lab N --gateways 2 --window 600`)
+//!
+//! The same, with G gateway processes, each its own Stasis app, echo backend and SIPp
+//! (N / G calls each, at `--rate` / G): CPU and RSS are summed over the gateways, each
+//! gateway's RSS is printed every `--rss-every` seconds, and at the end its growth from
+//! the first sample to the last (`rss trend`): flat after the first minute is the target.
+//! Calls lost are the calls that did not stream or whose session did not end normally
+//! (each a `problem`); frames lost as above.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -139,7 +152,16 @@ pub(crate) struct Options {
     pub(crate) rate: Option<f64>,
     pub(crate) media: String,
     pub(crate) log_level: String,
+    /// Lab: gateway processes sharing the calls (each its own app, backend and SIPp).
+    pub(crate) gateways: usize,
+    /// How often each gateway's RSS is read and printed during the window.
+    pub(crate) rss_every: Duration,
 }
+
+/// The longest window (a soak).
+const MAX_WINDOW: Duration = Duration::from_secs(3600);
+/// The most lab calls (the lab's Asterisk shares this machine's cores with everything).
+const MAX_LAB_CALLS: usize = 300;
 
 fn parse_args() -> Result<Options, String> {
     let env = |name: &str| std::env::var(name).ok();
@@ -151,11 +173,13 @@ fn parse_args() -> Result<Options, String> {
         window: env("BENCH_GATEWAY_WINDOW")
             .and_then(|v| v.parse().ok())
             .and_then(|seconds: f64| Duration::try_from_secs_f64(seconds).ok())
-            .filter(|w| !w.is_zero() && w.as_secs() <= 600)
+            .filter(|w| !w.is_zero() && *w <= MAX_WINDOW)
             .unwrap_or(Duration::from_secs(10)),
         rate: None,
         media: "audiosocket".to_owned(),
         log_level: "info".to_owned(),
+        gateways: 1,
+        rss_every: Duration::from_secs(60),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -181,10 +205,27 @@ fn parse_args() -> Result<Options, String> {
                 let seconds: f64 = value(i)?.parse().map_err(|e| format!("--window: {e}"))?;
                 options.window = Duration::try_from_secs_f64(seconds)
                     .ok()
-                    .filter(|w| !w.is_zero() && w.as_secs() <= 600)
+                    .filter(|w| !w.is_zero() && *w <= MAX_WINDOW)
                     .ok_or(format!(
-                        "--window {seconds}: more than 0, at most 600 seconds"
+                        "--window {seconds}: more than 0, at most {} seconds",
+                        MAX_WINDOW.as_secs()
                     ))?;
+                i += 1;
+            }
+            "--gateways" => {
+                options.gateways = value(i)?
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=4).contains(n))
+                    .ok_or("--gateways: 1 to 4")?;
+                i += 1;
+            }
+            "--rss-every" => {
+                let seconds: u64 = value(i)?.parse().map_err(|e| format!("--rss-every: {e}"))?;
+                if seconds == 0 {
+                    return Err("--rss-every 0: at least 1 second".to_owned());
+                }
+                options.rss_every = Duration::from_secs(seconds);
                 i += 1;
             }
             "--rate" => {
@@ -205,9 +246,17 @@ fn parse_args() -> Result<Options, String> {
         i += 1;
     }
     if let Some(n) = options.lab {
-        if n == 0 || n > 150 {
-            return Err(format!("--lab {n}: 1 to 150 calls"));
+        if n == 0 || n > MAX_LAB_CALLS {
+            return Err(format!("--lab {n}: 1 to {MAX_LAB_CALLS} calls"));
         }
+        if n < options.gateways {
+            return Err(format!(
+                "--lab {n}: fewer calls than --gateways {}",
+                options.gateways
+            ));
+        }
+    } else if options.gateways > 1 {
+        return Err("--gateways: only with --lab".to_owned());
     }
     if options.calls == 0 {
         return Err("--calls 0".to_owned());
@@ -282,43 +331,96 @@ pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// The gateway's CPU with no call, over a second after start-up settled.
-pub(crate) async fn idle_cores(pid: u32) -> Result<f64, BenchError> {
+/// The gateways' CPU with no call (summed), over a second after start-up settled.
+pub(crate) async fn idle_cores(pids: &[u32]) -> Result<f64, BenchError> {
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let start = procfs::CpuMark::now(pid).ok_or("the gateway is gone")?;
+    let start = cpu_marks(pids)?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let end = procfs::CpuMark::now(pid).ok_or("the gateway is gone")?;
-    Ok(start.cores_until(&end))
+    let end = cpu_marks(pids)?;
+    Ok(start.iter().zip(&end).map(|(s, e)| s.cores_until(e)).sum())
+}
+
+fn cpu_marks(pids: &[u32]) -> Result<Vec<procfs::CpuMark>, BenchError> {
+    pids.iter()
+        .map(|&pid| {
+            procfs::CpuMark::now(pid).ok_or_else(|| format!("gateway {pid} is gone").into())
+        })
+        .collect()
 }
 
 /// Gateway CPU, bench CPU and gateway memory over the measurement window.
 pub(crate) struct Usage {
+    /// All gateways together.
     pub(crate) gateway_cores: f64,
     pub(crate) peer_cores: f64,
     /// The whole machine, in cores busy.
     pub(crate) machine_cores: f64,
+    /// Summed over the gateways at the end of the window.
     pub(crate) rss_kib: u64,
     pub(crate) hwm_kib: u64,
     pub(crate) threads: u64,
+    /// Each gateway's RSS every `sample_every` into the window (KiB, in `pids` order).
+    pub(crate) rss_samples: Vec<(Duration, Vec<u64>)>,
 }
 
-/// Measures the window (sleeping through it).
-pub(crate) async fn measure_window(pid: u32, window: Duration) -> Result<Usage, BenchError> {
+/// Measures the window (sleeping through it), reading and printing every gateway's RSS
+/// each `sample_every` on the way.
+pub(crate) async fn measure_window(
+    pids: &[u32],
+    window: Duration,
+    sample_every: Duration,
+) -> Result<Usage, BenchError> {
     let me = std::process::id();
-    let gateway_start = procfs::CpuMark::now(pid).ok_or("the gateway is gone")?;
+    let gateway_start = cpu_marks(pids)?;
     let peer_start = procfs::CpuMark::now(me).ok_or("no /proc/self")?;
     let machine_start = procfs::MachineMark::now().ok_or("no /proc/stat")?;
-    tokio::time::sleep(window).await;
+    let started = Instant::now();
+    let mut rss_samples = Vec::new();
+    let mut next = sample_every;
+    while next < window {
+        tokio::time::sleep_until((started + next).into()).await;
+        let rss: Vec<u64> = pids
+            .iter()
+            .map(|&pid| procfs::status_kib(pid, "VmRSS").unwrap_or(0))
+            .collect();
+        let shown: Vec<String> = rss.iter().map(|kib| format!("{kib} KiB")).collect();
+        println!(
+            "window {:>4} s: gateway rss {}",
+            next.as_secs(),
+            shown.join(", ")
+        );
+        rss_samples.push((next, rss));
+        next += sample_every;
+    }
+    tokio::time::sleep_until((started + window).into()).await;
     let machine_end = procfs::MachineMark::now().ok_or("no /proc/stat")?;
-    let gateway_end = procfs::CpuMark::now(pid).ok_or("the gateway died during the window")?;
+    let gateway_end = cpu_marks(pids).map_err(|_| "a gateway died during the window")?;
     let peer_end = procfs::CpuMark::now(me).ok_or("no /proc/self")?;
+    let sum = |field: &str| -> u64 {
+        pids.iter()
+            .map(|&pid| procfs::status_kib(pid, field).unwrap_or(0))
+            .sum()
+    };
+    let rss_end: Vec<u64> = pids
+        .iter()
+        .map(|&pid| procfs::status_kib(pid, "VmRSS").unwrap_or(0))
+        .collect();
+    rss_samples.push((window, rss_end));
     Ok(Usage {
-        gateway_cores: gateway_start.cores_until(&gateway_end),
+        gateway_cores: gateway_start
+            .iter()
+            .zip(&gateway_end)
+            .map(|(s, e)| s.cores_until(e))
+            .sum(),
         peer_cores: peer_start.cores_until(&peer_end),
         machine_cores: machine_start.cores_until(&machine_end, cores()),
-        rss_kib: procfs::status_kib(pid, "VmRSS").unwrap_or(0),
-        hwm_kib: procfs::status_kib(pid, "VmHWM").unwrap_or(0),
-        threads: procfs::threads(pid).unwrap_or(0),
+        rss_kib: sum("VmRSS"),
+        hwm_kib: sum("VmHWM"),
+        threads: pids
+            .iter()
+            .map(|&pid| procfs::threads(pid).unwrap_or(0))
+            .sum(),
+        rss_samples,
     })
 }
 
@@ -379,7 +481,7 @@ async fn synthetic(options: &Options) -> Result<Figures, BenchError> {
         .await
         .map_err(|_| "the gateway did not open the events WebSocket")??;
     // Idle baseline: after start-up settles, before any call.
-    let idle_cores = crate::idle_cores(pid).await?;
+    let idle_cores = crate::idle_cores(&[pid]).await?;
     let rss_idle_kib = procfs::status_kib(pid, "VmRSS").ok_or("the gateway is gone")?;
 
     let ramp_started = Instant::now();
@@ -421,7 +523,7 @@ async fn synthetic(options: &Options) -> Result<Figures, BenchError> {
     let start_us = stamp::now_us();
     let window_us = options.window.as_micros() as u64;
     WINDOW.set(start_us, start_us + window_us);
-    let usage = measure_window(pid, options.window).await?;
+    let usage = measure_window(&[pid], options.window, options.rss_every).await?;
     tokio::time::sleep(AFTER_WINDOW).await;
 
     let teardown_started = Instant::now();
@@ -563,6 +665,8 @@ async fn synthetic(options: &Options) -> Result<Figures, BenchError> {
         idle_cores,
         rss_calls_kib: usage.rss_kib,
         hwm_kib: usage.hwm_kib,
+        rss_samples: usage.rss_samples,
+        gateway_names: vec!["gateway".to_owned()],
         threads: usage.threads,
         to_backend,
         to_asterisk,

@@ -406,15 +406,23 @@ impl Drop for Sipp {
     }
 }
 
-fn media_args(media: &str, args: &mut Vec<String>) -> Result<(), BenchError> {
+/// The gateway's media flags; `index` and `of` place its RTP port range away from the
+/// other gateways of the run (and from other runs' defaults).
+fn media_args(
+    media: &str,
+    index: usize,
+    of: usize,
+    args: &mut Vec<String>,
+) -> Result<(), BenchError> {
     match media {
         "audiosocket" => {
             args.push("--audiosocket-listen".into());
             args.push(format!("127.0.0.1:{}", free_port()?));
         }
         "rtp" => {
-            // A range of its own, away from other gateways' defaults.
-            let base = 50_000 + (std::process::id() % 40) as u16 * 300;
+            let slots = (40 / of) as u32;
+            let slot = (std::process::id() % slots) as usize * of + index;
+            let base = 50_000 + slot as u16 * 300;
             args.push("--rtp-ports".into());
             args.push(format!("{base}-{}", base + 299));
         }
@@ -426,6 +434,108 @@ fn media_args(media: &str, args: &mut Vec<String>) -> Result<(), BenchError> {
     Ok(())
 }
 
+/// One gateway of a run: its own Stasis app, echo backend, SIPp and counters.
+struct Instance {
+    name: String,
+    app: String,
+    calls: usize,
+    context: Arc<LabContext>,
+    gateway: Gateway,
+    sipp: Option<Sipp>,
+}
+
+impl Instance {
+    async fn start(
+        options: &Options,
+        lab: &ari_lab::Lab,
+        index: usize,
+        calls: usize,
+    ) -> Result<Instance, BenchError> {
+        let name = if options.gateways == 1 {
+            "gateway".to_owned()
+        } else {
+            format!("gateway-{}", (b'a' + index as u8) as char)
+        };
+        let app = ari_lab::unique_name(&format!("bench-{name}"));
+        let listen: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let context = Arc::new(LabContext {
+            api: listen,
+            streaming: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            finish: CancellationToken::new(),
+            reports: Mutex::new(Vec::new()),
+        });
+        let backend_address = {
+            let context = context.clone();
+            backend::serve(move |ws| lab_session(ws, context.clone())).await?
+        };
+        let mut args: Vec<String> = [
+            "--listen",
+            &listen.to_string(),
+            "--app",
+            &app,
+            "--backend-url",
+            &format!("ws://{backend_address}/bench"),
+            "--max-calls",
+            &(calls + 10).to_string(),
+            "--hold-music",
+            "none",
+            "--fallback-endpoint",
+            "none",
+            "--log-level",
+            &options.log_level,
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        media_args(&options.media, index, options.gateways, &mut args)?;
+        let env = [
+            ("ARI_URL", lab.ari_url.clone()),
+            ("ARI_USERNAME", lab.username.clone()),
+            ("ARI_PASSWORD", lab.password.clone()),
+        ];
+        let mut gateway = Gateway::spawn(&args, &env)?;
+        println!("{name} pid {} app {app}", gateway.pid());
+        gateway.wait_ready(Duration::from_secs(20)).await?;
+        Ok(Instance {
+            name,
+            app,
+            calls,
+            context,
+            gateway,
+            sipp: None,
+        })
+    }
+
+    fn streaming(&self) -> u64 {
+        self.context.streaming.load(Ordering::Relaxed)
+    }
+
+    /// Ends SIPp and the gateway (by their pids) and hangs up what the app left behind.
+    async fn stop(&mut self, lab: &ari_lab::Lab, problems: &mut Vec<String>) {
+        self.context.finish.cancel();
+        let alive = self.gateway.running();
+        self.gateway.kill();
+        self.sipp = None;
+        let name = &self.name;
+        match hang_up_leftovers(lab, &self.app).await {
+            Ok(0) => {}
+            Ok(left) => problems.push(format!(
+                "{name}: {left} channels were left in the app: hung up"
+            )),
+            Err(error) => problems.push(format!(
+                "{name}: cannot list the channels left behind: {error}"
+            )),
+        }
+        if !alive {
+            problems.push(format!(
+                "{name} exited by itself; its last lines:\n{}",
+                self.gateway.tail()
+            ));
+        }
+    }
+}
+
 pub(crate) async fn run(options: &Options, calls: usize) -> Result<Figures, BenchError> {
     // The lab's shared gate blocks while a test has Asterisk alone (restarting it).
     println!("waiting for the lab (its gate is held while a test restarts Asterisk)");
@@ -433,135 +543,134 @@ pub(crate) async fn run(options: &Options, calls: usize) -> Result<Figures, Benc
         .await
         .map_err(|_| format!("the lab was not free within {LAB_WAIT:?}"))??;
     let rate = options.rate.unwrap_or(10.0).max(1.0);
-    let app = ari_lab::unique_name("bench-gateway");
-    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-    let context = Arc::new(LabContext {
-        api: listen,
-        streaming: AtomicU64::new(0),
-        done: AtomicU64::new(0),
-        finish: CancellationToken::new(),
-        reports: Mutex::new(Vec::new()),
-    });
-    let backend_address = {
-        let context = context.clone();
-        backend::serve(move |ws| lab_session(ws, context.clone())).await?
-    };
-    let mut args: Vec<String> = [
-        "--listen",
-        &listen.to_string(),
-        "--app",
-        &app,
-        "--backend-url",
-        &format!("ws://{backend_address}/bench"),
-        "--max-calls",
-        &(calls + 10).to_string(),
-        "--hold-music",
-        "none",
-        "--fallback-endpoint",
-        "none",
-        "--log-level",
-        &options.log_level,
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    media_args(&options.media, &mut args)?;
-    let env = [
-        ("ARI_URL", lab.ari_url.clone()),
-        ("ARI_USERNAME", lab.username.clone()),
-        ("ARI_PASSWORD", lab.password.clone()),
-    ];
+    let count = options.gateways;
     println!(
-        "gateway bench (lab): {calls} SIPp calls through Asterisk at {}, {} media, Twilio echo backend, {rate:.0} calls/s, {:.1} s window",
+        "gateway bench (lab): {calls} SIPp calls through Asterisk at {}, {count} gateway(s), {} media, Twilio echo backend, {rate:.0} calls/s, {:.1} s window",
         lab.ari_url,
         options.media,
         options.window.as_secs_f64()
     );
-    let mut gateway = Gateway::spawn(&args, &env)?;
-    let pid = gateway.pid();
-    println!("gateway pid {pid}");
-    gateway.wait_ready(Duration::from_secs(20)).await?;
-    let idle_cores = crate::idle_cores(pid).await?;
-    let rss_idle_kib = procfs::status_kib(pid, "VmRSS").ok_or("the gateway is gone")?;
+    let mut instances = Vec::with_capacity(count);
+    for index in 0..count {
+        // The calls split evenly; the first gateways take the remainder.
+        let share = calls / count + usize::from(index < calls % count);
+        match Instance::start(options, lab, index, share).await {
+            Ok(instance) => instances.push(instance),
+            Err(error) => {
+                let mut ignored = Vec::new();
+                for instance in &mut instances {
+                    instance.stop(lab, &mut ignored).await;
+                }
+                return Err(error);
+            }
+        }
+    }
+    let pids: Vec<u32> = instances.iter().map(|i| i.gateway.pid()).collect();
+    let idle_cores = crate::idle_cores(&pids).await?;
+    let rss_idle_kib = pids
+        .iter()
+        .map(|&pid| procfs::status_kib(pid, "VmRSS").ok_or("a gateway is gone"))
+        .sum::<Result<u64, _>>()?;
 
     let ramp = Duration::from_secs_f64(calls as f64 / rate);
     // Long enough for the ramp, the settling, the window and the wind-down.
     let audio = ramp + SETTLE + options.window + Duration::from_secs(20);
     let started = Instant::now();
-    let mut sipp = Sipp::start(calls, rate, &app, audio)?;
+    for instance in &mut instances {
+        let share_rate = rate * instance.calls as f64 / calls as f64;
+        instance.sipp = Some(Sipp::start(
+            instance.calls,
+            share_rate,
+            &instance.app,
+            audio,
+        )?);
+    }
     let all_up = wait_until(ramp + Duration::from_secs(20), || {
-        context.streaming.load(Ordering::Relaxed) >= calls as u64
+        instances.iter().map(Instance::streaming).sum::<u64>() >= calls as u64
     })
     .await;
-    let streaming = context.streaming.load(Ordering::Relaxed) as usize;
+    let streaming = instances.iter().map(Instance::streaming).sum::<u64>() as usize;
     println!(
         "set-up: {streaming} of {calls} calls streaming after {:.1} s",
         started.elapsed().as_secs_f64()
     );
     let mut problems = Vec::new();
     if !all_up {
-        problems.push(format!(
-            "only {streaming} of {calls} calls streamed; sipp: {}",
-            sipp.errors()
-        ));
+        for instance in &instances {
+            let errors = instance.sipp.as_ref().map(Sipp::errors).unwrap_or_default();
+            problems.push(format!(
+                "{}: only {} of {} calls streamed; sipp: {errors}",
+                instance.name,
+                instance.streaming(),
+                instance.calls
+            ));
+        }
     }
     if streaming == 0 {
-        let tail = gateway.tail();
-        gateway.kill();
-        drop(sipp);
-        let _ = hang_up_leftovers(lab, &app).await;
-        return Err(format!("no call streamed; the gateway's last lines:\n{tail}").into());
+        let tails: Vec<String> = instances.iter().map(|i| i.gateway.tail()).collect();
+        let mut ignored = Vec::new();
+        for instance in &mut instances {
+            instance.stop(lab, &mut ignored).await;
+        }
+        return Err(format!(
+            "no call streamed; the gateways' last lines:\n{}",
+            tails.join("\n")
+        )
+        .into());
     }
     tokio::time::sleep(SETTLE).await;
     let start_us = stamp::now_us();
     WINDOW.set(start_us, start_us + options.window.as_micros() as u64);
-    let usage = match measure_window(pid, options.window).await {
+    let usage = match measure_window(&pids, options.window, options.rss_every).await {
         Ok(usage) => usage,
         Err(error) => {
-            gateway.kill();
-            drop(sipp);
-            let _ = hang_up_leftovers(lab, &app).await;
+            let mut ignored = Vec::new();
+            for instance in &mut instances {
+                instance.stop(lab, &mut ignored).await;
+            }
             return Err(error);
         }
     };
     tokio::time::sleep(AFTER_WINDOW).await;
     // Each session drains, reads the counters and closes; the gateway hangs up.
     let drained = wait_until(Duration::from_secs(15), || {
-        context.done.load(Ordering::Relaxed) >= streaming as u64
+        instances
+            .iter()
+            .all(|i| i.context.done.load(Ordering::Relaxed) >= i.streaming())
     })
     .await;
     if !drained {
-        problems.push(format!(
-            "{} sessions did not finish within 15 s",
-            streaming as u64 - context.done.load(Ordering::Relaxed)
-        ));
+        let left: u64 = instances
+            .iter()
+            .map(|i| {
+                i.streaming()
+                    .saturating_sub(i.context.done.load(Ordering::Relaxed))
+            })
+            .sum();
+        problems.push(format!("{left} sessions did not finish within 15 s"));
     }
-    if let Err(error) = sipp.finish(Duration::from_secs(20)).await {
-        problems.push(error);
+    for instance in &mut instances {
+        if let Some(sipp) = instance.sipp.as_mut() {
+            if let Err(error) = sipp.finish(Duration::from_secs(20)).await {
+                problems.push(format!("{}: {error}", instance.name));
+            }
+        }
     }
-    context.finish.cancel();
-    let alive = gateway.running();
-    gateway.kill();
-    drop(sipp);
-    match hang_up_leftovers(lab, &app).await {
-        Ok(0) => {}
-        Ok(left) => problems.push(format!("{left} channels were left in the app: hung up")),
-        Err(error) => problems.push(format!("cannot list the channels left behind: {error}")),
-    }
-    if !alive {
-        problems.push(format!(
-            "the gateway exited by itself; its last lines:\n{}",
-            gateway.tail()
-        ));
-    }
-    let (warnings, first) = gateway.warnings();
-    if warnings > 0 {
-        problems.push(format!(
-            "the gateway logged {warnings} warnings/errors, e.g. {first:?}"
-        ));
+    for instance in &mut instances {
+        instance.stop(lab, &mut problems).await;
+        let (warnings, first) = instance.gateway.warnings();
+        if warnings > 0 {
+            problems.push(format!(
+                "{} logged {warnings} warnings/errors, e.g. {first:?}",
+                instance.name
+            ));
+        }
     }
 
-    let reports = std::mem::take(&mut *context.reports.lock().map_err(|_| "poisoned")?);
+    let mut reports = Vec::new();
+    for instance in &instances {
+        reports.append(&mut *instance.context.reports.lock().map_err(|_| "poisoned")?);
+    }
     let mut to_backend = Direction {
         latency_note: "arrival jitter at the backend against the call's 20 ms grid, Asterisk's timing included: shown, not counted",
         counted: false,
@@ -593,7 +702,7 @@ pub(crate) async fn run(options: &Options, calls: usize) -> Result<Figures, Benc
     to_asterisk.sent_note = "whole calls";
     Ok(Figures {
         mode: format!(
-            "lab ({calls} SIPp calls, {} media, real Asterisk)",
+            "lab ({calls} SIPp calls, {count} gateway(s), {} media, real Asterisk)",
             options.media
         ),
         calls: streaming,
@@ -606,6 +715,8 @@ pub(crate) async fn run(options: &Options, calls: usize) -> Result<Figures, Benc
         rss_calls_kib: usage.rss_kib,
         hwm_kib: usage.hwm_kib,
         threads: usage.threads,
+        rss_samples: usage.rss_samples,
+        gateway_names: instances.iter().map(|i| i.name.clone()).collect(),
         to_backend,
         to_asterisk,
         problems,

@@ -41,6 +41,10 @@ pub(crate) struct Figures {
     pub(crate) rss_calls_kib: u64,
     pub(crate) hwm_kib: u64,
     pub(crate) threads: u64,
+    /// Each gateway's RSS (KiB) at each sample time into the window, the last at its end.
+    pub(crate) rss_samples: Vec<(std::time::Duration, Vec<u64>)>,
+    /// The gateways, in the order of each sample's values.
+    pub(crate) gateway_names: Vec<String>,
     /// Asterisk → backend.
     pub(crate) to_backend: Direction,
     /// Backend → Asterisk.
@@ -154,6 +158,7 @@ impl Figures {
                 show(&Some(*paced))
             );
         }
+        self.print_rss_trend();
         for problem in &self.problems {
             println!("problem: {problem}");
         }
@@ -173,5 +178,37 @@ impl Figures {
             verdict(self.lost() == 0),
             verdict(rss < 64.0),
         );
+    }
+
+    /// Over a long window: each gateway's RSS growth from the first sample (after the
+    /// first minute, when the calls' buffers are allocated) to the end.
+    fn print_rss_trend(&self) {
+        let (Some((first_at, first)), Some((last_at, last))) =
+            (self.rss_samples.first(), self.rss_samples.last())
+        else {
+            return;
+        };
+        if self.rss_samples.len() < 3 {
+            return;
+        }
+        for (index, name) in self.gateway_names.iter().enumerate() {
+            let (Some(&from), Some(&to)) = (first.get(index), last.get(index)) else {
+                continue;
+            };
+            let growth = to as i64 - from as i64;
+            let peak = self
+                .rss_samples
+                .iter()
+                .filter_map(|(_, values)| values.get(index))
+                .max()
+                .copied()
+                .unwrap_or(to);
+            println!(
+                "{name} rss trend: {from} KiB at {} s, {to} KiB at {} s ({growth:+} KiB, {:+.2} %), peak {peak} KiB",
+                first_at.as_secs(),
+                last_at.as_secs(),
+                growth as f64 * 100.0 / from.max(1) as f64
+            );
+        }
     }
 }
