@@ -98,7 +98,7 @@ pub use credentials::Credentials;
 pub use error::{Delivery, Error, ErrorChain, StreamEnd, WaitFailure};
 pub use handles::{
     BridgeHandle, ChannelHandle, DialOptions, DialplanTarget, PlaybackHandle, RecordOptions,
-    RecordingHandle, SnoopOptions, new_id,
+    RecordingHandle, SnoopOptions, new_id, wav_is_whole,
 };
 pub use router::{ObjectEvents, Within};
 

@@ -398,7 +398,23 @@ async fn channels_play_record_snoop_move_continue_and_dial() {
         bytes > 44 && &file[..4] == b"RIFF",
         "a wav file, got {bytes} bytes"
     );
+    // The atomic download: the same bytes, under the final name only.
+    let dir = std::env::temp_dir().join(new_id("ari-dl"));
+    std::fs::create_dir(&dir).unwrap();
+    let path = dir.join(format!("{name}.wav"));
+    assert_eq!(recording.download_to_file(&path).await.unwrap(), bytes);
+    assert_eq!(std::fs::read(&path).unwrap(), file);
     recording.delete_stored().await.unwrap();
+    // Gone from Asterisk: 404, and no file (not even a partial one) is left behind.
+    let missing = dir.join("missing.wav");
+    let error = recording.download_to_file(&missing).await.unwrap_err();
+    assert!(error.is_not_found(), "{error}");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(left, [std::ffi::OsString::from(format!("{name}.wav"))]);
+    std::fs::remove_dir_all(&dir).unwrap();
 
     let snoop_id = new_id("snoop");
     let mut snoop = channel

@@ -27,7 +27,7 @@ pub use bridge::BridgeHandle;
 pub use channel::ChannelHandle;
 pub use options::{DialOptions, DialplanTarget, RecordOptions, SnoopOptions};
 pub use playback::PlaybackHandle;
-pub use recording::RecordingHandle;
+pub use recording::{RecordingHandle, wav_is_whole};
 
 use crate::connection::AppConnection;
 use crate::error::Error;
