@@ -91,8 +91,8 @@ pub use backoff::Backoff;
 pub use client::Client;
 pub use config::{ClientBuilder, TlsRoots};
 pub use connection::{
-    AppConnection, AppConnectionBuilder, IncomingChannel, IncomingChannels, OutboundServerBuilder,
-    Snapshot, Update, Updates,
+    AppConnection, AppConnectionBuilder, Claim, IncomingChannel, IncomingChannels,
+    OutboundServerBuilder, Snapshot, Update, Updates,
 };
 pub use credentials::Credentials;
 pub use error::{Delivery, Error, ErrorChain, StreamEnd, WaitFailure};

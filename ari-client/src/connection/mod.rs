@@ -14,6 +14,7 @@
 //! its state. Handles whose object did not survive end their streams then.
 
 mod builder;
+mod claim;
 mod handshake;
 mod incoming;
 pub(crate) mod rest;
@@ -27,6 +28,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 pub use builder::{AppConnectionBuilder, OutboundServerBuilder};
+pub use claim::Claim;
 pub use incoming::{IncomingChannel, IncomingChannels};
 pub(crate) use resync::Live;
 pub use update::{Snapshot, Update, Updates};
