@@ -3,7 +3,8 @@
 //! `/ws/frontend` and `/ws/monitor`.
 //!
 //! Routes:
-//! - `GET /health`, `GET /ready` (no auth);
+//! - `GET /` (the live monitor page), `GET /monitor.js`, `GET /monitor.css`,
+//!   `GET /health`, `GET /ready` (no auth; the page shows nothing without the token);
 //! - `GET /api/calls/active`, `GET /api/calls/{id}`, `POST /api/calls/originate`,
 //!   `POST /api/calls/{id}/disconnect`, `POST /api/calls/{id}/transfer`,
 //!   `GET /api/asterisk/status` (bearer token);
@@ -19,6 +20,7 @@
 mod auth;
 mod calls;
 mod error;
+mod monitor_page;
 mod twilio;
 pub mod validate;
 mod ws;
@@ -281,6 +283,9 @@ pub fn router(calls: Calls, control: Arc<dyn GatewayControl>, config: ApiConfig)
             auth::require_token,
         ));
     let router = Router::new()
+        .route("/", get(monitor_page::index))
+        .route("/monitor.js", get(monitor_page::script))
+        .route("/monitor.css", get(monitor_page::style))
         .route("/health", get(calls::health))
         .route("/ready", get(calls::ready))
         .route(

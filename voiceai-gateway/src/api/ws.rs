@@ -5,9 +5,11 @@
 //!   to also receive that call's detail events (`media_stats` every second) and
 //!   `{"type":"leave_call","callId":...}` to stop. Each is answered
 //!   `{"type":"ack","action":"join_call","callId":...}`.
-//! - `/ws/monitor`: every event of every call, and the gateway's `stats` every second.
+//! - `/ws/monitor`: every event of every call, and the gateway's `stats` every second
+//!   (with `"asterisk"`: the ARI connection and whether calls are taken).
 //!
-//! Both first send `{"type":"connected","client":...,"activeCalls":[...]}`, and answer
+//! Both first send `{"type":"connected","client":...,"activeCalls":[...]}` (the monitor's
+//! also has `endedCalls`, the recently ended calls, and `asterisk`), and answer
 //! `{"type":"ping"}` with `{"type":"pong"}`. Each client has a bounded queue: one that
 //! falls behind (its queue is full, or the event bus moved past it) is closed with code
 //! 1008 and a reason saying it was too slow; publishing never waits for it. The server
@@ -118,7 +120,54 @@ struct Connected<'a> {
     kind: &'static str,
     client: &'static str,
     active_calls: &'a [CallSnapshot],
+    /// Monitor only: the recently ended calls, oldest first (the page's "last ended").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ended_calls: Option<&'a [CallSnapshot]>,
+    /// Monitor only: the ARI connection now (later ones come with each `stats`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asterisk: Option<AsteriskState>,
     timestamp: String,
+}
+
+/// The ARI connection as monitor clients see it, in `connected` and in each `stats`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AsteriskState {
+    connected: bool,
+    host: String,
+    ari_port: u16,
+    app_name: String,
+    asterisk_version: Option<String>,
+    /// Whether the gateway takes new calls (connected and not draining).
+    accepting_calls: bool,
+}
+
+impl AsteriskState {
+    fn now(state: &AppState) -> Self {
+        let ari = state.control.ari();
+        Self {
+            accepting_calls: ari.connected && state.control.accepting_calls(),
+            connected: ari.connected,
+            host: ari.host,
+            ari_port: ari.ari_port,
+            app_name: ari.app_name,
+            asterisk_version: ari.asterisk_version,
+        }
+    }
+}
+
+/// `stats` as monitor clients get it: the bus's message with the ARI connection added
+/// as `"asterisk"` (the bus's `stats` comes from the registry, which does not know ARI).
+/// `None` when `json` is not an object.
+fn stats_with_asterisk(json: &str, asterisk: &AsteriskState) -> Option<String> {
+    let body = json.trim_end().strip_suffix('}')?;
+    let asterisk = serde_json::to_string(asterisk).ok()?;
+    let separator = if body.trim_end().ends_with('{') {
+        ""
+    } else {
+        ","
+    };
+    Some(format!("{body}{separator}\"asterisk\":{asterisk}}}"))
 }
 
 /// The answer to `join_call` / `leave_call`.
@@ -218,10 +267,14 @@ impl Client {
             .map(|shutdown| shutdown.closing.clone());
 
         let active = self.state.calls.active();
+        let monitor = self.role == Role::Monitor;
+        let ended = monitor.then(|| self.state.calls.ended());
         let hello = json(&Connected {
             kind: "connected",
             client: self.role.name(),
             active_calls: &active,
+            ended_calls: ended.as_deref(),
+            asterisk: monitor.then(|| AsteriskState::now(&self.state)),
             timestamp: timestamp(SystemTime::now()),
         });
         let mut step = self.offer(&queue, hello);
@@ -249,6 +302,13 @@ impl Client {
                     }
                 }
                 event = self.events.recv() => match event {
+                    Ok(event) if self.role == Role::Monitor && event.kind == EventKind::Stats => {
+                        let asterisk = AsteriskState::now(&self.state);
+                        match stats_with_asterisk(&event.json, &asterisk) {
+                            Some(stats) => self.offer(&queue, stats),
+                            None => self.offer(&queue, event.json.as_ref()),
+                        }
+                    }
                     Ok(event) if self.wants(&event) => self.offer(&queue, event.json.as_ref()),
                     Ok(_) => Step::Go,
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -443,5 +503,38 @@ async fn write(
             Ok(Ok(())) => {}
             Ok(Err(_)) | Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asterisk() -> AsteriskState {
+        AsteriskState {
+            connected: true,
+            host: "127.0.0.1".to_owned(),
+            ari_port: 8088,
+            app_name: "voiceai".to_owned(),
+            asterisk_version: None,
+            accepting_calls: false,
+        }
+    }
+
+    #[test]
+    fn stats_keep_their_fields_and_gain_the_ari_connection() {
+        let stats = r#"{"type":"stats","activeCalls":2,"timestamp":"2026-01-01T00:00:00.000Z"}"#;
+        let joined = stats_with_asterisk(stats, &asterisk()).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&joined).unwrap();
+        assert_eq!(value["type"], "stats");
+        assert_eq!(value["activeCalls"], 2);
+        assert_eq!(value["timestamp"], "2026-01-01T00:00:00.000Z");
+        assert_eq!(value["asterisk"]["connected"], true);
+        assert_eq!(value["asterisk"]["ariPort"], 8088);
+        assert_eq!(value["asterisk"]["acceptingCalls"], false);
+        let empty = stats_with_asterisk("{}", &asterisk()).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&empty).unwrap();
+        assert_eq!(value["asterisk"]["appName"], "voiceai");
+        assert_eq!(stats_with_asterisk("[1]", &asterisk()), None);
     }
 }

@@ -8,13 +8,15 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::call_log::{CallLog, CallRecord, TRANSCRIPT_LINES_KEPT};
 use crate::events::{EventBus, EventKind, timestamp};
+use crate::metrics::Metrics;
 
 /// Commands queued per call at most (the API answers 409 beyond).
 const COMMAND_QUEUE: usize = 8;
@@ -154,6 +156,12 @@ pub struct CallSnapshot {
     /// Why it ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<String>,
+    /// The call's recording (`--record`): its file name in `--recordings-dir`, once saved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording: Option<String>,
+    /// Why the call's recording was not saved, when it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording_error: Option<String>,
 }
 
 /// What a call task tells the registry when it starts.
@@ -180,6 +188,9 @@ struct ActiveCall {
     started: Instant,
     stats: Arc<CallStats>,
     commands: mpsc::Sender<CallCommand>,
+    /// For the call log: the backend's URL and its transcripts (kept only with a log).
+    backend_url: Option<String>,
+    transcripts: Vec<serde_json::Value>,
 }
 
 impl ActiveCall {
@@ -206,6 +217,8 @@ struct Inner {
     state: Mutex<State>,
     events: EventBus,
     ended_kept: usize,
+    call_log: OnceLock<CallLog>,
+    metrics: Arc<Metrics>,
 }
 
 /// The registry of calls; cheap to clone.
@@ -245,13 +258,25 @@ impl Calls {
                 state: Mutex::new(State::default()),
                 events,
                 ended_kept,
+                call_log: OnceLock::new(),
+                metrics: Arc::new(Metrics::new()),
             }),
         }
+    }
+
+    /// Appends every call that ends from now on to `log` (`--call-log`); set once.
+    pub fn set_call_log(&self, log: CallLog) {
+        let _ = self.inner.call_log.set(log);
     }
 
     /// The bus this registry publishes on.
     pub fn events(&self) -> &EventBus {
         &self.inner.events
+    }
+
+    /// The gateway's metrics (one registry per call registry, so per gateway).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -285,12 +310,17 @@ impl Calls {
             answer_time: (call.status != CallStatus::Ringing).then(|| timestamp(now)),
             end_time: None,
             end_reason: None,
+            recording: None,
+            recording_error: None,
         };
         {
             let mut state = self.state();
             let started = Instant::now();
             state.started_recently.push_back(started);
             state.calls_total += 1;
+            self.inner
+                .metrics
+                .call_started(call.direction == Direction::Outbound);
             state.active.insert(
                 call.call_id.clone(),
                 ActiveCall {
@@ -298,6 +328,8 @@ impl Calls {
                     started,
                     stats: stats.clone(),
                     commands,
+                    backend_url: None,
+                    transcripts: Vec::new(),
                 },
             );
         }
@@ -309,6 +341,9 @@ impl Calls {
             caller_number: &'a str,
             called_number: &'a str,
             direction: Direction,
+            // Added after the seed's fields, for the monitor page.
+            media: &'a str,
+            status: CallStatus,
         }
         self.inner.events.publish(
             EventKind::CallStarted,
@@ -319,6 +354,8 @@ impl Calls {
                 caller_number: &call.caller_number,
                 called_number: &call.called_number,
                 direction: call.direction,
+                media: call.media,
+                status: call.status,
             },
         );
         let entry = CallEntry {
@@ -464,6 +501,9 @@ impl Calls {
     fn finish(&self, call_id: &str, reason: &str) -> Option<CallSnapshot> {
         let mut state = self.state();
         let call = state.active.remove(call_id)?;
+        self.inner
+            .metrics
+            .call_ended(reason, call.started.elapsed());
         let mut snapshot = call.snapshot();
         snapshot.status = CallStatus::Ended;
         if snapshot.backend_state != BackendState::FailedOver {
@@ -474,6 +514,16 @@ impl Calls {
         state.ended.push_back(snapshot.clone());
         while state.ended.len() > self.inner.ended_kept {
             state.ended.pop_front();
+        }
+        drop(state);
+        if let Some(log) = self.inner.call_log.get() {
+            log.log(CallRecord {
+                call: snapshot.clone(),
+                backend_url: call.backend_url,
+                frames_to_backend: call.stats.frames_to_backend.load(Ordering::Relaxed),
+                frames_dropped: call.stats.frames_dropped.load(Ordering::Relaxed),
+                transcripts: call.transcripts,
+            });
         }
         Some(snapshot)
     }
@@ -514,6 +564,11 @@ impl CallEntry {
         &self.stats
     }
 
+    /// The gateway's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        self.calls.metrics()
+    }
+
     /// The bus, for events the task publishes itself.
     pub fn events(&self) -> &EventBus {
         self.calls.events()
@@ -536,6 +591,7 @@ impl CallEntry {
 
     /// Publishes `call_answered` (inbound calls are answered by the gateway itself).
     pub fn publish_answered(&self) {
+        self.metrics().call_answered();
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct Answered<'a> {
@@ -608,8 +664,34 @@ impl CallEntry {
         );
     }
 
-    /// Publishes a `transcript` event carrying what the backend sent.
+    /// Records the backend's URL (for the call log, without credentials).
+    pub fn set_backend_url(&self, url: &str) {
+        if self.calls.inner.call_log.get().is_some() {
+            let url = crate::call_log::url_for_log(url);
+            if let Some(call) = self.calls.state().active.get_mut(&self.call_id) {
+                call.backend_url = Some(url);
+            }
+        }
+    }
+
+    /// Records where the call's recording was saved, or why it was not.
+    pub fn set_recording(&self, saved: Result<String, String>) {
+        self.calls.update(&self.call_id, |call| match saved {
+            Ok(file) => call.recording = Some(file),
+            Err(why) => call.recording_error = Some(why),
+        });
+    }
+
+    /// Publishes a `transcript` event carrying what the backend sent (and keeps it for
+    /// the call log, when there is one).
     pub fn publish_transcript(&self, data: &serde_json::Value) {
+        if self.calls.inner.call_log.get().is_some() {
+            if let Some(call) = self.calls.state().active.get_mut(&self.call_id) {
+                if call.transcripts.len() < TRANSCRIPT_LINES_KEPT {
+                    call.transcripts.push(data.clone());
+                }
+            }
+        }
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct Transcript<'a> {
@@ -648,6 +730,11 @@ impl CallEntry {
             channel_id: &'a str,
             reason: &'a str,
             duration: u64,
+            // Added after the seed's fields (`--record`).
+            #[serde(skip_serializing_if = "Option::is_none")]
+            recording: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            recording_error: Option<&'a str>,
         }
         self.events().publish(
             EventKind::CallEnded,
@@ -657,6 +744,8 @@ impl CallEntry {
                 channel_id: &self.channel_id,
                 reason,
                 duration: ended.duration,
+                recording: ended.recording.as_deref(),
+                recording_error: ended.recording_error.as_deref(),
             },
         );
     }
