@@ -8,15 +8,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::call_log::{CallLog, CallRecord, TRANSCRIPT_LINES_KEPT};
 use crate::events::{EventBus, EventKind, timestamp};
-use crate::metrics::Metrics;
 
 /// Commands queued per call at most (the API answers 409 beyond).
 const COMMAND_QUEUE: usize = 8;
@@ -156,12 +154,6 @@ pub struct CallSnapshot {
     /// Why it ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<String>,
-    /// The call's recording (`--record`): its file name in `--recordings-dir`, once saved.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub recording: Option<String>,
-    /// Why the call's recording was not saved, when it was not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub recording_error: Option<String>,
 }
 
 /// What a call task tells the registry when it starts.
@@ -188,9 +180,6 @@ struct ActiveCall {
     started: Instant,
     stats: Arc<CallStats>,
     commands: mpsc::Sender<CallCommand>,
-    /// For the call log: the backend's URL and its transcripts (kept only with a log).
-    backend_url: Option<String>,
-    transcripts: Vec<serde_json::Value>,
 }
 
 impl ActiveCall {
@@ -217,8 +206,6 @@ struct Inner {
     state: Mutex<State>,
     events: EventBus,
     ended_kept: usize,
-    call_log: OnceLock<CallLog>,
-    metrics: Arc<Metrics>,
 }
 
 /// The registry of calls; cheap to clone.
@@ -258,25 +245,13 @@ impl Calls {
                 state: Mutex::new(State::default()),
                 events,
                 ended_kept,
-                call_log: OnceLock::new(),
-                metrics: Arc::new(Metrics::new()),
             }),
         }
-    }
-
-    /// Appends every call that ends from now on to `log` (`--call-log`); set once.
-    pub fn set_call_log(&self, log: CallLog) {
-        let _ = self.inner.call_log.set(log);
     }
 
     /// The bus this registry publishes on.
     pub fn events(&self) -> &EventBus {
         &self.inner.events
-    }
-
-    /// The gateway's metrics (one registry per call registry, so per gateway).
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.inner.metrics
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -310,17 +285,12 @@ impl Calls {
             answer_time: (call.status != CallStatus::Ringing).then(|| timestamp(now)),
             end_time: None,
             end_reason: None,
-            recording: None,
-            recording_error: None,
         };
         {
             let mut state = self.state();
             let started = Instant::now();
             state.started_recently.push_back(started);
             state.calls_total += 1;
-            self.inner
-                .metrics
-                .call_started(call.direction == Direction::Outbound);
             state.active.insert(
                 call.call_id.clone(),
                 ActiveCall {
@@ -328,8 +298,6 @@ impl Calls {
                     started,
                     stats: stats.clone(),
                     commands,
-                    backend_url: None,
-                    transcripts: Vec::new(),
                 },
             );
         }
@@ -501,9 +469,6 @@ impl Calls {
     fn finish(&self, call_id: &str, reason: &str) -> Option<CallSnapshot> {
         let mut state = self.state();
         let call = state.active.remove(call_id)?;
-        self.inner
-            .metrics
-            .call_ended(reason, call.started.elapsed());
         let mut snapshot = call.snapshot();
         snapshot.status = CallStatus::Ended;
         if snapshot.backend_state != BackendState::FailedOver {
@@ -514,16 +479,6 @@ impl Calls {
         state.ended.push_back(snapshot.clone());
         while state.ended.len() > self.inner.ended_kept {
             state.ended.pop_front();
-        }
-        drop(state);
-        if let Some(log) = self.inner.call_log.get() {
-            log.log(CallRecord {
-                call: snapshot.clone(),
-                backend_url: call.backend_url,
-                frames_to_backend: call.stats.frames_to_backend.load(Ordering::Relaxed),
-                frames_dropped: call.stats.frames_dropped.load(Ordering::Relaxed),
-                transcripts: call.transcripts,
-            });
         }
         Some(snapshot)
     }
@@ -564,11 +519,6 @@ impl CallEntry {
         &self.stats
     }
 
-    /// The gateway's metrics.
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        self.calls.metrics()
-    }
-
     /// The bus, for events the task publishes itself.
     pub fn events(&self) -> &EventBus {
         self.calls.events()
@@ -591,7 +541,6 @@ impl CallEntry {
 
     /// Publishes `call_answered` (inbound calls are answered by the gateway itself).
     pub fn publish_answered(&self) {
-        self.metrics().call_answered();
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct Answered<'a> {
@@ -664,34 +613,8 @@ impl CallEntry {
         );
     }
 
-    /// Records the backend's URL (for the call log, without credentials).
-    pub fn set_backend_url(&self, url: &str) {
-        if self.calls.inner.call_log.get().is_some() {
-            let url = crate::call_log::url_for_log(url);
-            if let Some(call) = self.calls.state().active.get_mut(&self.call_id) {
-                call.backend_url = Some(url);
-            }
-        }
-    }
-
-    /// Records where the call's recording was saved, or why it was not.
-    pub fn set_recording(&self, saved: Result<String, String>) {
-        self.calls.update(&self.call_id, |call| match saved {
-            Ok(file) => call.recording = Some(file),
-            Err(why) => call.recording_error = Some(why),
-        });
-    }
-
-    /// Publishes a `transcript` event carrying what the backend sent (and keeps it for
-    /// the call log, when there is one).
+    /// Publishes a `transcript` event carrying what the backend sent.
     pub fn publish_transcript(&self, data: &serde_json::Value) {
-        if self.calls.inner.call_log.get().is_some() {
-            if let Some(call) = self.calls.state().active.get_mut(&self.call_id) {
-                if call.transcripts.len() < TRANSCRIPT_LINES_KEPT {
-                    call.transcripts.push(data.clone());
-                }
-            }
-        }
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct Transcript<'a> {
@@ -730,11 +653,6 @@ impl CallEntry {
             channel_id: &'a str,
             reason: &'a str,
             duration: u64,
-            // Added after the seed's fields (`--record`).
-            #[serde(skip_serializing_if = "Option::is_none")]
-            recording: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            recording_error: Option<&'a str>,
         }
         self.events().publish(
             EventKind::CallEnded,
@@ -744,8 +662,6 @@ impl CallEntry {
                 channel_id: &self.channel_id,
                 reason,
                 duration: ended.duration,
-                recording: ended.recording.as_deref(),
-                recording_error: ended.recording_error.as_deref(),
             },
         );
     }
