@@ -1,4 +1,5 @@
-//! Test support for the workspace: the lab's real Asterisk and SIPp peers.
+//! Test support for the workspace: the lab's real Asterisk and SIPp peers, and a real
+//! MariaDB ([`mariadb`]) for the dialer's MySQL store.
 //!
 //! Every integration test in the workspace talks to the Asterisk that
 //! `asterisk_conf/lab start` runs on 127.0.0.1. [`Lab::get`] checks once per test
@@ -11,6 +12,7 @@
 pub mod audio;
 pub mod events;
 mod gate;
+pub mod mariadb;
 pub mod pcap;
 pub mod rest;
 pub mod sipp;
