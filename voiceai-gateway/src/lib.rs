@@ -15,3 +15,4 @@ pub mod logging;
 pub mod media;
 pub mod protocol;
 pub mod rtp;
+pub mod metrics;

@@ -9,20 +9,21 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::error::{ApiError, ApiJson, ReplyStatus};
+use super::error::{ApiError, ApiJson, ErrorReply, ReplyStatus};
 use super::{AppState, OriginateRequest, validate};
 use crate::calls::{CallCommand, CallSnapshot, CallStatus};
 use crate::events::timestamp;
 
 /// `/health`'s `asterisk` object.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct AsteriskHealth {
     connected: bool,
 }
 
 /// `GET /health`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Health {
     status: &'static str,
@@ -31,6 +32,17 @@ pub(crate) struct Health {
     active_calls: usize,
 }
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    summary = "Liveness and the ARI connection",
+    description = "No token needed. 200 while ARI is connected (also while draining), 503 (`degraded`) while it is not.",
+    responses(
+        (status = 200, description = "ARI is connected", body = Health),
+        (status = 503, description = "ARI is not connected", body = Health),
+    )
+)]
 pub(crate) async fn health(State(state): State<AppState>) -> Response {
     let connected = state.control.ari().connected;
     let body = Health {
@@ -48,7 +60,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /ready`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Ready {
     status: &'static str,
@@ -57,6 +69,17 @@ pub(crate) struct Ready {
     accepting_calls: bool,
 }
 
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "health",
+    summary = "Whether the gateway takes calls",
+    description = "No token needed. 200 while ARI is connected and the gateway is not draining, 503 otherwise (for load balancers).",
+    responses(
+        (status = 200, description = "Taking calls", body = Ready),
+        (status = 503, description = "Not taking calls", body = Ready),
+    )
+)]
 pub(crate) async fn ready(State(state): State<AppState>) -> Response {
     let connected = state.control.ari().connected;
     let accepting = connected && state.control.accepting_calls();
@@ -75,13 +98,24 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /api/calls/active`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ActiveCalls {
     status: ReplyStatus,
     calls: Vec<CallSnapshot>,
     count: usize,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/calls/active",
+    tag = "calls",
+    summary = "The active calls, oldest first",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The active calls", body = ActiveCalls),
+        (status = 401, description = "No or a wrong token", body = ErrorReply),
+    )
+)]
 pub(crate) async fn active(State(state): State<AppState>) -> Json<ActiveCalls> {
     let calls = state.calls.active();
     Json(ActiveCalls {
@@ -92,12 +126,25 @@ pub(crate) async fn active(State(state): State<AppState>) -> Json<ActiveCalls> {
 }
 
 /// `GET /api/calls/{id}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct OneCall {
     status: ReplyStatus,
     call: CallSnapshot,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/calls/{id}",
+    tag = "calls",
+    summary = "One call, active or recently ended",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The call id (its Twilio callSid)")),
+    responses(
+        (status = 200, description = "The call", body = OneCall),
+        (status = 401, description = "No or a wrong token", body = ErrorReply),
+        (status = 404, description = "No such call", body = ErrorReply),
+    )
+)]
 pub(crate) async fn call(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -128,7 +175,7 @@ fn variable_value(name: &str, value: serde_json::Value) -> Result<String, ApiErr
 }
 
 /// `POST /api/calls/originate`'s body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct OriginateBody {
     phone_number: String,
@@ -139,7 +186,7 @@ pub(crate) struct OriginateBody {
 }
 
 /// `POST /api/calls/originate`'s answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct OriginateReply {
     status: ReplyStatus,
@@ -149,6 +196,24 @@ pub(crate) struct OriginateReply {
     call_id: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/calls/originate",
+    tag = "calls",
+    summary = "Place a call that goes through the AI flow when answered",
+    security(("bearer" = [])),
+    request_body = OriginateBody,
+    responses(
+        (status = 200, description = "Placed", body = OriginateReply),
+        (status = 400, description = "Bad number, caller id or variables", body = ErrorReply),
+        (status = 401, description = "No or a wrong token", body = ErrorReply),
+        (status = 409, description = "At --max-calls, or draining", body = ErrorReply),
+        (status = 413, description = "Body too large", body = ErrorReply),
+        (status = 415, description = "Not JSON", body = ErrorReply),
+        (status = 502, description = "Asterisk refused the call", body = ErrorReply),
+        (status = 503, description = "ARI is not connected", body = ErrorReply),
+    )
+)]
 pub(crate) async fn originate(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<OriginateBody>,
@@ -190,7 +255,7 @@ pub(crate) async fn originate(
 }
 
 /// The answer to disconnect and transfer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CommandReply {
     status: ReplyStatus,
@@ -200,6 +265,20 @@ pub(crate) struct CommandReply {
     endpoint: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/calls/{id}/disconnect",
+    tag = "calls",
+    summary = "Hang a call up",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The call id")),
+    responses(
+        (status = 200, description = "Hang-up requested", body = CommandReply),
+        (status = 401, description = "No or a wrong token", body = ErrorReply),
+        (status = 404, description = "No such call", body = ErrorReply),
+        (status = 409, description = "Ended, or busy with earlier commands", body = ErrorReply),
+    )
+)]
 pub(crate) async fn disconnect(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -215,11 +294,27 @@ pub(crate) async fn disconnect(
 }
 
 /// `POST /api/calls/{id}/transfer`'s body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct TransferBody {
     endpoint: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/calls/{id}/transfer",
+    tag = "calls",
+    summary = "Blind-transfer the caller to an endpoint (the AI leg is removed)",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The call id")),
+    request_body = TransferBody,
+    responses(
+        (status = 200, description = "Transfer requested", body = CommandReply),
+        (status = 400, description = "Bad endpoint", body = ErrorReply),
+        (status = 401, description = "No or a wrong token", body = ErrorReply),
+        (status = 404, description = "No such call", body = ErrorReply),
+        (status = 409, description = "Ringing, already transferred, ended or busy", body = ErrorReply),
+    )
+)]
 pub(crate) async fn transfer(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -259,7 +354,7 @@ pub(crate) async fn transfer(
 }
 
 /// `GET /api/asterisk/status`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct AsteriskStatus {
     status: ReplyStatus,
@@ -270,6 +365,17 @@ pub(crate) struct AsteriskStatus {
     asterisk_version: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/asterisk/status",
+    tag = "calls",
+    summary = "The ARI connection and Asterisk's version",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The connection", body = AsteriskStatus),
+        (status = 401, description = "No or a wrong token", body = ErrorReply),
+    )
+)]
 pub(crate) async fn asterisk_status(State(state): State<AppState>) -> Json<AsteriskStatus> {
     let ari = state.control.ari();
     Json(AsteriskStatus {

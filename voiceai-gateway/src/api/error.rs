@@ -8,12 +8,13 @@ use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use utoipa::ToSchema;
 
 use super::{AppState, ControlError};
 use crate::calls::CommandError;
 
 /// The `status` field of every answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReplyStatus {
     /// The request did what it asked.
@@ -23,7 +24,7 @@ pub enum ReplyStatus {
 }
 
 /// Every failure: `{"status":"error","message":...}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ErrorReply {
     /// Always [`ReplyStatus::Error`].
     pub status: ReplyStatus,

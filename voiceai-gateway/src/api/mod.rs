@@ -4,7 +4,7 @@
 //!
 //! Routes:
 //! - `GET /` (the live monitor page), `GET /monitor.js`, `GET /monitor.css`,
-//!   `GET /health`, `GET /ready` (no auth; the page shows nothing without the token);
+//!   `GET /health`, `GET /ready`, `GET /metrics` (Prometheus), `GET /openapi.json` (no auth; the page shows nothing without the token);
 //! - `GET /api/calls/active`, `GET /api/calls/{id}`, `POST /api/calls/originate`,
 //!   `POST /api/calls/{id}/disconnect`, `POST /api/calls/{id}/transfer`,
 //!   `GET /api/asterisk/status` (bearer token);
@@ -20,7 +20,9 @@
 mod auth;
 mod calls;
 mod error;
+mod metrics;
 mod monitor_page;
+pub mod openapi;
 mod twilio;
 pub mod validate;
 mod ws;
@@ -287,6 +289,8 @@ pub fn router(calls: Calls, control: Arc<dyn GatewayControl>, config: ApiConfig)
         .route("/monitor.js", get(monitor_page::script))
         .route("/monitor.css", get(monitor_page::style))
         .route("/health", get(calls::health))
+        .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(openapi::document))
         .route("/ready", get(calls::ready))
         .route(
             "/2010-04-01/Accounts/{account_sid}/Calls/{call_sid}",

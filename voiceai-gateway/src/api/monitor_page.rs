@@ -52,16 +52,39 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 /// `GET /`: the monitor page.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "monitor",
+    summary = "The live monitor page (HTML)",
+    description = "Active calls, recent ended calls, DTMF and transcripts of a selected call, \
+        disconnect and transfer buttons. Served without the token; the page asks for it.",
+    responses((status = 200, description = "The page", content_type = "text/html", body = String))
+)]
 pub(crate) async fn index() -> Response {
     asset("text/html; charset=utf-8", INDEX_HTML)
 }
 
 /// `GET /monitor.js`.
+#[utoipa::path(
+    get,
+    path = "/monitor.js",
+    tag = "monitor",
+    summary = "The monitor page's script",
+    responses((status = 200, description = "The script", content_type = "text/javascript", body = String))
+)]
 pub(crate) async fn script() -> Response {
     asset("text/javascript; charset=utf-8", MONITOR_JS)
 }
 
 /// `GET /monitor.css`.
+#[utoipa::path(
+    get,
+    path = "/monitor.css",
+    tag = "monitor",
+    summary = "The monitor page's style sheet",
+    responses((status = 200, description = "The style sheet", content_type = "text/css", body = String))
+)]
 pub(crate) async fn style() -> Response {
     asset("text/css; charset=utf-8", MONITOR_CSS)
 }

@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
 
 use super::auth::url_pairs;
 use super::{AppState, validate};
@@ -33,8 +34,8 @@ use crate::calls::{CallCommand, CallSnapshot, CallStatus, CommandError, Directio
 const API_VERSION: &str = "2010-04-01";
 
 /// Twilio's error body.
-#[derive(Debug, Serialize)]
-struct TwilioError {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TwilioError {
     code: u32,
     message: String,
     more_info: String,
@@ -125,8 +126,8 @@ fn authenticated(headers: &HeaderMap, account_sid: &str, password: Option<&str>)
 }
 
 /// Twilio's Call resource, the fields bots and SDKs read.
-#[derive(Debug, Serialize)]
-struct CallResource {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CallResource {
     sid: String,
     account_sid: String,
     api_version: &'static str,
@@ -438,7 +439,39 @@ fn lookup(
     Ok((call, configured.to_owned()))
 }
 
+/// The form `update_call` reads (`application/x-www-form-urlencoded`), for the API's
+/// description: the handler reads the pairs itself, in order ([`requested_action`]).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // Only its schema is used.
+pub(crate) struct UpdateCallForm {
+    /// `completed` or `canceled`: hang the call up.
+    #[schema(rename = "Status")]
+    status: Option<String>,
+    /// TwiML: `<Hangup/>` or `<Reject/>` hangs up, `<Dial>number-or-endpoint</Dial>` (or
+    /// `<Dial><Number>..</Number></Dial>`) transfers; other verbs are skipped.
+    #[schema(rename = "Twiml")]
+    twiml: Option<String>,
+}
+
 /// `GET /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`.
+#[utoipa::path(
+    get,
+    path = "/2010-04-01/Accounts/{account_sid}/Calls/{call_sid}",
+    tag = "twilio",
+    summary = "Twilio-compatible: fetch a call",
+    description = "Twilio's Call resource for bots written for Twilio. Basic auth: the account SID \
+        and the Twilio auth token (or the API token).",
+    security(("twilio_basic" = [])),
+    params(
+        ("account_sid" = String, Path, description = "The configured account SID"),
+        ("call_sid" = String, Path, description = "The call id followed by `.json`"),
+    ),
+    responses(
+        (status = 200, description = "The call", body = CallResource),
+        (status = 401, description = "Wrong credentials (code 20003)", body = TwilioError),
+        (status = 404, description = "Unknown account or call (code 20404)", body = TwilioError),
+    )
+)]
 pub(crate) async fn fetch_call(
     State(state): State<AppState>,
     Path((account_sid, call_sid)): Path<(String, String)>,
@@ -453,6 +486,28 @@ pub(crate) async fn fetch_call(
 }
 
 /// `POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`.
+#[utoipa::path(
+    post,
+    path = "/2010-04-01/Accounts/{account_sid}/Calls/{call_sid}",
+    tag = "twilio",
+    summary = "Twilio-compatible: end or transfer a call",
+    description = "What Pipecat and other Twilio bots POST to end (`Status=completed`) or \
+        transfer (`Twiml=<Response><Dial>...</Dial></Response>`) their call. Basic auth as \
+        for GET.",
+    security(("twilio_basic" = [])),
+    params(
+        ("account_sid" = String, Path, description = "The configured account SID"),
+        ("call_sid" = String, Path, description = "The call id followed by `.json`"),
+    ),
+    request_body(content = UpdateCallForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Done; the call as it is now", body = CallResource),
+        (status = 400, description = "Nothing to do, or the call cannot be redirected (code 21220)", body = TwilioError),
+        (status = 401, description = "Wrong credentials (code 20003)", body = TwilioError),
+        (status = 404, description = "Unknown account or call (code 20404)", body = TwilioError),
+        (status = 429, description = "The call is busy with earlier commands (code 20429)", body = TwilioError),
+    )
+)]
 pub(crate) async fn update_call(
     State(state): State<AppState>,
     Path((account_sid, call_sid)): Path<(String, String)>,

@@ -63,6 +63,26 @@ impl Role {
     }
 }
 
+/// `GET /ws/frontend`.
+#[utoipa::path(
+    get,
+    path = "/ws/frontend",
+    tag = "events",
+    summary = "WebSocket: call events for a frontend",
+    description = "A WebSocket (upgrade). Sends `connected` (with the active calls), then \
+        `call_started`, `call_answered`, `call_ended`, `dtmf`, `transcript` and \
+        `backend_state` of every call as JSON text messages. Send \
+        `{\"type\":\"join_call\",\"callId\":...}` to also get that call's detail events \
+        (`media_stats` every second), `leave_call` to stop, `ping` for a `pong`. The token \
+        goes in `Authorization: Bearer` or the `token` query parameter (browsers).",
+    security(("bearer" = [])),
+    params(("token" = Option<String>, Query, description = "The API token, when the client cannot send headers")),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket upgrade request"),
+        (status = 401, description = "No or a wrong token", body = super::ErrorReply),
+    )
+)]
 pub(crate) async fn frontend(
     upgrade: WebSocketUpgrade,
     State(state): State<AppState>,
@@ -71,6 +91,24 @@ pub(crate) async fn frontend(
     accept(upgrade, state, shutdown, Role::Frontend)
 }
 
+/// `GET /ws/monitor`.
+#[utoipa::path(
+    get,
+    path = "/ws/monitor",
+    tag = "events",
+    summary = "WebSocket: every event of every call, and the gateway's stats",
+    description = "A WebSocket (upgrade). Sends `connected` (with the active calls), then \
+        every event of every call (including `media_stats`) and the gateway's `stats` \
+        every second, as JSON text messages; answers `ping` with `pong`. The live monitor \
+        page (`GET /`) reads it. Token as for `/ws/frontend`.",
+    security(("bearer" = [])),
+    params(("token" = Option<String>, Query, description = "The API token, when the client cannot send headers")),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket upgrade request"),
+        (status = 401, description = "No or a wrong token", body = super::ErrorReply),
+    )
+)]
 pub(crate) async fn monitor(
     upgrade: WebSocketUpgrade,
     State(state): State<AppState>,
@@ -97,6 +135,7 @@ fn accept(
         })
         .on_upgrade(move |socket| async move {
             tracing::debug!(client = role.name(), "WebSocket client connected");
+            let _counted = state.calls.metrics().ws_client(role.name());
             Client::new(state, role, events, shutdown).run(socket).await;
             tracing::debug!(client = role.name(), "WebSocket client gone");
         })

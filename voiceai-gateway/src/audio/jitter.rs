@@ -55,7 +55,8 @@ pub enum Output<M> {
 
 #[derive(Debug)]
 enum Entry<M> {
-    Frame(Bytes),
+    /// A frame, and when its audio was pushed (when the caller said).
+    Frame(Bytes, Option<Instant>),
     Mark(M),
 }
 
@@ -72,6 +73,10 @@ pub struct Playout<M> {
     max_burst: u32,
     max_frames: usize,
     dropped: u64,
+    /// The due time of the last frame released.
+    last_due: Option<Instant>,
+    /// When the audio being pushed arrived ([`Playout::push_audio_at`]).
+    pushing_at: Option<Instant>,
 }
 
 impl<M> Playout<M> {
@@ -86,6 +91,8 @@ impl<M> Playout<M> {
             max_burst: DEFAULT_MAX_BURST,
             max_frames: DEFAULT_MAX_FRAMES,
             dropped: 0,
+            last_due: None,
+            pushing_at: None,
         }
     }
 
@@ -119,6 +126,14 @@ impl<M> Playout<M> {
         self.take_frames();
     }
 
+    /// [`push_audio`](Self::push_audio) of audio that arrived at `at`: no frame it
+    /// completes is due before then ([`Playout::last_due`]).
+    pub fn push_audio_at(&mut self, audio: &[u8], at: Instant) {
+        self.pushing_at = Some(at);
+        self.push_audio(audio);
+        self.pushing_at = None;
+    }
+
     /// Queues a mark after all the audio pushed so far; a partial last frame is completed
     /// with silence so that the mark follows whole frames.
     pub fn push_mark(&mut self, mark: M) {
@@ -134,7 +149,7 @@ impl<M> Playout<M> {
                 self.dropped += 1;
                 continue;
             }
-            self.queue.push_back(Entry::Frame(frame));
+            self.queue.push_back(Entry::Frame(frame, self.pushing_at));
             self.frames += 1;
         }
     }
@@ -175,6 +190,13 @@ impl<M> Playout<M> {
         self.queue.is_empty()
     }
 
+    /// When the last frame released was due: its slot on the pacing grid, or the time its
+    /// audio arrived ([`Playout::push_audio_at`]) if later. Sending it after that is
+    /// delay the gateway added (the gateway's added latency toward Asterisk).
+    pub fn last_due(&self) -> Option<Instant> {
+        self.last_due
+    }
+
     /// Frames dropped because the queue was full, since it was made.
     pub fn dropped_frames(&self) -> u64 {
         self.dropped
@@ -203,7 +225,7 @@ impl<M> Playout<M> {
                 }
                 _ => None,
             },
-            Some(Entry::Frame(_)) => {
+            Some(Entry::Frame(..)) => {
                 let spurt_start = match self.next_due {
                     None => {
                         self.next_due = Some(now);
@@ -219,10 +241,13 @@ impl<M> Playout<M> {
                         false
                     }
                 };
-                let Some(Entry::Frame(audio)) = self.queue.pop_front() else {
+                let Some(Entry::Frame(audio, pushed_at)) = self.queue.pop_front() else {
                     return None;
                 };
                 self.frames -= 1;
+                // Its slot, or when it arrived if that is later: a frame the backend sent
+                // late is due on arrival, not at the slot it missed.
+                self.last_due = self.next_due.max(pushed_at);
                 self.next_due = self.next_due.map(|due| due + FRAME_DURATION);
                 Some(Output::Frame { audio, spurt_start })
             }
@@ -239,7 +264,7 @@ impl<M> Playout<M> {
     pub fn deadline(&self) -> Option<Instant> {
         match self.queue.front() {
             Some(Entry::Mark(_)) => Some(Instant::now()),
-            Some(Entry::Frame(_)) => Some(self.next_due.unwrap_or_else(Instant::now)),
+            Some(Entry::Frame(..)) => Some(self.next_due.unwrap_or_else(Instant::now)),
             None => self.next_due.map(|due| due + self.catch_up_window()),
         }
     }
@@ -266,7 +291,7 @@ impl<M> Playout<M> {
             }
             let wake = match (self.queue.front(), self.next_due) {
                 // A paced frame: wake ahead of it (and release it above).
-                (Some(Entry::Frame(_)), Some(due)) => {
+                (Some(Entry::Frame(..)), Some(due)) => {
                     Some(due.checked_sub(TIMER_SLACK).unwrap_or(due))
                 }
                 // The end of a spurt (or nothing to do): no need to be early.
@@ -283,7 +308,7 @@ impl<M> Playout<M> {
     /// released as at its due time (the grid does not move).
     fn poll_paced_early(&mut self, now: Instant) -> Option<Output<M>> {
         match (self.queue.front(), self.next_due) {
-            (Some(Entry::Frame(_)), Some(due)) if due > now && due <= now + TIMER_SLACK => {
+            (Some(Entry::Frame(..)), Some(due)) if due > now && due <= now + TIMER_SLACK => {
                 self.poll(due)
             }
             _ => None,

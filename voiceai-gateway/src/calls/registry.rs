@@ -12,15 +12,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
+use utoipa::ToSchema;
 use tokio::sync::mpsc;
 
 use crate::events::{EventBus, EventKind, timestamp};
+use crate::metrics::Metrics;
 
 /// Commands queued per call at most (the API answers 409 beyond).
 const COMMAND_QUEUE: usize = 8;
 
 /// Whether the gateway answered the call or placed it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// A caller called in.
@@ -30,7 +32,7 @@ pub enum Direction {
 }
 
 /// Where a call is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum CallStatus {
@@ -49,7 +51,7 @@ pub enum CallStatus {
 }
 
 /// The state of a call's backend connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum BackendState {
@@ -116,7 +118,7 @@ impl CallStats {
 }
 
 /// A call as the API shows it (seed fields first, camelCase).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CallSnapshot {
     /// The gateway's id of the call (also the Twilio `callSid` the bot sees).
@@ -206,6 +208,7 @@ struct Inner {
     state: Mutex<State>,
     events: EventBus,
     ended_kept: usize,
+    metrics: Arc<Metrics>,
 }
 
 /// The registry of calls; cheap to clone.
@@ -245,6 +248,7 @@ impl Calls {
                 state: Mutex::new(State::default()),
                 events,
                 ended_kept,
+                metrics: Arc::new(Metrics::new()),
             }),
         }
     }
@@ -252,6 +256,11 @@ impl Calls {
     /// The bus this registry publishes on.
     pub fn events(&self) -> &EventBus {
         &self.inner.events
+    }
+
+    /// The gateway's metrics (one registry per call registry, so per gateway).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -291,6 +300,9 @@ impl Calls {
             let started = Instant::now();
             state.started_recently.push_back(started);
             state.calls_total += 1;
+            self.inner
+                .metrics
+                .call_started(call.direction == Direction::Outbound);
             state.active.insert(
                 call.call_id.clone(),
                 ActiveCall {
@@ -469,6 +481,9 @@ impl Calls {
     fn finish(&self, call_id: &str, reason: &str) -> Option<CallSnapshot> {
         let mut state = self.state();
         let call = state.active.remove(call_id)?;
+        self.inner
+            .metrics
+            .call_ended(reason, call.started.elapsed());
         let mut snapshot = call.snapshot();
         snapshot.status = CallStatus::Ended;
         if snapshot.backend_state != BackendState::FailedOver {
@@ -519,6 +534,11 @@ impl CallEntry {
         &self.stats
     }
 
+    /// The gateway's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        self.calls.metrics()
+    }
+
     /// The bus, for events the task publishes itself.
     pub fn events(&self) -> &EventBus {
         self.calls.events()
@@ -541,6 +561,7 @@ impl CallEntry {
 
     /// Publishes `call_answered` (inbound calls are answered by the gateway itself).
     pub fn publish_answered(&self) {
+        self.metrics().call_answered();
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct Answered<'a> {

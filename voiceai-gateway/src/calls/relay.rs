@@ -150,6 +150,7 @@ pub(super) async fn run(parts: Parts<'_>) -> (RelayEnd, Leftovers) {
         url,
     } = parts;
     let stats = entry.stats().clone();
+    let metrics = entry.metrics().clone();
     let policy = &context.policy;
     let mut playout: Playout<String> = Playout::new(leg.format);
     let mut backend = Backend {
@@ -210,15 +211,21 @@ pub(super) async fn run(parts: Parts<'_>) -> (RelayEnd, Leftovers) {
             }
             input = leg.rx.recv() => match input {
                 Some(MediaInput::Audio(frame)) => {
+                    let arrived = Instant::now();
                     CallStats::bump(&stats.frames_in);
+                    let mut forwarded = None;
                     if let Some(tx) = backend.tx.as_mut() {
                         match tx.send_audio(&frame).await {
-                            Ok(()) => CallStats::bump(&stats.frames_to_backend),
+                            Ok(()) => {
+                                CallStats::bump(&stats.frames_to_backend);
+                                forwarded = Some(arrived.elapsed());
+                            }
                             Err(error) => {
                                 lose(&mut backend, &mut playout, entry, &bridge, &error.to_string()).await;
                             }
                         }
                     }
+                    metrics.frame_in(forwarded);
                 }
                 Some(MediaInput::Ended { reason }) => {
                     tracing::info!(%reason, "media channel ended");
@@ -227,7 +234,7 @@ pub(super) async fn run(parts: Parts<'_>) -> (RelayEnd, Leftovers) {
                 None => break RelayEnd::Hangup("media_ended"),
             },
             event = recv_backend(&mut backend.rx) => match event {
-                BackendEvent::Audio(audio) => playout.push_audio(&audio),
+                BackendEvent::Audio(audio) => playout.push_audio_at(&audio, Instant::now()),
                 BackendEvent::Mark(name) => playout.push_mark(name),
                 BackendEvent::Clear => {
                     let marks = playout.clear();
@@ -270,6 +277,8 @@ pub(super) async fn run(parts: Parts<'_>) -> (RelayEnd, Leftovers) {
                         break RelayEnd::Hangup("media_ended");
                     }
                     CallStats::bump(&stats.frames_out);
+                    let due = playout.last_due().unwrap_or_else(Instant::now);
+                    metrics.frame_out(Instant::now().saturating_duration_since(due));
                 }
                 Output::Mark(name) => {
                     if let Some(tx) = backend.tx.as_mut() {
@@ -284,6 +293,9 @@ pub(super) async fn run(parts: Parts<'_>) -> (RelayEnd, Leftovers) {
                 match result {
                     Ok((tx, rx)) => {
                         tracing::info!(reconnected = backend.ever_connected, "backend connected");
+                        if backend.ever_connected || backend.holding {
+                            metrics.backend_reconnected();
+                        }
                         backend.tx = Some(tx);
                         backend.rx = Some(rx);
                         backend.down_since = None;
@@ -298,6 +310,7 @@ pub(super) async fn run(parts: Parts<'_>) -> (RelayEnd, Leftovers) {
                     }
                     Err(error) => {
                         tracing::warn!(%error, "backend unreachable");
+                        metrics.backend_connect_failed();
                         if !backend.ever_connected && !backend.holding {
                             entry.count_backend_failure();
                         }
@@ -313,7 +326,10 @@ pub(super) async fn run(parts: Parts<'_>) -> (RelayEnd, Leftovers) {
             () = at(failover_at) => {
                 tracing::warn!(after = ?policy.failover_after, "backend away too long");
                 break match &policy.fallback_endpoint {
-                    Some(endpoint) => RelayEnd::Transfer { endpoint: endpoint.clone(), failover: true },
+                    Some(endpoint) => {
+                        metrics.backend_failover();
+                        RelayEnd::Transfer { endpoint: endpoint.clone(), failover: true }
+                    }
                     None => RelayEnd::Hangup("backend_unavailable"),
                 };
             },
@@ -324,6 +340,7 @@ pub(super) async fn run(parts: Parts<'_>) -> (RelayEnd, Leftovers) {
                 dropped - dropped_reported,
                 std::sync::atomic::Ordering::Relaxed,
             );
+            metrics.frames_out_dropped(dropped - dropped_reported);
             dropped_reported = dropped;
         }
     };
@@ -359,6 +376,7 @@ async fn lose(
         return;
     }
     tracing::warn!(%reason, "backend connection lost");
+    entry.metrics().backend_lost();
     backend.tx = None;
     backend.rx = None;
     playout.clear();

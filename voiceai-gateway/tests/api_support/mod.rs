@@ -48,7 +48,8 @@ pub struct FakeGateway {
 }
 
 impl FakeGateway {
-    fn new() -> Self {
+    /// Connected, taking calls, originating everything.
+    pub fn new() -> Self {
         Self {
             connected: AtomicBool::new(true),
             accepting: AtomicBool::new(true),
