@@ -358,6 +358,7 @@
       row.addEventListener('click', () => select(call.callId));
       return row;
     }));
+    $('no-ended').hidden = ended.length > 0;
   }
 
   // ---- The selected call: its DTMF and transcript (join_call). ----
