@@ -113,6 +113,11 @@ impl Gateway {
                 stop: CancellationToken::new(),
             }),
         };
+        // Down until the first `Connected`: the series exists from the start.
+        gateway
+            .calls()
+            .metrics()
+            .ari_state(&gateway.ari_server(), false, false);
         tokio::spawn(gateway.clone().take_calls(incoming));
         tokio::spawn(gateway.clone().follow_connection(updates));
         tokio::spawn(gateway.clone().publish_stats());
@@ -268,6 +273,7 @@ impl Gateway {
             }
             Some(reason) => {
                 tracing::warn!(channel_id = %incoming.channel.id(), reason, "call refused: back to the dialplan");
+                self.calls().metrics().call_refused(reason);
                 // Not tracked: a refusal must not hold up the drain.
                 tokio::spawn(async move {
                     let channel = incoming.channel;
@@ -301,6 +307,8 @@ impl Gateway {
             match update {
                 Update::Connected | Update::Reconnected => {
                     tracing::info!("ARI connected");
+                    let again = matches!(update, Update::Reconnected);
+                    self.calls().metrics().ari_state(&self.ari_server(), true, again);
                     self.set_ari(|state| state.connected = true);
                     let version = read_version(self.app().client()).await;
                     self.set_ari(|state| state.version = version.or(state.version.take()));
@@ -309,6 +317,7 @@ impl Gateway {
                 Update::Disconnected { error } => {
                     tracing::warn!(error = %error.chain(), "ARI disconnected: established calls keep their media");
                     self.set_ari(|state| state.connected = false);
+                    self.calls().metrics().ari_state(&self.ari_server(), false, false);
                     self.shared.connected.send_replace(false);
                 }
                 Update::ReconnectFailed { error, retry_in } => {
@@ -338,6 +347,12 @@ impl Gateway {
                 _ => {}
             }
         }
+    }
+
+    /// The ARI server's name in metrics: `host:port`.
+    fn ari_server(&self) -> String {
+        let settings = &self.shared.settings;
+        format!("{}:{}", settings.ari_host, settings.ari_port)
     }
 
     async fn publish_stats(self) {
