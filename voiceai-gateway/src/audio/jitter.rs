@@ -355,6 +355,26 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_is_due_at_its_slot_or_on_arrival_if_later() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut playout = Playout::<&str>::new(AudioFormat::Ulaw);
+        // 40 ms at once: the first frame is due when released, the second on its slot.
+        let mut chunk = frame(1);
+        chunk.extend(frame(2));
+        playout.push_audio_at(&chunk, t0);
+        assert_eq!(released(playout.poll(t0 + ms(1))), Some((1, true)));
+        assert_eq!(playout.last_due(), Some(t0 + ms(1)));
+        // Released 4 ms after its slot: 4 ms the gateway added.
+        assert_eq!(released(playout.poll(t0 + ms(25))), Some((2, false)));
+        assert_eq!(playout.last_due(), Some(t0 + ms(21)));
+        // The backend's next frame comes 9 ms after its slot: due when it came.
+        playout.push_audio_at(&frame(3), t0 + ms(50));
+        assert_eq!(released(playout.poll(t0 + ms(50))), Some((3, false)));
+        assert_eq!(playout.last_due(), Some(t0 + ms(50)));
+    }
+
+    #[test]
     fn audio_arriving_in_time_continues_the_spurt() {
         // Pipecat: 40 ms every 40 ms, a little late now and then.
         let t0 = Instant::now();
