@@ -209,3 +209,94 @@ async fn a_real_call_moves_the_counters() {
     let status = call.gateway.wait_exit(WAIT).await.unwrap();
     assert!(status.success(), "the gateway exited {status}");
 }
+
+#[tokio::test]
+async fn a_lost_and_refused_backend_counts_its_failures_and_the_reconnect() {
+    let lab = Lab::get().await;
+    let setup = Setup::new(
+        MediaKind::Websocket,
+        AudioFormat::Ulaw,
+        ProtocolKind::Twilio,
+    );
+    let audio = CallerAudio::tone(1000.0, Duration::from_secs(4));
+    let mut call = LabCall::start(lab, &setup, Behaviour::echo(), &audio)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let http = call.http.clone();
+    let before = scrape(&http).await.unwrap();
+    assert_eq!(value(&before, "voiceai_backend_disconnects_total", ""), 0.0);
+
+    // The bot crashes and refuses the gateway's next attempts.
+    call.bot.refuse_with(Some(503));
+    call.conn.send(Action::Abort).unwrap();
+    let refused = scrape_until(
+        &http,
+        "a lost backend and a refused attempt",
+        WAIT,
+        |text| {
+            value(text, "voiceai_backend_disconnects_total", "") == 1.0
+                && value(text, "voiceai_backend_connect_failures_total", "") >= 1.0
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\ngateway:\n{}", call.gateway.output()));
+    assert_eq!(value(&refused, "voiceai_backend_reconnects_total", ""), 0.0);
+    // While the backend is away the caller's audio goes nowhere: counted as dropped.
+    let dropped = scrape_until(&http, "caller audio dropped", WAIT, |text| {
+        value(
+            text,
+            "voiceai_media_frames_dropped_total",
+            "direction=\"in\"",
+        ) > 0.0
+    })
+    .await
+    .unwrap();
+
+    // Back: the call reconnects (once) and the call goes on.
+    call.bot.refuse_with(None);
+    let conn = call.bot.wait_connection(1, WAIT).await.unwrap();
+    conn.wait_start(WAIT).await.unwrap();
+    let back = scrape_until(&http, "the reconnect", WAIT, |text| {
+        value(text, "voiceai_backend_reconnects_total", "") == 1.0
+    })
+    .await
+    .unwrap();
+    assert_eq!(value(&back, "voiceai_active_calls", ""), 1.0, "{back}");
+    assert_eq!(
+        value(&back, "voiceai_backend_failovers_total", ""),
+        0.0,
+        "{back}"
+    );
+    let failures = value(&back, "voiceai_backend_connect_failures_total", "");
+
+    conn.send(Action::Close(1000)).unwrap();
+    if let Some(sipp) = call.sipp.take() {
+        let status = sipp.wait(WAIT).await.unwrap();
+        assert!(status.success(), "sipp exited {status}");
+    }
+    let after = scrape_until(&http, "the call's end", WAIT, |text| {
+        value(text, "voiceai_active_calls", "") == 0.0
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        value(
+            &after,
+            "voiceai_calls_ended_total",
+            "reason=\"backend_closed\""
+        ),
+        1.0,
+        "{after}"
+    );
+    eprintln!(
+        "backend: 1 lost, {failures} refused attempts, 1 reconnect; {} caller frames dropped meanwhile",
+        value(
+            &dropped,
+            "voiceai_media_frames_dropped_total",
+            "direction=\"in\""
+        )
+    );
+    call.gateway.sigterm().unwrap();
+    let status = call.gateway.wait_exit(WAIT).await.unwrap();
+    assert!(status.success(), "the gateway exited {status}");
+}
