@@ -142,6 +142,9 @@ pub struct Args {
     /// Log level (error, warn, info, debug, trace) unless RUST_LOG says otherwise.
     #[arg(long, env = "LOG_LEVEL", default_value = "info", global = true)]
     pub log_level: String,
+    /// Campaign rules: retries, calling hours, do-not-call, AMD, abandon rate, breaker.
+    #[command(flatten)]
+    pub rules: crate::rules::args::RuleArgs,
     /// The seed's MySQL store (not yet supported: refused with a message).
     #[arg(long, env = "MYSQL_HOST", global = true, hide = true)]
     pub mysql_host: Option<String>,
@@ -231,6 +234,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log level.
     pub log_level: String,
+    /// Campaign rules.
+    pub rules: crate::rules::args::Rules,
 }
 
 /// A configuration value that cannot work, named with the flag and variable that carry it.
@@ -245,6 +250,18 @@ pub enum ConfigError {
         env: &'static str,
         /// What is wrong.
         problem: &'static str,
+        /// What was given.
+        value: String,
+    },
+    /// A campaign rule's value that cannot work.
+    #[error("{flag} ({env}) {problem}, got {value:?}")]
+    Rule {
+        /// The flag.
+        flag: &'static str,
+        /// Its environment variable.
+        env: &'static str,
+        /// What is wrong.
+        problem: String,
         /// What was given.
         value: String,
     },
@@ -433,6 +450,9 @@ impl Args {
                 ));
             }
         }
+        let rules = self
+            .rules
+            .validate(Duration::from_secs(self.call_timeout.into()))?;
         let target = match self.target_endpoint.as_deref().map(str::trim) {
             Some(target) if !target.is_empty() => target.to_owned(),
             _ => format!("Local/{}@{}", self.target_extension, self.target_context),
@@ -497,6 +517,7 @@ impl Args {
             listen: self.listen,
             log_format: self.log_format,
             log_level: self.log_level,
+            rules,
         })
     }
 }
@@ -611,7 +632,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("dialer-dotenv-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(".env");
-        std::fs::write(&path, "MAX_CC=7\nARI_TRUNK=carrier\nCALL_TIMEOUT=9\nDIALER_KEEP_RECORDINGS_ON_ASTERISK=true\nUNRELATED=1\n").unwrap();
+        std::fs::write(&path, "MAX_CC=7\nARI_TRUNK=carrier\nCALL_TIMEOUT=9\nDIALER_FORCE_SHORT_RING=1\nDIALER_KEEP_RECORDINGS_ON_ASTERISK=true\nUNRELATED=1\n").unwrap();
         let argv: Vec<OsString> = ["outbound-dialer", "--number", "1", "--call-timeout", "12"]
             .into_iter()
             .map(OsString::from)

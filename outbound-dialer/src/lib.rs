@@ -14,6 +14,7 @@ pub mod pacing;
 pub mod progress;
 pub mod record;
 pub mod report;
+pub mod rules;
 pub mod serve;
 pub mod status;
 pub mod store;

@@ -27,11 +27,15 @@ pub enum Outcome {
     Interrupted,
     /// Anything else, with Asterisk's message or the cause.
     Error,
+    /// On the do-not-call list: never dialled.
+    Dnc,
+    /// Answering-machine detection heard a machine (`--amd`): not bridged to the target.
+    Machine,
 }
 
 impl Outcome {
     /// Every outcome, in report order.
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; 11] = [
         Outcome::Answered,
         Outcome::Busy,
         Outcome::NoAnswer,
@@ -41,6 +45,8 @@ impl Outcome {
         Outcome::TargetFailed,
         Outcome::Interrupted,
         Outcome::Error,
+        Outcome::Dnc,
+        Outcome::Machine,
     ];
 
     /// The outcome's name in reports, the store and the API.
@@ -55,6 +61,8 @@ impl Outcome {
             Outcome::TargetFailed => "target_failed",
             Outcome::Interrupted => "interrupted",
             Outcome::Error => "error",
+            Outcome::Dnc => "dnc",
+            Outcome::Machine => "machine",
         }
     }
 

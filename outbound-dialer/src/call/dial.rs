@@ -34,6 +34,8 @@ pub(super) fn ended(outcome: Outcome, cause: Option<i64>, message: Option<String
         cause_text: cause.map(|c| cause_text(c).to_owned()),
         message,
         ended_at: now_ms(),
+        live_at: None,
+        connected_at: None,
     }
 }
 
@@ -162,6 +164,8 @@ async fn wait_for_answer(mut callee: ChannelHandle, within: Duration) -> Dialled
                     cause_text: Some(destroyed.cause_txt.clone()),
                     message,
                     ended_at: now_ms(),
+                    live_at: None,
+                    connected_at: None,
                 })
             }
             _ => Dialled::Answered(callee, now_ms()),

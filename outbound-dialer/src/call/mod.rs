@@ -5,6 +5,7 @@
 //! Progress is written through an [`AttemptLog`] (the store) before the next step that
 //! depends on it, so a crash at any point leaves a record a restart can reconcile.
 
+mod amd;
 mod dial;
 mod recording;
 mod talk;
@@ -46,6 +47,8 @@ pub struct CallSettings {
     pub recordings_dir: PathBuf,
     /// Delete recordings from Asterisk after a verified download.
     pub delete_after_download: bool,
+    /// Answering-machine detection, when on.
+    pub amd: Option<crate::rules::args::AmdSettings>,
 }
 
 /// How far a call had got, as the store knows it: where a call picks up.
@@ -89,9 +92,17 @@ pub struct CallEnd {
     pub message: Option<String>,
     /// When it ended.
     pub ended_at: UnixMillis,
+    /// When a live callee was there (the answer, or AMD's verdict): the target must be
+    /// connected within 2 s of it or the call counts as abandoned. `None`: not live
+    /// answered (or picked up after a restart).
+    pub live_at: Option<UnixMillis>,
+    /// When the target was connected, if it was.
+    pub connected_at: Option<UnixMillis>,
 }
 
 /// What became of a plan.
+// One per call, moved once: boxing the end would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum CallResult {
     /// The attempt ended; its outcome is stored. Its recording, when there is one, is
@@ -164,14 +175,24 @@ pub async fn run(
     async move {
         let answered = match plan.stage {
             Stage::New | Stage::Dialing => match dial::dial(connection, settings, &plan).await {
-                dial::Dialled::Answered(callee, at) => {
+                dial::Dialled::Answered(mut callee, at) => {
                     if let Err(error) = log.answered(plan.attempt_id, at).await {
                         // Nothing may run that the store does not know of.
                         dial::hang_up(&callee, ari_client::model::models::HangupReason::Normal)
                             .await;
                         return Err(error);
                     }
-                    talk::Answered::new(callee)
+                    let live_at = match &settings.amd {
+                        Some(amd) => match amd::detect(settings, amd, &mut callee).await {
+                            amd::Verdict::Human(at) => at,
+                            amd::Verdict::Ended(end) => {
+                                log.finished(plan.attempt_id, &end).await?;
+                                return Ok(CallResult::Ended(end, None));
+                            }
+                        },
+                        None => at,
+                    };
+                    talk::Answered::new(callee).live_at(live_at)
                 }
                 dial::Dialled::Ended(end) => {
                     log.finished(plan.attempt_id, &end).await?;

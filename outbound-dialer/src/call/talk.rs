@@ -27,6 +27,8 @@ pub(super) struct Answered {
     connected: Option<(BridgeHandle, ChannelHandle, RecordingHandle)>,
     /// Picked up after a restart, the callee was gone: its end was not seen.
     callee_gone: bool,
+    /// When the live callee was there (answer or AMD verdict); `None` after a restart.
+    live_at: Option<i64>,
 }
 
 impl Answered {
@@ -35,7 +37,14 @@ impl Answered {
             callee,
             connected: None,
             callee_gone: false,
+            live_at: None,
         }
+    }
+
+    /// The 2 s to connect a target count from `at`.
+    pub(super) fn live_at(mut self, at: i64) -> Self {
+        self.live_at = Some(at);
+        self
     }
 
     /// Picks up a call stored as answered (or connected) after a restart. What is
@@ -57,6 +66,7 @@ impl Answered {
                 callee,
                 connected: None,
                 callee_gone: true,
+                live_at: None,
             };
         }
         if was_connected {
@@ -73,6 +83,7 @@ impl Answered {
                     callee,
                     connected: None,
                     callee_gone: true,
+                    live_at: None,
                 };
             }
             let target_up = target_lookup.is_ok();
@@ -81,6 +92,7 @@ impl Answered {
                     callee,
                     connected: Some((bridge, target, recording)),
                     callee_gone: false,
+                    live_at: None,
                 };
             }
         }
@@ -108,6 +120,7 @@ pub(super) async fn talk(
         mut callee,
         connected,
         callee_gone,
+        live_at,
     } = answered;
     if callee_gone {
         let end = ended(
@@ -119,11 +132,14 @@ pub(super) async fn talk(
         let recording = Some(connection.recording(plan.ids.recording.as_str()));
         return Ok((end, recording));
     }
+    let mut connected_at = None;
     let (bridge, mut target, mut recording) = match connected {
         Some(parts) => parts,
         None => match connect(connection, settings, plan, &mut callee).await {
             Ok(parts) => {
-                if let Err(error) = log.connected(plan.attempt_id, now_ms(), &plan.ids).await {
+                let at = now_ms();
+                connected_at = Some(at);
+                if let Err(error) = log.connected(plan.attempt_id, at, &plan.ids).await {
                     // Nothing may run that the store does not know of.
                     let (bridge, target, _) = &parts;
                     hang_up(target, HangupReason::Normal).await;
@@ -133,7 +149,10 @@ pub(super) async fn talk(
                 }
                 parts
             }
-            Err(end) => return Ok((end, None)),
+            Err(end) => {
+                let end = CallEnd { live_at, ..end };
+                return Ok((end, None));
+            }
         },
     };
     let mut bridge = bridge;
@@ -176,6 +195,11 @@ pub(super) async fn talk(
             Some("the dialer stopped watching the call".to_owned()),
         ),
         _ => ended(Outcome::Answered, callee_cause, None),
+    };
+    let end = CallEnd {
+        live_at,
+        connected_at,
+        ..end
     };
     Ok((end, Some(recording)))
 }

@@ -25,6 +25,8 @@ use crate::ids::{AttemptIds, campaign_key};
 use crate::numbers::{NumbersError, Source};
 use crate::outcome::Outcome;
 use crate::pacing::{Pacer, Slot};
+use crate::rules::campaign::{CampaignRules, NumberVerdict, StartGate};
+use crate::rules::clock::{SystemClock, until};
 use crate::status::{CampaignStatus, RunState};
 use crate::store::{Attempt, AttemptState, ImportSummary, PendingNumber, Store, StoreError};
 
@@ -63,6 +65,9 @@ pub enum CampaignError {
     /// A call's progress could not be stored.
     #[error(transparent)]
     Log(#[from] call::LogError),
+    /// The do-not-call file.
+    #[error(transparent)]
+    Dnc(#[from] crate::rules::dnc::DncError),
 }
 
 /// What a finished run came to.
@@ -89,6 +94,7 @@ fn settings(config: &Config) -> CallSettings {
         max_recording: config.max_recording,
         recordings_dir: config.recordings_dir.clone(),
         delete_after_download: config.delete_after_download,
+        amd: config.rules.amd.clone(),
     }
 }
 
@@ -185,6 +191,8 @@ struct Dialer {
     pending: VecDeque<PendingNumber>,
     /// Recordings of earlier runs being fetched.
     downloads: JoinSet<()>,
+    /// Campaign rules: DNC, hours, retries, abandon rate, breaker.
+    rules: CampaignRules,
 }
 
 impl Dialer {
@@ -242,6 +250,7 @@ impl Dialer {
                 ..plan
             }),
             CallResult::Ended(end, _) => {
+                self.rules.ended(plan.attempt_id, &end);
                 self.tally.outcome(end.outcome);
                 if end.outcome == Outcome::Congestion {
                     self.pacer.congested().await;
@@ -261,11 +270,31 @@ impl Dialer {
         }
         loop {
             if self.pending.is_empty() {
-                self.pending = self.store.next_pending(PENDING_BATCH).await?.into();
+                let batch = self.store.next_pending(PENDING_BATCH).await?;
+                // Numbers waiting for their calling window stay pending until it opens.
+                self.pending = batch
+                    .into_iter()
+                    .filter(|number| !self.rules.is_waiting(number.id.0))
+                    .collect();
             }
             let Some(number) = self.pending.pop_front() else {
                 return Ok(None);
             };
+            // Right before the originate: the DNC list (re-read if it changed), the hours.
+            match self
+                .rules
+                .check_number(number.id.0, &number.number, &number.data)
+            {
+                NumberVerdict::Dial => {}
+                NumberVerdict::Later(open) => {
+                    tracing::debug!(number = %number.number, opens = %open.to_rfc3339(), "outside its calling window");
+                    continue;
+                }
+                NumberVerdict::Skip(outcome, message) => {
+                    self.never_dial(number, outcome, message).await?;
+                    continue;
+                }
+            }
             let key = self.key.clone();
             let number_id = number.id;
             match self
@@ -276,6 +305,8 @@ impl Dialer {
                 .await
             {
                 Ok(attempt) => {
+                    self.rules
+                        .started(attempt.id.0, number_id.0, attempt.record.attempt);
                     return Ok(Some(CallPlan {
                         attempt_id: attempt.id.0,
                         number: number.number,
@@ -289,6 +320,42 @@ impl Dialer {
                 Err(error) => return Err(error.into()),
             }
         }
+    }
+}
+
+impl Dialer {
+    /// Stores an outcome for a number that must not be dialled (DNC): an attempt row
+    /// that never reaches Asterisk.
+    async fn never_dial(
+        &mut self,
+        number: PendingNumber,
+        outcome: Outcome,
+        message: String,
+    ) -> Result<(), CampaignError> {
+        let key = self.key.clone();
+        let number_id = number.id;
+        let attempt = match self
+            .store
+            .begin_attempt(number_id, |attempt| {
+                AttemptIds::new(&key, number_id.0, attempt).callee
+            })
+            .await
+        {
+            Ok(attempt) => attempt,
+            Err(StoreError::NotPending { .. }) => return Ok(()),
+            Err(error) => return Err(error.into()),
+        };
+        tracing::info!(number = %number.number, %outcome, %message, "not dialled");
+        let ending = crate::store::Ending {
+            outcome,
+            cause: None,
+            cause_text: None,
+            message: Some(message),
+            ended_at: crate::store::unix_millis_now(),
+        };
+        self.store.finish(attempt.id, &ending).await?;
+        self.tally.outcome(outcome);
+        Ok(())
     }
 }
 
@@ -367,6 +434,7 @@ pub async fn run_prepared(
         not_sent: VecDeque::new(),
         pending: VecDeque::new(),
         downloads: JoinSet::new(),
+        rules: CampaignRules::new(&config.rules, config.max_cc, Arc::new(SystemClock))?,
     };
     let reporter = tokio::spawn(publish_status(
         store.clone(),
@@ -393,6 +461,24 @@ pub async fn run_prepared(
         }
     }
     reporter.abort();
+    let abandon = dialer.rules.abandon().total();
+    if abandon.live > 0 {
+        tracing::info!(
+            live_answered = abandon.live,
+            abandoned = abandon.abandoned,
+            rate_pct = abandon.rate() * 100.0,
+            "abandon rate of this run"
+        );
+        for (day, counts) in dialer.rules.abandon().per_day() {
+            tracing::info!(%day, live_answered = counts.live, abandoned = counts.abandoned, rate_pct = counts.rate() * 100.0, "abandon rate by day (UTC)");
+        }
+    }
+    if dialer.rules.scheduled_retries() > 0 {
+        tracing::warn!(
+            retries = dialer.rules.scheduled_retries(),
+            "the run stopped with retries scheduled; their numbers keep their last outcome"
+        );
+    }
     outcome?;
     let state = RunState::Finished;
     store.set_status(state).await?;
@@ -439,15 +525,60 @@ async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), Campa
     for attempt in dialer.store.unfinished().await? {
         let plan = resumed(&attempt, &dialer.key);
         tracing::info!(number = %plan.number, channel_id = %plan.ids.callee, state = attempt.state.as_str(), "reconciling an attempt left by an earlier run");
+        dialer
+            .rules
+            .started(attempt.id.0, attempt.number_id.0, attempt.record.attempt);
         let slot = dialer.pacer.admit().await;
         dialer.spawn(plan, slot);
     }
+    // The wake-up last announced while nothing was callable (said once each).
+    let mut announced = None;
     loop {
         while let Some(done) = dialer.calls.try_join_next() {
             dialer.reap(done).await?;
         }
         if !control.may_dial().await {
             return Ok(());
+        }
+        // Retries that came due are pending again (and read again, in list order).
+        let due = dialer.rules.due_retries();
+        for number_id in &due {
+            dialer
+                .store
+                .requeue(crate::store::NumberId(*number_id))
+                .await?;
+        }
+        if !due.is_empty() {
+            dialer.pending.clear();
+        }
+        // The breaker and the abandon rate may hold new calls back.
+        match dialer.rules.start_gate(dialer.pacer.active()) {
+            StartGate::Go => {}
+            StartGate::Concurrency(_) | StartGate::Breaker { .. }
+                if control.current() != Request::Run => {}
+            StartGate::Concurrency(_) => {
+                tokio::select! {
+                    Some(done) = dialer.calls.join_next() => dialer.reap(done).await?,
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    () = control.stopped() => return Ok(()),
+                }
+                continue;
+            }
+            StartGate::Breaker {
+                until: open,
+                reason,
+            } => {
+                if dialer.rules.announce_trip() {
+                    tracing::warn!(%reason, until = %open.to_rfc3339(), "circuit breaker: no new calls until then");
+                }
+                let wait = until(dialer.rules.now(), open).max(Duration::from_millis(50));
+                tokio::select! {
+                    Some(done) = dialer.calls.join_next() => dialer.reap(done).await?,
+                    () = tokio::time::sleep(wait) => {}
+                    () = control.stopped() => return Ok(()),
+                }
+                continue;
+            }
         }
         let slot = tokio::select! {
             slot = dialer.pacer.admit() => slot,
@@ -466,11 +597,31 @@ async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), Campa
             Some(plan) => dialer.spawn(plan, slot),
             None => {
                 drop(slot);
-                // Nothing left to start: wait for a call to end (it may need a retry).
-                match dialer.calls.join_next().await {
-                    Some(done) => dialer.reap(done).await?,
-                    None if dialer.not_sent.is_empty() => return Ok(()),
-                    None => {}
+                // Nothing to start now: wait for a call to end (it may need a retry), a
+                // retry to come due or a calling window to open.
+                let wake = dialer.rules.next_wake();
+                if dialer.calls.is_empty() {
+                    match wake {
+                        None if dialer.not_sent.is_empty() => return Ok(()),
+                        None => continue,
+                        Some(at) if announced != Some(at) => {
+                            announced = Some(at);
+                            tracing::info!(
+                                until = %at.to_rfc3339(),
+                                retries = dialer.rules.scheduled_retries(),
+                                "nothing callable now: sleeping until then"
+                            );
+                        }
+                        Some(_) => {}
+                    }
+                }
+                let sleep = wake.map_or(Duration::from_secs(3600), |at| {
+                    until(dialer.rules.now(), at).max(Duration::from_millis(20))
+                });
+                tokio::select! {
+                    Some(done) = dialer.calls.join_next() => dialer.reap(done).await?,
+                    () = tokio::time::sleep(sleep) => {}
+                    () = control.stopped() => return Ok(()),
                 }
             }
         }
