@@ -151,11 +151,22 @@ impl Chromedriver {
         }
     }
 
-    /// The end of chromedriver's log, for failure messages.
+    /// chromedriver's errors and the end of its log, for failure messages.
     fn log(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(30).collect();
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        let lines: Vec<&str> = text.lines().collect();
+        let errors: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|line| line.contains("[SEVERE]") || line.contains("[WARNING]"))
+            .take(20)
+            .collect();
+        let tail = &lines[lines.len().saturating_sub(15)..];
+        format!(
+            "chromedriver's errors:\n{}\nthe end of its log:\n{}",
+            errors.join("\n"),
+            tail.join("\n")
+        )
     }
 }
 
@@ -194,6 +205,24 @@ fn event_ms(event: &Value) -> i64 {
     let at = humantime::parse_rfc3339(stamp)
         .unwrap_or_else(|e| panic!("timestamp {stamp:?} of {event}: {e}"));
     i64::try_from(at.duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()
+}
+
+/// Milliseconds since the epoch of an ARI time (`2026-12-01T11:32:57.008+0000`).
+fn ari_ms(stamp: &str) -> i64 {
+    let parsed = (|| {
+        let (local, offset) = stamp.split_at(stamp.len().checked_sub(5)?);
+        let at = humantime::parse_rfc3339(&format!("{local}Z")).ok()?;
+        let sign: i64 = match offset.get(..1)? {
+            "+" => 1,
+            "-" => -1,
+            _ => return None,
+        };
+        let hours: i64 = offset.get(1..3)?.parse().ok()?;
+        let minutes: i64 = offset.get(3..)?.parse().ok()?;
+        let utc = i64::try_from(at.duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()?;
+        Some(utc - sign * (hours * 60 + minutes) * 60_000)
+    })();
+    parsed.unwrap_or_else(|| panic!("not an ARI time: {stamp:?}"))
 }
 
 fn now_ms() -> i64 {
@@ -481,10 +510,25 @@ async fn the_monitor_page_follows_real_calls_and_hangs_one_up() {
     assert!(started["media"].is_string(), "{started}");
     let shown = page.row_event(&call_id, "added").await;
     let shown_after = shown - event_ms(&started);
-    println!("monitor page: call shown {shown_after} ms after call_started");
+    // The channel was created in Asterisk before its StasisStart: a bound from further up.
+    let channel = ari.get(&format!("/channels/{channel_id}")).await.unwrap();
+    assert_eq!(channel.status, 200, "{}", channel.text);
+    let created = channel.json().unwrap()["creationtime"]
+        .as_str()
+        .map(ari_ms)
+        .expect("the channel's creationtime");
+    let since_created = shown - created;
+    println!(
+        "monitor page: call shown {shown_after} ms after call_started, \
+         {since_created} ms after Asterisk created the channel"
+    );
     assert!(
         shown_after < i64::try_from(PAGE_LAG.as_millis()).unwrap(),
         "the page showed the call {shown_after} ms after call_started"
+    );
+    assert!(
+        since_created < i64::try_from(PAGE_LAG.as_millis()).unwrap(),
+        "the page showed the call {since_created} ms after Asterisk created the channel"
     );
     let row = page.row("active-calls", &call_id).await;
     assert_eq!(row[0], caller, "{row:?}");
