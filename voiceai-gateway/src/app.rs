@@ -48,6 +48,12 @@ pub enum AppError {
     /// Signals cannot be watched.
     #[error("cannot watch for signals: {0}")]
     Signals(#[source] std::io::Error),
+    /// `--record` is on and the recordings directory cannot be written.
+    #[error(transparent)]
+    RecordingsDir(#[from] crate::calls::recording::RecordingsDirError),
+    /// The call log cannot be opened.
+    #[error(transparent)]
+    CallLog(#[from] crate::call_log::CallLogError),
 }
 
 fn exposed(secret: Option<&Secret>) -> Option<String> {
@@ -109,6 +115,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> Result<(), AppErr
         })?;
     let (app, updates) = client.app_connection([config.app.as_str()]).start();
     let calls = Calls::new(EventBus::default(), config.calls.ended_calls_kept);
+    let call_log = open_call_data(&config, &calls)?;
     let context = CallContext {
         app,
         calls: calls.clone(),
@@ -122,6 +129,10 @@ pub async fn serve(config: Config, stop: CancellationToken) -> Result<(), AppErr
             channel_variables: config.calls.channel_variables.clone(),
             transfer_context: config.calls.transfer_context.clone(),
             transfer_timeout: config.originate.timeout,
+            recordings_dir: config
+                .call_data
+                .record
+                .then(|| config.call_data.recordings_dir.clone()),
         },
         hangup_all: CancellationToken::new(),
     };
@@ -160,6 +171,15 @@ pub async fn serve(config: Config, stop: CancellationToken) -> Result<(), AppErr
     tracing::info!("stopping: draining calls");
     announcer.abort();
     gateway.drain(config.calls.drain_timeout).await;
+    if let Some(log) = &call_log {
+        // The drained calls' lines are queued: let them reach the file before exiting.
+        if tokio::time::timeout(Duration::from_secs(5), log.sync())
+            .await
+            .is_err()
+        {
+            tracing::warn!(file = %log.path().display(), "call log not flushed within 5 s");
+        }
+    }
     api_stop.cancel();
     match server.await {
         Ok(Ok(())) => {}
@@ -168,6 +188,24 @@ pub async fn serve(config: Config, stop: CancellationToken) -> Result<(), AppErr
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Checks the recordings directory (with `--record`) and opens the call log (with
+/// `--call-log`), so that neither fails only at the end of the first call.
+fn open_call_data(
+    config: &Config,
+    calls: &Calls,
+) -> Result<Option<crate::call_log::CallLog>, AppError> {
+    let data = &config.call_data;
+    if data.record {
+        crate::calls::recording::check_dir(&data.recordings_dir)?;
+    }
+    let Some(path) = &data.call_log else {
+        return Ok(None);
+    };
+    let log = crate::call_log::CallLog::open(path)?;
+    calls.set_call_log(log.clone());
+    Ok(Some(log))
 }
 
 /// Logs `ready` when ARI first connects (the line operators and checks wait for), and

@@ -244,6 +244,26 @@ pub struct Args {
     /// Ended calls kept in memory for the REST API.
     #[arg(long, env = "VOICEAI_ENDED_CALLS_KEPT", default_value = "1000")]
     pub ended_calls_kept: String,
+    /// Record each AI call (caller and AI mixed, a bridge recording) and save it in
+    /// --recordings-dir when the call ends; the copy on Asterisk is then deleted. `--record`
+    /// alone means true.
+    #[arg(
+        long,
+        env = "VOICEAI_RECORD",
+        default_value = "false",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
+    pub record: String,
+    /// Directory the recordings are saved in (created if missing; checked writable at
+    /// startup when --record is on).
+    #[arg(long, env = "VOICEAI_RECORDINGS_DIR", default_value = "./recordings")]
+    pub recordings_dir: PathBuf,
+    /// File each ended call's summary is appended to, one JSON object a line; unset: no
+    /// call log.
+    #[arg(long, env = "VOICEAI_CALL_LOG")]
+    pub call_log: Option<PathBuf>,
     /// Log level: error, warn, info, debug or trace (seed: LOG_LEVEL); RUST_LOG, when set,
     /// refines it with tracing directives.
     #[arg(long, env = "VOICEAI_LOG_LEVEL", default_value = "info")]
@@ -659,6 +679,19 @@ pub struct Config {
     pub originate: OriginateConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Recordings and the call log.
+    pub call_data: CallDataConfig,
+}
+
+/// What is kept of each call: its recording and its line in the call log.
+#[derive(Debug, Clone)]
+pub struct CallDataConfig {
+    /// Whether calls are recorded.
+    pub record: bool,
+    /// Where recordings are saved.
+    pub recordings_dir: PathBuf,
+    /// The call log file; `None`: no call log.
+    pub call_log: Option<PathBuf>,
 }
 
 /// Host and port of the ARI URL.
@@ -1240,6 +1273,23 @@ impl Args {
             }
         };
 
+        // Recordings and the call log.
+        let record = match self.record.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => {
+                return Err(check.invalid(
+                    "record",
+                    "must be true or false (or 1/0, yes/no, on/off)",
+                    &self.record,
+                ));
+            }
+        };
+        if self.recordings_dir.as_os_str().is_empty() {
+            return Err(check.invalid("recordings-dir", "must be a directory path", ""));
+        }
+        let call_log = self.call_log.filter(|path| !path.as_os_str().is_empty());
+
         // Logging.
         let level = parse_level(&self.log_level).ok_or_else(|| {
             check.invalid(
@@ -1312,6 +1362,11 @@ impl Args {
                 level,
                 format: log_format,
                 directives,
+            },
+            call_data: CallDataConfig {
+                record,
+                recordings_dir: self.recordings_dir,
+                call_log,
             },
         })
     }
@@ -2152,5 +2207,48 @@ mod tests {
     fn a_repeated_flag_takes_the_last_value() {
         let config = valid(&["--max-calls", "3", "--max-calls", "4"], &[]);
         assert_eq!(config.calls.max_calls, 4);
+    }
+
+    #[test]
+    fn recording_and_the_call_log_are_off_by_default_and_switch_on() {
+        let config = valid(&[], &[]);
+        assert!(!config.call_data.record);
+        assert_eq!(config.call_data.recordings_dir, Path::new("./recordings"));
+        assert!(config.call_data.call_log.is_none());
+        let config = valid(
+            &[
+                "--record",
+                "--recordings-dir",
+                "/tmp/rec",
+                "--call-log",
+                "/tmp/calls.jsonl",
+            ],
+            &[],
+        );
+        assert!(config.call_data.record);
+        assert_eq!(config.call_data.recordings_dir, Path::new("/tmp/rec"));
+        assert_eq!(
+            config.call_data.call_log.as_deref(),
+            Some(Path::new("/tmp/calls.jsonl"))
+        );
+        let config = valid(
+            &[],
+            &[("VOICEAI_RECORD", "yes"), ("VOICEAI_CALL_LOG", "c.jsonl")],
+        );
+        assert!(config.call_data.record);
+        assert_eq!(
+            config.call_data.call_log.as_deref(),
+            Some(Path::new("c.jsonl"))
+        );
+        assert!(
+            !valid(&["--record=false"], &[("VOICEAI_RECORD", "1")])
+                .call_data
+                .record
+        );
+        let error = refusal(&[], &[("VOICEAI_RECORD", "maybe")]);
+        assert!(
+            error.contains("--record (VOICEAI_RECORD)") && error.contains("maybe"),
+            "{error}"
+        );
     }
 }

@@ -7,6 +7,7 @@ pub mod app;
 pub mod audio;
 pub mod audiosocket;
 pub mod backend;
+pub mod call_log;
 pub mod calls;
 pub mod config;
 pub mod events;

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+use super::recording;
 use super::registry::{
     BackendState, CallCommand, CallEntry, CallStatus, Calls, Direction, NewCall,
 };
@@ -46,6 +47,8 @@ pub struct CallPolicy {
     pub transfer_context: String,
     /// How long a transfer target may ring.
     pub transfer_timeout: Duration,
+    /// Where calls' recordings are saved (`--record`); `None`: calls are not recorded.
+    pub recordings_dir: Option<std::path::PathBuf>,
 }
 
 /// What every call shares.
@@ -301,6 +304,8 @@ async fn talk(
             context.backend.default_url.clone()
         }
     };
+    let recording = start_recording(context, &bridge, &entry).await;
+    entry.set_backend_url(&url);
     entry.set_status(CallStatus::Active);
     let parts = relay::Parts {
         context,
@@ -314,7 +319,26 @@ async fn talk(
         url: &url,
     };
     let (end, parts) = relay::run(parts).await;
-    finish(context, entry, end, parts, &ids).await;
+    finish(context, entry, end, parts, &ids, recording).await;
+}
+
+/// Starts the call's bridge recording when `--record` is on (a refusal is noted in the
+/// call's record; the call goes on unrecorded).
+async fn start_recording(
+    context: &CallContext,
+    bridge: &BridgeHandle,
+    entry: &CallEntry,
+) -> Option<ari_client::RecordingHandle> {
+    context.policy.recordings_dir.as_ref()?;
+    let name = recording::name_for(entry.call_id(), std::time::SystemTime::now());
+    match recording::start(bridge, &name).await {
+        Ok(handle) => Some(handle),
+        Err(why) => {
+            tracing::warn!(%why, "call not recorded");
+            entry.set_recording(Err(why));
+            None
+        }
+    }
 }
 
 async fn connect_media(
@@ -393,6 +417,7 @@ async fn finish(
     end: RelayEnd,
     parts: relay::Leftovers,
     ids: &CallIds,
+    recording: Option<ari_client::RecordingHandle>,
 ) {
     let relay::Leftovers {
         mut caller,
@@ -454,11 +479,23 @@ async fn finish(
             }
         }
     };
+    if let Some(recording) = &recording {
+        recording::stop(recording).await;
+    }
     if tokio::time::timeout(TEARDOWN_TIMEOUT, bridge.destroy())
         .await
         .is_err()
     {
         tracing::debug!("bridge destroy timed out");
+    }
+    // Saved before the call is recorded as ended, so that its record and `call_ended`
+    // name the file.
+    if let (Some(recording), Some(dir)) = (recording, &context.policy.recordings_dir) {
+        let saved = recording::save(recording, dir).await;
+        if let Err(why) = &saved {
+            tracing::warn!(%why, "recording not saved");
+        }
+        entry.set_recording(saved);
     }
     tracing::info!(%reason, "call ended");
     entry.finish(&reason);

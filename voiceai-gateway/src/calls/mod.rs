@@ -1,6 +1,7 @@
 //! The calls: the registry the API reads, and the task that runs each call.
 
 pub mod call;
+pub mod recording;
 pub mod registry;
 mod relay;
 

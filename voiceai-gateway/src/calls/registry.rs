@@ -8,13 +8,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use utoipa::ToSchema;
 use tokio::sync::mpsc;
 
+use crate::call_log::{CallLog, CallRecord, TRANSCRIPT_LINES_KEPT};
 use crate::events::{EventBus, EventKind, timestamp};
 use crate::metrics::Metrics;
 
@@ -156,6 +157,12 @@ pub struct CallSnapshot {
     /// Why it ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<String>,
+    /// The call's recording (`--record`): its file name in `--recordings-dir`, once saved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording: Option<String>,
+    /// Why the call's recording was not saved, when it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording_error: Option<String>,
 }
 
 /// What a call task tells the registry when it starts.
@@ -182,6 +189,9 @@ struct ActiveCall {
     started: Instant,
     stats: Arc<CallStats>,
     commands: mpsc::Sender<CallCommand>,
+    /// For the call log: the backend's URL and its transcripts (kept only with a log).
+    backend_url: Option<String>,
+    transcripts: Vec<serde_json::Value>,
 }
 
 impl ActiveCall {
@@ -209,6 +219,7 @@ struct Inner {
     events: EventBus,
     ended_kept: usize,
     metrics: Arc<Metrics>,
+    call_log: OnceLock<CallLog>,
 }
 
 /// The registry of calls; cheap to clone.
@@ -249,8 +260,14 @@ impl Calls {
                 events,
                 ended_kept,
                 metrics: Arc::new(Metrics::new()),
+                call_log: OnceLock::new(),
             }),
         }
+    }
+
+    /// Appends every call that ends from now on to `log` (`--call-log`); set once.
+    pub fn set_call_log(&self, log: CallLog) {
+        let _ = self.inner.call_log.set(log);
     }
 
     /// The bus this registry publishes on.
@@ -294,6 +311,8 @@ impl Calls {
             answer_time: (call.status != CallStatus::Ringing).then(|| timestamp(now)),
             end_time: None,
             end_reason: None,
+            recording: None,
+            recording_error: None,
         };
         {
             let mut state = self.state();
@@ -310,6 +329,8 @@ impl Calls {
                     started,
                     stats: stats.clone(),
                     commands,
+                    backend_url: None,
+                    transcripts: Vec::new(),
                 },
             );
         }
@@ -495,6 +516,16 @@ impl Calls {
         while state.ended.len() > self.inner.ended_kept {
             state.ended.pop_front();
         }
+        drop(state);
+        if let Some(log) = self.inner.call_log.get() {
+            log.log(CallRecord {
+                call: snapshot.clone(),
+                backend_url: call.backend_url,
+                frames_to_backend: call.stats.frames_to_backend.load(Ordering::Relaxed),
+                frames_dropped: call.stats.frames_dropped.load(Ordering::Relaxed),
+                transcripts: call.transcripts,
+            });
+        }
         Some(snapshot)
     }
 }
@@ -634,8 +665,34 @@ impl CallEntry {
         );
     }
 
-    /// Publishes a `transcript` event carrying what the backend sent.
+    /// Records the backend's URL (for the call log, without credentials).
+    pub fn set_backend_url(&self, url: &str) {
+        if self.calls.inner.call_log.get().is_some() {
+            let url = crate::call_log::url_for_log(url);
+            if let Some(call) = self.calls.state().active.get_mut(&self.call_id) {
+                call.backend_url = Some(url);
+            }
+        }
+    }
+
+    /// Records where the call's recording was saved, or why it was not.
+    pub fn set_recording(&self, saved: Result<String, String>) {
+        self.calls.update(&self.call_id, |call| match saved {
+            Ok(file) => call.recording = Some(file),
+            Err(why) => call.recording_error = Some(why),
+        });
+    }
+
+    /// Publishes a `transcript` event carrying what the backend sent (and keeps it for
+    /// the call log, when there is one).
     pub fn publish_transcript(&self, data: &serde_json::Value) {
+        if self.calls.inner.call_log.get().is_some() {
+            if let Some(call) = self.calls.state().active.get_mut(&self.call_id) {
+                if call.transcripts.len() < TRANSCRIPT_LINES_KEPT {
+                    call.transcripts.push(data.clone());
+                }
+            }
+        }
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct Transcript<'a> {
@@ -674,6 +731,11 @@ impl CallEntry {
             channel_id: &'a str,
             reason: &'a str,
             duration: u64,
+            // Added after the seed's fields (`--record`).
+            #[serde(skip_serializing_if = "Option::is_none")]
+            recording: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            recording_error: Option<&'a str>,
         }
         self.events().publish(
             EventKind::CallEnded,
@@ -683,6 +745,8 @@ impl CallEntry {
                 channel_id: &self.channel_id,
                 reason,
                 duration: ended.duration,
+                recording: ended.recording.as_deref(),
+                recording_error: ended.recording_error.as_deref(),
             },
         );
     }
@@ -695,10 +759,10 @@ impl Drop for CallEntry {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn new_call(id: &str) -> NewCall {
+    pub(crate) fn new_call(id: &str) -> NewCall {
         NewCall {
             call_id: id.to_owned(),
             channel_id: format!("chan-{id}"),
