@@ -23,7 +23,7 @@ pub struct RuleArgs {
     /// (those are the defaults; `rejected`/`error` may be added, `OUTCOME=off` removes one).
     #[arg(long, env = "DIALER_RETRY_DELAY", global = true)]
     pub retry_delay: Option<String>,
-    /// Local time of the callee during which calls may start (`HH:MM-HH:MM`;
+    /// Local time of the callee during which calls may start (`HH:MM[:SS]-HH:MM[:SS]`;
     /// `00:00-24:00`: always).
     #[arg(
         long,

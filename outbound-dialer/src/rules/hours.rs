@@ -18,64 +18,74 @@ use super::RuleError;
 /// Names of the per-number data column that carries the callee's time zone.
 pub const TIMEZONE_COLUMNS: [&str; 3] = ["timezone", "tz", "time_zone"];
 
-/// A daily window of local time, `start` included, `end` excluded, in minutes of the
-/// day; `end` may be 1440 (midnight at the end), and `start > end` wraps past midnight.
+/// A daily window of local time, `start` included, `end` excluded, in seconds of the
+/// day; `end` may be 86 400 (midnight at the end), and `start > end` wraps past midnight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallingWindow {
     start: u32,
     end: u32,
 }
 
+const HOUR: u32 = 3600;
+const DAY: u32 = 24 * HOUR;
+
 impl Default for CallingWindow {
     fn default() -> Self {
         CallingWindow {
-            start: 8 * 60,
-            end: 21 * 60,
+            start: 8 * HOUR,
+            end: 21 * HOUR,
         }
     }
 }
 
+fn write_time(f: &mut fmt::Formatter<'_>, secs: u32) -> fmt::Result {
+    write!(f, "{:02}:{:02}", secs / HOUR, secs % HOUR / 60)?;
+    if secs % 60 != 0 {
+        write!(f, ":{:02}", secs % 60)?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for CallingWindow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:02}:{:02}-{:02}:{:02}",
-            self.start / 60,
-            self.start % 60,
-            self.end / 60,
-            self.end % 60
-        )
+        write_time(f, self.start)?;
+        f.write_str("-")?;
+        write_time(f, self.end)
     }
 }
 
 impl CallingWindow {
     /// Always open (`00:00-24:00`).
-    pub const ALWAYS: CallingWindow = CallingWindow {
-        start: 0,
-        end: 1440,
-    };
+    pub const ALWAYS: CallingWindow = CallingWindow { start: 0, end: DAY };
 
-    /// Reads `08:00-21:00` (`HH:MM-HH:MM`; `24:00` as the end; an end before the start
-    /// wraps past midnight).
+    /// Reads `08:00-21:00` (`HH:MM[:SS]-HH:MM[:SS]`; `24:00` as the end; an end before
+    /// the start wraps past midnight).
     ///
     /// # Errors
     /// Anything else, or an empty window (start = end).
     pub fn parse(text: &str) -> Result<CallingWindow, RuleError> {
         let bad = || RuleError::new(format!("{text:?} is not a window like 08:00-21:00"));
         let (start, end) = text.trim().split_once('-').ok_or_else(bad)?;
-        let minutes = |hhmm: &str| -> Result<u32, RuleError> {
-            let (h, m) = hhmm.trim().split_once(':').ok_or_else(bad)?;
-            if h.is_empty() || h.len() > 2 || m.len() != 2 {
+        let seconds = |time: &str| -> Result<u32, RuleError> {
+            let parts: Vec<&str> = time.trim().split(':').collect();
+            let well_formed = matches!(parts.len(), 2 | 3)
+                && (1..=2).contains(&parts[0].len())
+                && parts[1..].iter().all(|p| p.len() == 2)
+                && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_digit()));
+            if !well_formed {
                 return Err(bad());
             }
-            let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-            if m >= 60 || h > 24 || (h == 24 && m != 0) {
+            let num = |t: &str| t.parse::<u32>().map_err(|_| bad());
+            let h = num(parts[0])?;
+            let m = num(parts[1])?;
+            let s = parts.get(2).map_or(Ok(0), |s| num(s))?;
+            if m >= 60 || s >= 60 || h > 24 || (h == 24 && (m, s) != (0, 0)) {
                 return Err(bad());
             }
-            Ok(h * 60 + m)
+            Ok(h * HOUR + m * 60 + s)
         };
-        let (start, end) = (minutes(start)?, minutes(end)?);
-        if start == 1440 {
+        let (start, end) = (seconds(start)?, seconds(end)?);
+        if start == DAY {
             return Err(bad());
         }
         if start == end {
@@ -86,19 +96,19 @@ impl CallingWindow {
         Ok(CallingWindow { start, end })
     }
 
-    /// Whether a local time of day (in minutes) is inside.
-    fn contains_minute(&self, minute: u32) -> bool {
+    /// Whether a local time of day (in seconds) is inside.
+    fn contains(&self, second: u32) -> bool {
         if self.start < self.end {
-            (self.start..self.end).contains(&minute)
+            (self.start..self.end).contains(&second)
         } else {
-            minute >= self.start || minute < self.end
+            second >= self.start || second < self.end
         }
     }
 
     /// Whether `now` is inside the window in zone `tz`.
     pub fn is_open(&self, tz: Tz, now: DateTime<Utc>) -> bool {
         let local = now.with_timezone(&tz);
-        self.contains_minute(local.hour() * 60 + local.minute())
+        self.contains(local.num_seconds_from_midnight())
     }
 
     /// `now` when the window is open in `tz`, else the next instant it opens.
@@ -108,7 +118,7 @@ impl CallingWindow {
         }
         let local = now.with_timezone(&tz);
         let start =
-            NaiveTime::from_hms_opt(self.start / 60, self.start % 60, 0).unwrap_or(NaiveTime::MIN);
+            NaiveTime::from_num_seconds_from_midnight_opt(self.start, 0).unwrap_or(NaiveTime::MIN);
         // Today's opening if it is still ahead, else tomorrow's (or the day after, when a
         // time change makes a day odd).
         let today = local.date_naive();
@@ -374,6 +384,15 @@ mod tests {
         assert_eq!(
             CallingWindow::parse("9:30-17:00").unwrap().to_string(),
             "09:30-17:00"
+        );
+        let window = CallingWindow::parse("12:00:05-12:30").unwrap();
+        assert_eq!(window.to_string(), "12:00:05-12:30");
+        let utc = Tz::UTC;
+        assert!(!window.is_open(utc, parse_utc("2026-01-01T12:00:04Z")));
+        assert!(window.is_open(utc, parse_utc("2026-01-01T12:00:05Z")));
+        assert_eq!(
+            window.next_open(utc, parse_utc("2026-01-01T12:00:01Z")),
+            parse_utc("2026-01-01T12:00:05Z")
         );
         assert_eq!(
             CallingWindow::parse("00:00-24:00").unwrap(),
