@@ -13,6 +13,7 @@ use ari_client::cli::AriArgs;
 use clap::{CommandFactory as _, Parser, Subcommand};
 
 use crate::logging::LogFormat;
+use crate::store::{Location, MySqlTarget};
 
 /// Flags as typed by the operator; [`Args::validate`] turns them into a [`Config`].
 #[derive(Debug, Parser)]
@@ -116,9 +117,9 @@ pub struct Args {
     /// Campaign name (default: the number file's name without extension, or `outbound`).
     #[arg(long, env = "CAMPAIGN", global = true)]
     pub campaign: Option<String>,
-    /// The campaign's SQLite store (default: CAMPAIGN.sqlite in the working directory).
-    #[arg(long, env = "DIALER_DB", global = true)]
-    pub db: Option<PathBuf>,
+    /// Where the campaign is stored.
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Write a per-attempt report here at the end (`.csv`, `.json` or `.jsonl`).
     #[arg(long, env = "DIALER_REPORT", global = true)]
     pub report: Option<PathBuf>,
@@ -145,27 +146,77 @@ pub struct Args {
     /// Campaign rules: retries, calling hours, do-not-call, AMD, abandon rate, breaker.
     #[command(flatten)]
     pub rules: crate::rules::args::RuleArgs,
-    /// The seed's MySQL store (not yet supported: refused with a message).
-    #[arg(long, env = "MYSQL_HOST", global = true, hide = true)]
-    pub mysql_host: Option<String>,
-    /// See `--mysql-host`.
-    #[arg(long, env = "MYSQL_DATABASE", global = true, hide = true)]
-    pub mysql_database: Option<String>,
-    /// See `--mysql-host`.
-    #[arg(long, env = "MYSQL_PORT", global = true, hide = true)]
-    pub mysql_port: Option<String>,
-    /// See `--mysql-host`.
-    #[arg(long, env = "MYSQL_USER", global = true, hide = true)]
-    pub mysql_user: Option<String>,
-    /// See `--mysql-host`.
+}
+
+/// The store's flags: `--db`, `DATABASE_URL`, the seed's `MYSQL_*`, the lease.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// The campaign's store: an SQLite file (default: CAMPAIGN.sqlite in the working
+    /// directory; one dialer at a time) or a MySQL/MariaDB database
+    /// `mysql://USER:PASSWORD@HOST:PORT/DATABASE` (several dialers may share it). Without
+    /// it: DATABASE_URL, then the MYSQL_* variables.
+    #[arg(long, env = "DIALER_DB", global = true, hide_env_values = true)]
+    pub db: Option<Secret>,
+    /// MySQL store URL, when --db (DIALER_DB) is not given.
     #[arg(
         long,
-        env = "MYSQL_PASSWORD",
+        env = "DATABASE_URL",
         global = true,
         hide = true,
         hide_env_values = true
     )]
-    pub mysql_password: Option<String>,
+    pub database_url: Option<Secret>,
+    /// Seconds a dialer's claims (and calls) stay its own without a renewal, when several
+    /// dialers share a MySQL campaign: a crashed dialer's unstarted numbers go back to the
+    /// others after it, and its calls are reconciled.
+    #[arg(
+        long,
+        env = "DIALER_LEASE_SECONDS",
+        default_value = "30",
+        global = true
+    )]
+    pub lease_seconds: u32,
+    /// The seed's MySQL store: host (with MYSQL_DATABASE; used when neither --db nor
+    /// DATABASE_URL is given).
+    #[arg(long, env = "MYSQL_HOST", global = true)]
+    pub mysql_host: Option<String>,
+    /// The seed's MySQL store: database.
+    #[arg(long, env = "MYSQL_DATABASE", global = true)]
+    pub mysql_database: Option<String>,
+    /// The seed's MySQL store: port (default 3306).
+    #[arg(long, env = "MYSQL_PORT", global = true)]
+    pub mysql_port: Option<String>,
+    /// The seed's MySQL store: user (default root).
+    #[arg(long, env = "MYSQL_USER", global = true)]
+    pub mysql_user: Option<String>,
+    /// The seed's MySQL store: password.
+    #[arg(long, env = "MYSQL_PASSWORD", global = true, hide_env_values = true)]
+    pub mysql_password: Option<Secret>,
+}
+
+/// A value that may hold a password (a MySQL URL, MYSQL_PASSWORD): `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret(value.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// How the program runs.
@@ -224,8 +275,10 @@ pub struct Config {
     pub target_failed_sound: String,
     /// Campaign name.
     pub campaign: String,
-    /// Store file.
-    pub db: PathBuf,
+    /// The store: an SQLite file or a MySQL database.
+    pub db: Location,
+    /// How long this dialer's claims last without a renewal (shared MySQL campaigns).
+    pub lease: Duration,
     /// Report file, when asked for.
     pub report: Option<PathBuf>,
     /// Controller address (serve mode).
@@ -270,11 +323,11 @@ pub enum ConfigError {
         "no numbers to dial: set OUTBOUND_NUMBER_FILE (--number-file) to a list, or OUTBOUND_NUMBER (--number) to one number"
     )]
     NoNumbers,
-    /// The seed's MySQL variables are set.
+    /// The seed's MySQL variables are incomplete.
     #[error(
-        "MYSQL_HOST/MYSQL_DATABASE are set, but this version keeps campaigns in SQLite only (--db FILE); unset them or wait for MySQL support"
+        "MYSQL_HOST (--mysql-host) and MYSQL_DATABASE (--mysql-database) go together: set both (and MYSQL_USER, MYSQL_PASSWORD, MYSQL_PORT as needed), or give --db mysql://USER:PASSWORD@HOST:PORT/DATABASE"
     )]
-    MysqlNotSupported,
+    MysqlIncomplete,
     /// The `.env` file is unreadable or malformed.
     #[error(".env: {0}")]
     DotEnv(String),
@@ -344,17 +397,13 @@ impl Args {
             problem,
             value: value.to_owned(),
         };
-        if [
-            &self.mysql_host,
-            &self.mysql_database,
-            &self.mysql_port,
-            &self.mysql_user,
-            &self.mysql_password,
-        ]
-        .iter()
-        .any(|value| value.as_deref().is_some_and(|v| !v.is_empty()))
-        {
-            return Err(ConfigError::MysqlNotSupported);
+        if self.store.lease_seconds < 2 || self.store.lease_seconds > 3600 {
+            return Err(invalid(
+                "--lease-seconds",
+                "DIALER_LEASE_SECONDS",
+                "must be 2..=3600 seconds",
+                &self.store.lease_seconds.to_string(),
+            ));
         }
         if !self.ari.url.starts_with("http://") && !self.ari.url.starts_with("https://") {
             return Err(invalid(
@@ -491,9 +540,7 @@ impl Args {
                 &campaign,
             ));
         }
-        let db = self
-            .db
-            .unwrap_or_else(|| PathBuf::from(format!("{campaign}.sqlite")));
+        let db = self.store.location(&campaign)?;
         Ok(Config {
             mode: self.command.unwrap_or(Mode::Run),
             ari: self.ari,
@@ -513,12 +560,90 @@ impl Args {
             target_failed_sound: self.target_failed_sound,
             campaign,
             db,
+            lease: Duration::from_secs(self.store.lease_seconds.into()),
             report: self.report,
             listen: self.listen,
             log_format: self.log_format,
             log_level: self.log_level,
             rules,
         })
+    }
+}
+
+impl StoreArgs {
+    /// Where the store is: `--db` (a file or a MySQL URL), else `DATABASE_URL`, else the
+    /// seed's `MYSQL_*` variables, else `CAMPAIGN.sqlite`.
+    fn location(&self, campaign: &str) -> Result<Location, ConfigError> {
+        let set = |value: Option<&str>| {
+            value
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let url = |text: String, flag, env| {
+            let target = MySqlTarget::Url(text);
+            match target.options() {
+                Ok(_) => Ok(Location::MySql(target)),
+                Err(problem) => Err(ConfigError::Invalid {
+                    flag,
+                    env,
+                    problem: "is not a usable MySQL URL (mysql://USER:PASSWORD@HOST:PORT/DATABASE)",
+                    // Named without its password.
+                    value: format!("{target}: {problem}"),
+                }),
+            }
+        };
+        if let Some(db) = set(self.db.as_ref().map(Secret::expose)) {
+            if MySqlTarget::is_url(&db) {
+                return url(db, "--db", "DIALER_DB");
+            }
+            if db.contains("://") && !db.starts_with("sqlite://") {
+                return Err(ConfigError::Invalid {
+                    flag: "--db",
+                    env: "DIALER_DB",
+                    problem: "must be an SQLite file or mysql://USER:PASSWORD@HOST:PORT/DATABASE",
+                    value: crate::store::Location::MySql(MySqlTarget::Url(db)).to_string(),
+                });
+            }
+            let path = db.strip_prefix("sqlite://").unwrap_or(&db);
+            return Ok(Location::Sqlite(PathBuf::from(path)));
+        }
+        if let Some(database_url) = set(self.database_url.as_ref().map(Secret::expose)) {
+            return url(database_url, "--database-url", "DATABASE_URL");
+        }
+        match (
+            set(self.mysql_host.as_deref()),
+            set(self.mysql_database.as_deref()),
+        ) {
+            (Some(host), Some(database)) => {
+                let port = match set(self.mysql_port.as_deref()) {
+                    None => 3306,
+                    Some(port) => port.parse().ok().filter(|p| *p > 0).ok_or_else(|| {
+                        ConfigError::Invalid {
+                            flag: "--mysql-port",
+                            env: "MYSQL_PORT",
+                            problem: "must be a TCP port",
+                            value: port.clone(),
+                        }
+                    })?,
+                };
+                Ok(Location::MySql(MySqlTarget::Parts {
+                    host,
+                    port,
+                    user: set(self.mysql_user.as_deref()).unwrap_or_else(|| "root".to_owned()),
+                    password: self
+                        .mysql_password
+                        .as_ref()
+                        .map(|p| p.expose().to_owned())
+                        .filter(|p| !p.is_empty()),
+                    database,
+                }))
+            }
+            (None, None) => Ok(Location::Sqlite(PathBuf::from(format!(
+                "{campaign}.sqlite"
+            )))),
+            _ => Err(ConfigError::MysqlIncomplete),
+        }
     }
 }
 
@@ -560,7 +685,11 @@ mod tests {
         assert_eq!(config.recording_format, "wav");
         assert_eq!(config.mode, Mode::Run);
         assert_eq!(config.campaign, "outbound");
-        assert_eq!(config.db, PathBuf::from("outbound.sqlite"));
+        assert_eq!(
+            config.db,
+            Location::Sqlite(PathBuf::from("outbound.sqlite"))
+        );
+        assert_eq!(config.lease, Duration::from_secs(30));
         assert_eq!(config.listen.to_string(), "127.0.0.1:3000");
     }
 
@@ -571,7 +700,7 @@ mod tests {
             .validate()
             .unwrap();
         assert_eq!(config.campaign, "spring");
-        assert_eq!(config.db, PathBuf::from("spring.sqlite"));
+        assert_eq!(config.db, Location::Sqlite(PathBuf::from("spring.sqlite")));
         assert_eq!(config.mode, Mode::Serve);
         assert_eq!(
             config.numbers,
@@ -608,23 +737,92 @@ mod tests {
         }
         let error = parse(&[]).unwrap().validate().unwrap_err().to_string();
         assert!(error.contains("OUTBOUND_NUMBER_FILE"), "{error}");
-        for flag in [
-            "--mysql-host",
-            "--mysql-port",
-            "--mysql-user",
-            "--mysql-password",
-            "--mysql-database",
-        ] {
+        for flag in ["--mysql-host", "--mysql-database"] {
             let error = parse(&["--number", "1", flag, "x"])
                 .unwrap()
                 .validate()
                 .unwrap_err()
                 .to_string();
             assert!(
-                error.contains("MYSQL_HOST") && error.contains("SQLite"),
+                error.contains("MYSQL_HOST") && error.contains("MYSQL_DATABASE"),
                 "{flag}: {error}"
             );
         }
+        let error = parse(&["--number", "1", "--db", "mysql://u:pw-9@127.0.0.1:1"])
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--db (DIALER_DB)"), "{error}");
+        assert!(
+            !error.contains("pw-9"),
+            "the password is never shown: {error}"
+        );
+        let error = parse(&["--number", "1", "--db", "postgres://u@127.0.0.1/x"])
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--db (DIALER_DB)"), "{error}");
+        let error = parse(&["--number", "1", "--lease-seconds", "1"])
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("--lease-seconds (DIALER_LEASE_SECONDS)"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_store_is_db_then_database_url_then_the_seeds_mysql_variables() {
+        let db = |args: &[&str]| {
+            let mut all = vec!["--number", "1"];
+            all.extend_from_slice(args);
+            parse(&all).unwrap().validate().unwrap().db
+        };
+        let url = "mysql://dialer:pw@127.0.0.1:3306/calls";
+        assert_eq!(
+            db(&["--db", url]),
+            Location::MySql(MySqlTarget::Url(url.to_owned()))
+        );
+        assert_eq!(
+            db(&["--db", "x.sqlite", "--database-url", url]),
+            Location::Sqlite("x.sqlite".into())
+        );
+        assert_eq!(
+            db(&[
+                "--database-url",
+                url,
+                "--mysql-host",
+                "127.0.0.1",
+                "--mysql-database",
+                "y"
+            ]),
+            Location::MySql(MySqlTarget::Url(url.to_owned()))
+        );
+        assert_eq!(
+            db(&[
+                "--mysql-host",
+                "127.0.0.1",
+                "--mysql-database",
+                "calls",
+                "--mysql-user",
+                "dialer",
+                "--mysql-password",
+                "pw",
+            ]),
+            Location::MySql(MySqlTarget::Parts {
+                host: "127.0.0.1".into(),
+                port: 3306,
+                user: "dialer".into(),
+                password: Some("pw".into()),
+                database: "calls".into(),
+            })
+        );
+        let shown = db(&["--db", url]).to_string();
+        assert_eq!(shown, "mysql://dialer:***@127.0.0.1:3306/calls");
     }
 
     #[test]
@@ -654,7 +852,34 @@ mod tests {
 
     #[test]
     fn debug_hides_the_password() {
-        let shown = format!("{:?}", parse(&["--ari-password", "hunter22"]).unwrap());
-        assert!(!shown.contains("hunter22"), "{shown}");
+        let shown = format!(
+            "{:?}",
+            parse(&[
+                "--ari-password",
+                "hunter22",
+                "--mysql-password",
+                "hunter24",
+                "--db",
+                "mysql://u:hunter25@127.0.0.1/x"
+            ])
+            .unwrap()
+        );
+        assert!(
+            !shown.contains("hunter22")
+                && !shown.contains("hunter24")
+                && !shown.contains("hunter25"),
+            "{shown}"
+        );
+        let config = parse(&[
+            "--number",
+            "1",
+            "--db",
+            "mysql://u:hunter23@127.0.0.1:3306/db",
+        ])
+        .unwrap()
+        .validate()
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter23"), "{shown}");
     }
 }

@@ -392,7 +392,7 @@ impl Prepared {
 /// What to fix, in words.
 pub async fn prepare(config: &Config) -> Result<Prepared, CampaignError> {
     let source = source(config)?;
-    let store = Store::open(&config.db, &config.campaign).await?;
+    let store = Store::open_at(&config.db, &config.campaign).await?;
     let (imported, invalid_lines) = import(&store, &source).await?;
     let connection = connect(config).await?;
     Ok(Prepared {

@@ -1,32 +1,49 @@
-//! The campaign store: one SQLite file per campaign holding the number list, every
-//! attempt and every outcome, so that a run killed at any moment resumes without losing an
-//! outcome or dialling a number twice.
+//! The campaign store: the number list, every attempt, every outcome and every call's
+//! events, in one SQLite file per campaign (the default) or one MySQL/MariaDB database per
+//! campaign, so that a run killed at any moment resumes without losing an outcome or
+//! dialling a number twice.
 //!
 //! The rules that make that hold:
 //! - an attempt row (with its channel id) is committed before its originate is sent, in
 //!   the same transaction that marks the number `dialing`; a restart finds it in
-//!   [`Store::unfinished`] and reconciles it by that id (adopt the live channel, or
-//!   [`Store::finish`] it as [`Outcome::Interrupted`]); [`Store::next_pending`] never
-//!   returns a number that has an attempt, and [`Store::begin_attempt`] refuses one;
-//! - every write is one transaction, committed and synced before the method returns;
+//!   [`Store::unfinished`] (or, with several dialers, [`Store::orphaned`] once its dialer's
+//!   lease has run out) and reconciles it by that id (adopt the live channel, or
+//!   [`Store::finish`] it as [`Outcome::Interrupted`]); [`Store::next_pending`] and
+//!   [`Store::claim`] never return a number that has an attempt, and
+//!   [`Store::begin_attempt`] refuses one;
+//! - every write is one transaction, committed (and on SQLite synced) before the method
+//!   returns;
 //! - an ended attempt is never rewritten.
 //!
-//! Backends: SQLite is the only one today. Its particulars are in `sqlite.rs`; the
-//! statements in `sql.rs` are portable, so a MySQL backend adds a module beside it and
-//! turns the pools here into an enum over both.
+//! Several dialers on one campaign (MySQL only): each registers itself
+//! ([`Store::register_dialer`]) with a lease it renews ([`Store::renew`]); it claims
+//! pending numbers in short `SELECT ... FOR UPDATE SKIP LOCKED` transactions
+//! ([`Store::claim`]), the claims carrying its id and lease; a claim whose lease ran out is
+//! anyone's again, and the number's row is locked while its attempt is written, so a number
+//! is started once. SQLite keeps one dialer per file (a lock file refuses a second).
+//!
+//! Backends: the statements in `sql.rs` are shared; `sqlite.rs` and `mysql.rs` hold what
+//! differs (connection set-up, the write lock, the conflict clause, row locks, DDL). Each
+//! method is written once and compiled for both pools by `on_backend!`.
 
+mod embedded;
 mod lock;
+mod mysql;
 mod sql;
 mod sqlite;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::{Stream, StreamExt as _, TryStreamExt as _, stream};
 use sqlx::Row as _;
-use sqlx::sqlite::{SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::mysql::{MySqlPool, MySqlQueryResult, MySqlRow};
+use sqlx::sqlite::{SqlitePool, SqlitePoolOptions, SqliteQueryResult, SqliteRow};
+
+pub use mysql::MySqlTarget;
 
 use crate::numbers::{NumberEntry, normalize};
 use crate::outcome::Outcome;
@@ -61,11 +78,13 @@ impl fmt::Display for AttemptId {
     }
 }
 
-/// What went wrong with the store; every message names the file.
+/// What went wrong with the store; every message names the file (or the database, its
+/// password hidden).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The file cannot be opened or created as an SQLite database.
+    /// The file cannot be opened or created as an SQLite database, or the MySQL server
+    /// cannot be reached or refuses the login.
     #[error("cannot open the campaign store {}", .path.display())]
     Open {
         /// The file.
@@ -76,7 +95,7 @@ pub enum StoreError {
     },
     /// The file is not a campaign store (not SQLite, or another program's database).
     #[error(
-        "{} is not an outbound-dialer campaign store (it is not SQLite, or holds another program's tables): give --db another file",
+        "{} is not an outbound-dialer campaign store (it is not SQLite, or holds another program's tables): give --db another file or database",
         .path.display()
     )]
     NotAStore {
@@ -94,9 +113,10 @@ pub enum StoreError {
         /// The unknown version found.
         version: i64,
     },
-    /// Another process has the file open (another dialer of this campaign).
+    /// Another process has the file open (another dialer of this campaign): an SQLite
+    /// campaign has one dialer at a time.
     #[error(
-        "the campaign store {} is in use by another outbound-dialer (it holds {}): stop that one first, or give --db another file",
+        "the campaign store {} is in use by another outbound-dialer (it holds {}): an SQLite campaign has one dialer at a time; stop that one first, give --db another file, or keep the campaign in MySQL/MariaDB (--db mysql://...) to run several dialers on it",
         .path.display(),
         lock::lock_path(.path).display()
     )]
@@ -104,9 +124,9 @@ pub enum StoreError {
         /// The file.
         path: PathBuf,
     },
-    /// The file belongs to another campaign.
+    /// The file (or database) belongs to another campaign: one campaign per store.
     #[error(
-        "the campaign store {} belongs to campaign {found:?}, not {expected:?}: give --db another file, or run campaign {found:?}",
+        "the campaign store {} belongs to campaign {found:?}, not {expected:?}: give --db another file (or database), or run campaign {found:?}",
         .path.display()
     )]
     OtherCampaign {
@@ -153,7 +173,8 @@ pub enum StoreError {
         /// The id asked for.
         attempt_id: AttemptId,
     },
-    /// The number is being dialled or done; dialling it again is refused.
+    /// The number is being dialled, done, or claimed by another running dialer; dialling
+    /// it is refused.
     #[error(
         "campaign store {}: number {number_id} is {state}, not pending: it is not dialled again",
         .path.display()
@@ -163,7 +184,7 @@ pub enum StoreError {
         path: PathBuf,
         /// The number.
         number_id: NumberId,
-        /// Its state (`dialing` or `done`).
+        /// Its state (`dialing`, `done`, or `claimed by <dialer>`).
         state: String,
     },
     /// Another attempt already has this channel id.
@@ -252,6 +273,10 @@ pub struct Attempt {
     pub number_id: NumberId,
     /// Its state.
     pub state: AttemptState,
+    /// The dialer running it ([`Store::dialer_id`]), when recorded.
+    pub dialer: Option<String>,
+    /// The Asterisk (ARI URL) it was dialled through, when recorded.
+    pub asterisk: Option<String>,
     /// Everything known about it.
     pub record: AttemptRecord,
 }
@@ -284,6 +309,10 @@ pub struct Counts {
     pub done: u64,
     /// Ended attempts by outcome; every outcome is present, zero when none.
     pub by_outcome: BTreeMap<Outcome, u64>,
+    /// Attempts ended in the last minute, by any dialer.
+    pub ended_last_minute: u64,
+    /// When the first of them ended.
+    pub first_end_in_minute: Option<UnixMillis>,
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -295,30 +324,312 @@ pub fn unix_millis_now() -> UnixMillis {
         })
 }
 
+/// Where a campaign's store is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// An SQLite file (one dialer at a time).
+    Sqlite(PathBuf),
+    /// A MySQL/MariaDB database (several dialers may share it).
+    MySql(MySqlTarget),
+}
+
+impl Location {
+    /// How errors and logs name it (a MySQL password is never shown).
+    pub fn shown(&self) -> PathBuf {
+        match self {
+            Location::Sqlite(path) => path.clone(),
+            Location::MySql(target) => PathBuf::from(target.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Sqlite(path) => path.display().fmt(f),
+            Location::MySql(target) => target.fmt(f),
+        }
+    }
+}
+
+/// How long a dialer's claims and calls stay its own without a renewal, unless told
+/// otherwise ([`DialerInfo::lease`]).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+/// What a dialer tells the store about itself ([`Store::register_dialer`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialerInfo {
+    /// Its Stasis application.
+    pub app: String,
+    /// Its Asterisk (ARI base URL): a call can only be picked up through it.
+    pub asterisk: String,
+    /// Its concurrency limit.
+    pub max_cc: u32,
+    /// How long its claims last without a renewal; it renews well within it.
+    pub lease: Duration,
+}
+
+/// A dialer as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialerRow {
+    /// Its id ([`Store::dialer_id`]).
+    pub id: String,
+    /// Its Stasis application.
+    pub app: String,
+    /// Its Asterisk (ARI base URL).
+    pub asterisk: String,
+    /// Its host name.
+    pub host: String,
+    /// Its process id there.
+    pub pid: i64,
+    /// Its concurrency limit.
+    pub max_cc: i64,
+    /// Its lease runs until then.
+    pub lease_until: UnixMillis,
+}
+
+/// A state change of a call, for the `call_events` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallEventKind {
+    /// The originate was accepted by Asterisk.
+    Originated,
+    /// The callee rings.
+    Ringing,
+    /// The callee answered.
+    Answered,
+    /// Callee and target are bridged.
+    Bridged,
+    /// The bridge is being recorded (detail: the recording's name).
+    Recording,
+    /// The attempt ended (cause, detail: the outcome and message).
+    Ended,
+    /// A dialer picked up an attempt another dialer (or an earlier run) left.
+    Reconciled,
+}
+
+impl CallEventKind {
+    /// The name stored in `call_events.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallEventKind::Originated => "originated",
+            CallEventKind::Ringing => "ringing",
+            CallEventKind::Answered => "answered",
+            CallEventKind::Bridged => "bridged",
+            CallEventKind::Recording => "recording",
+            CallEventKind::Ended => "ended",
+            CallEventKind::Reconciled => "reconciled",
+        }
+    }
+}
+
+/// One row of `call_events`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallEvent {
+    /// The attempt.
+    pub attempt_id: AttemptId,
+    /// When.
+    pub at: UnixMillis,
+    /// What (a [`CallEventKind`] name; later versions may add kinds).
+    pub kind: String,
+    /// Q.850 cause, for `ended`.
+    pub cause: Option<i64>,
+    /// Details: the recording name, the outcome and message, who reconciled.
+    pub detail: Option<String>,
+    /// The dialer that wrote it.
+    pub dialer: Option<String>,
+}
+
+/// Held while a dialer imports the list ([`Store::import_lock`]); release it when done.
+pub struct ImportLock(Option<mysql::ImportLock>);
+
+impl ImportLock {
+    /// Lets the next dialer import (it will find the list imported).
+    pub async fn release(self) {
+        if let Some(lock) = self.0 {
+            lock.release().await;
+        }
+    }
+}
+
+impl fmt::Debug for ImportLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ImportLock")
+    }
+}
+
+/// The pools of one backend.
+#[derive(Debug, Clone)]
+enum Backend {
+    /// Writes go through one connection, so the dialer's own writes queue in the pool
+    /// instead of contending for SQLite's lock; reads use two others and never wait for a
+    /// write, thanks to WAL.
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
+    /// InnoDB locks rows: one pool for everything.
+    MySql { pool: MySqlPool },
+}
+
+/// Runs `$body` with `$w` the pool for writes, `$r` the pool for reads and `$d` the
+/// backend's dialect module (`sqlite` or `mysql`): one method body, compiled for both.
+macro_rules! on_backend {
+    ($store:expr, $w:ident, $r:ident, $d:ident => $body:expr) => {
+        match &$store.backend {
+            Backend::Sqlite {
+                writer: $w,
+                reader: $r,
+            } => {
+                #[allow(unused_imports)]
+                use self::sqlite as $d;
+                $body
+            }
+            Backend::MySql { pool: $w } => {
+                #[allow(unused_variables)]
+                let $r = $w;
+                #[allow(unused_imports)]
+                use self::mysql as $d;
+                $body
+            }
+        }
+    };
+}
+
+/// Typed reads of a row's columns, for both backends' rows.
+trait Fields {
+    fn int(&self, index: usize) -> Result<i64, sqlx::Error>;
+    fn opt_int(&self, index: usize) -> Result<Option<i64>, sqlx::Error>;
+    fn text(&self, index: usize) -> Result<String, sqlx::Error>;
+    fn opt_text(&self, index: usize) -> Result<Option<String>, sqlx::Error>;
+}
+
+macro_rules! impl_fields {
+    ($row:ty) => {
+        impl Fields for $row {
+            fn int(&self, index: usize) -> Result<i64, sqlx::Error> {
+                self.try_get(index)
+            }
+            fn opt_int(&self, index: usize) -> Result<Option<i64>, sqlx::Error> {
+                self.try_get(index)
+            }
+            fn text(&self, index: usize) -> Result<String, sqlx::Error> {
+                self.try_get(index)
+            }
+            fn opt_text(&self, index: usize) -> Result<Option<String>, sqlx::Error> {
+                self.try_get(index)
+            }
+        }
+    };
+}
+impl_fields!(SqliteRow);
+impl_fields!(MySqlRow);
+
+/// The id of the row an `INSERT` made, for both backends.
+trait InsertedId {
+    fn inserted_id(&self) -> i64;
+}
+
+impl InsertedId for SqliteQueryResult {
+    fn inserted_id(&self) -> i64 {
+        self.last_insert_rowid()
+    }
+}
+
+impl InsertedId for MySqlQueryResult {
+    fn inserted_id(&self) -> i64 {
+        i64::try_from(self.last_insert_id()).unwrap_or(i64::MAX)
+    }
+}
+
+/// Who this store's dialer is; shared by the store's clones.
+#[derive(Debug)]
+struct Me {
+    /// Unique per opened store: host, pid, and random bits.
+    id: String,
+    /// Set by [`Store::register_dialer`].
+    info: Mutex<Option<DialerInfo>>,
+}
+
+impl Me {
+    fn new() -> Me {
+        use std::hash::{BuildHasher as _, Hasher as _};
+        let host = host_name();
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        let random = hasher.finish() as u32;
+        let mut id = format!("{host}-{}-{random:08x}", std::process::id());
+        id.truncate(100);
+        Me {
+            id,
+            info: Mutex::new(None),
+        }
+    }
+
+    fn info(&self) -> Option<DialerInfo> {
+        self.info
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn lease(&self) -> Duration {
+        self.info().map_or(DEFAULT_LEASE, |info| info.lease)
+    }
+
+    fn asterisk(&self) -> Option<String> {
+        self.info().map(|info| info.asterisk)
+    }
+}
+
+/// This machine's name, for dialer ids (`/etc/hostname`, `$HOSTNAME`, or `host`).
+fn host_name() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let name: String = name
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+        .take(60)
+        .collect();
+    if name.is_empty() {
+        "host".to_owned()
+    } else {
+        name
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// An open campaign store.
 ///
-/// Writes go through one connection, so the dialer's own writes queue in the pool instead
-/// of contending for SQLite's lock; reads (counts, the report, the next numbers) use two
-/// others and never wait for a write, thanks to WAL.
-///
-/// One process at a time: opening takes a lock that a second dialer on the same file
-/// gets [`StoreError::InUse`] for (other programs can still read the file with SQLite).
+/// SQLite: one process at a time; opening takes a lock that a second dialer on the same
+/// file gets [`StoreError::InUse`] for (other programs can still read the file with
+/// SQLite). MySQL: any number of dialers, each claiming its numbers.
 #[derive(Debug, Clone)]
 pub struct Store {
     path: PathBuf,
     campaign: String,
-    writer: SqlitePool,
-    reader: SqlitePool,
-    lock: lock::CampaignLock,
+    backend: Backend,
+    lock: Option<lock::CampaignLock>,
+    me: Arc<Me>,
 }
 
 impl Store {
-    /// Opens the campaign's store at `path`, creating it if missing and bringing its
+    /// Opens the campaign's SQLite store at `path`, creating it if missing and bringing its
     /// schema up to date.
     ///
     /// # Errors
     /// A file that cannot be opened, is not a store, has a newer schema, or belongs to
-    /// another campaign.
+    /// another campaign; [`StoreError::InUse`] while another dialer has it open.
     pub async fn open(path: &Path, campaign: &str) -> Result<Store, StoreError> {
         let open_error = |source: sqlx::Error| {
             if sqlite::is_not_a_database(&source) {
@@ -364,16 +675,7 @@ impl Store {
         };
         if let Err(error) = migrated {
             writer.close().await;
-            return Err(match error {
-                sqlx::migrate::MigrateError::VersionMissing(version) => StoreError::NewerSchema {
-                    path: path.to_owned(),
-                    version,
-                },
-                error => StoreError::Open {
-                    path: path.to_owned(),
-                    source: error.into(),
-                },
-            });
+            return Err(migrate_error(path, error));
         }
         let reader = SqlitePoolOptions::new()
             .max_connections(2)
@@ -383,53 +685,144 @@ impl Store {
         let store = Store {
             path: path.to_owned(),
             campaign: campaign.to_owned(),
-            writer,
-            reader,
-            lock,
+            backend: Backend::Sqlite { writer, reader },
+            lock: Some(lock),
+            me: Arc::new(Me::new()),
         };
-        if let Err(error) = store.claim_campaign().await {
-            store.close().await;
-            return Err(error);
-        }
+        store.ready().await?;
         Ok(store)
     }
 
-    /// Writes the campaign row of a new file, or checks that an old file is this
+    /// Opens the campaign's MySQL/MariaDB store (the database must exist), bringing its
+    /// schema up to date; several dialers may have it open.
+    ///
+    /// # Errors
+    /// A server that cannot be reached or refuses the login, a missing database, one that
+    /// is not a store, has a newer schema, or belongs to another campaign.
+    pub async fn open_mysql(target: &MySqlTarget, campaign: &str) -> Result<Store, StoreError> {
+        let path = PathBuf::from(target.to_string());
+        let options = target.options().map_err(|message| StoreError::Open {
+            path: path.clone(),
+            source: message.into(),
+        })?;
+        let pool = mysql::connect(options).await.map_err(|source| {
+            let source: Cause = if mysql::is_unknown_database(&source) {
+                format!("{source} (create it first: CREATE DATABASE ...; then GRANT the dialer's user on it)").into()
+            } else {
+                source.into()
+            };
+            StoreError::Open {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        let open_error = |source: sqlx::Error| StoreError::Open {
+            path: path.clone(),
+            source: source.into(),
+        };
+        if mysql::is_foreign(&pool).await.map_err(open_error)? {
+            pool.close().await;
+            return Err(StoreError::NotAStore { path });
+        }
+        let migrated = match mysql::migrator().await {
+            Ok(migrator) => migrator.run(&pool).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = migrated {
+            pool.close().await;
+            return Err(migrate_error(&path, error));
+        }
+        let store = Store {
+            path,
+            campaign: campaign.to_owned(),
+            backend: Backend::MySql { pool },
+            lock: None,
+            me: Arc::new(Me::new()),
+        };
+        store.ready().await?;
+        Ok(store)
+    }
+
+    /// Opens the store at `location` ([`Store::open`] or [`Store::open_mysql`]).
+    ///
+    /// # Errors
+    /// As those.
+    pub async fn open_at(location: &Location, campaign: &str) -> Result<Store, StoreError> {
+        match location {
+            Location::Sqlite(path) => Store::open(path, campaign).await,
+            Location::MySql(target) => Store::open_mysql(target, campaign).await,
+        }
+    }
+
+    /// The campaign row, and on SQLite the dialers of earlier runs marked gone (the lock
+    /// proves none of them runs).
+    async fn ready(&self) -> Result<(), StoreError> {
+        if let Err(error) = self.claim_campaign().await {
+            self.close().await;
+            return Err(error);
+        }
+        if let Backend::Sqlite { writer, .. } = &self.backend {
+            let now = unix_millis_now();
+            let stopped = sqlx::query(sql::STOP_ALL_DIALERS)
+                .bind(now - 1)
+                .bind(now)
+                .bind(now)
+                .execute(writer)
+                .await;
+            if let Err(source) = stopped {
+                self.close().await;
+                return Err(self.query_error("mark earlier dialers gone")(source));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the campaign row of a new store, or checks that an old one is this
     /// campaign's.
     async fn claim_campaign(&self) -> Result<(), StoreError> {
         let action = "read the campaign row";
-        let mut tx = self.write_tx(action).await?;
-        let found = sqlx::query(sql::CAMPAIGN)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(self.query_error(action))?;
-        match found {
-            Some(row) => {
-                let found: String = row.try_get(0).map_err(self.query_error(action))?;
-                if found != self.campaign {
-                    return Err(StoreError::OtherCampaign {
-                        path: self.path.clone(),
-                        found,
-                        expected: self.campaign.clone(),
-                    });
+        on_backend!(self, w, _r, d => {
+            let mut tx = w.begin_with(d::BEGIN_WRITE).await.map_err(self.query_error(action))?;
+            let found = sqlx::query(sql::CAMPAIGN)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(self.query_error(action))?;
+            match found {
+                Some(row) => {
+                    let found = row.text(0).map_err(self.query_error(action))?;
+                    if found != self.campaign {
+                        return Err(StoreError::OtherCampaign {
+                            path: self.path.clone(),
+                            found,
+                            expected: self.campaign.clone(),
+                        });
+                    }
+                }
+                None => {
+                    let now = unix_millis_now();
+                    let inserted = sqlx::query(sql::INSERT_CAMPAIGN)
+                        .bind(&self.campaign)
+                        .bind(RunState::Idle.as_str())
+                        .bind(now)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await;
+                    match inserted {
+                        Ok(_) => {}
+                        // Another dialer wrote it at the same moment: check it again.
+                        Err(error) if is_unique_violation(&error) => {
+                            drop(tx);
+                            return Box::pin(self.claim_campaign()).await;
+                        }
+                        Err(error) => return Err(self.query_error("write the campaign row")(error)),
+                    }
                 }
             }
-            None => {
-                let now = unix_millis_now();
-                sqlx::query(sql::INSERT_CAMPAIGN)
-                    .bind(&self.campaign)
-                    .bind(RunState::Idle.as_str())
-                    .bind(now)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(self.query_error("write the campaign row"))?;
-            }
-        }
-        tx.commit().await.map_err(self.query_error(action))
+            tx.commit().await.map_err(self.query_error(action))
+        })
     }
 
-    /// The file.
+    /// The file, or the database's URL without its password.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -439,12 +832,29 @@ impl Store {
         &self.campaign
     }
 
+    /// Whether several dialers may share this store (MySQL).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::MySql { .. })
+    }
+
+    /// This store's dialer: the claimer id its claims and attempts carry.
+    pub fn dialer_id(&self) -> &str {
+        &self.me.id
+    }
+
     /// Closes the connections (SQLite checkpoints the WAL when the last one closes) and
     /// lets another process open the file; every clone of this store is closed with it.
     pub async fn close(&self) {
-        self.reader.close().await;
-        self.writer.close().await;
-        self.lock.release();
+        match &self.backend {
+            Backend::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Backend::MySql { pool } => pool.close().await,
+        }
+        if let Some(lock) = &self.lock {
+            lock.release();
+        }
     }
 
     fn query_error(&self, action: &'static str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
@@ -463,16 +873,6 @@ impl Store {
         }
     }
 
-    async fn write_tx(
-        &self,
-        action: &'static str,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        self.writer
-            .begin_with(sqlite::BEGIN_WRITE)
-            .await
-            .map_err(self.query_error(action))
-    }
-
     /// Adds the input's numbers, skipping those the campaign has already. Reads the input
     /// [`IMPORT_BATCH`] entries at a time and commits each batch, so memory does not grow
     /// with the list and an interrupted import is simply run again.
@@ -487,7 +887,8 @@ impl Store {
         E: Into<Cause>,
     {
         let action = "import numbers";
-        let full_insert = insert_numbers_sql(sqlite::ROWS_PER_INSERT);
+        let rows_per_insert = on_backend!(self, _w, _r, d => d::ROWS_PER_INSERT);
+        let full_insert = self.insert_numbers_sql(rows_per_insert);
         let mut summary = ImportSummary::default();
         let mut entries = entries.into_iter();
         let mut batch = Vec::with_capacity(IMPORT_BATCH);
@@ -514,32 +915,71 @@ impl Store {
             if batch.is_empty() {
                 return Ok(summary);
             }
-            let mut tx = self.write_tx(action).await?;
-            while !batch.is_empty() {
-                let rows = batch.len().min(sqlite::ROWS_PER_INSERT);
-                let tail;
-                let statement = if rows == sqlite::ROWS_PER_INSERT {
-                    full_insert.as_str()
-                } else {
-                    tail = insert_numbers_sql(rows);
-                    tail.as_str()
-                };
-                let mut query = sqlx::query(statement);
-                for entry in batch.drain(..rows) {
-                    query = query
-                        .bind(entry.number)
-                        .bind(data_json(&entry.data))
-                        .bind(i64::try_from(entry.line).unwrap_or(i64::MAX));
+            on_backend!(self, w, _r, d => {
+                let mut tx = w.begin_with(d::BEGIN_WRITE).await.map_err(self.query_error(action))?;
+                while !batch.is_empty() {
+                    let rows = batch.len().min(rows_per_insert);
+                    let tail;
+                    let statement = if rows == rows_per_insert {
+                        full_insert.as_str()
+                    } else {
+                        tail = self.insert_numbers_sql(rows);
+                        tail.as_str()
+                    };
+                    let mut query = sqlx::query(statement);
+                    for entry in batch.drain(..rows) {
+                        query = query
+                            .bind(entry.number)
+                            .bind(data_json(&entry.data))
+                            .bind(i64::try_from(entry.line).unwrap_or(i64::MAX));
+                    }
+                    let inserted = query
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(self.query_error(action))?
+                        .rows_affected();
+                    summary.inserted += inserted;
+                    summary.duplicates += rows as u64 - inserted;
                 }
-                let inserted = query
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(self.query_error(action))?
-                    .rows_affected();
-                summary.inserted += inserted;
-                summary.duplicates += rows as u64 - inserted;
+                tx.commit().await.map_err(self.query_error(action))?;
+            });
+        }
+    }
+
+    fn insert_numbers_sql(&self, rows: usize) -> String {
+        let (verb, ignore) =
+            on_backend!(self, _w, _r, d => (d::INSERT_NUMBERS_VERB, d::IGNORE_DUPLICATE_NUMBERS));
+        let mut statement = String::with_capacity(
+            verb.len()
+                + sql::INSERT_NUMBERS.len()
+                + rows * (sql::INSERT_NUMBERS_ROW.len() + 2)
+                + 40,
+        );
+        statement.push_str(verb);
+        statement.push_str(sql::INSERT_NUMBERS);
+        for row in 0..rows {
+            if row > 0 {
+                statement.push_str(", ");
             }
-            tx.commit().await.map_err(self.query_error(action))?;
+            statement.push_str(sql::INSERT_NUMBERS_ROW);
+        }
+        statement.push_str(ignore);
+        statement
+    }
+
+    /// Keeps other dialers of this campaign from importing at the same time (MySQL: a
+    /// named lock; SQLite: nothing, one dialer per file). Check [`Store::input_fingerprint`]
+    /// after taking it: the one before may have imported the list.
+    ///
+    /// # Errors
+    /// A failed query, or another dialer importing for ten minutes.
+    pub async fn import_lock(&self) -> Result<ImportLock, StoreError> {
+        match &self.backend {
+            Backend::Sqlite { .. } => Ok(ImportLock(None)),
+            Backend::MySql { pool } => mysql::ImportLock::acquire(pool)
+                .await
+                .map(|lock| ImportLock(Some(lock)))
+                .map_err(self.query_error("take the import lock")),
         }
     }
 
@@ -549,11 +989,13 @@ impl Store {
     /// A failed read.
     pub async fn input_fingerprint(&self) -> Result<Option<String>, StoreError> {
         let action = "read the input fingerprint";
-        let row = sqlx::query(sql::CAMPAIGN)
-            .fetch_one(&self.reader)
-            .await
-            .map_err(self.query_error(action))?;
-        row.try_get(2).map_err(self.query_error(action))
+        on_backend!(self, _w, r, _d => {
+            let row = sqlx::query(sql::CAMPAIGN)
+                .fetch_one(r)
+                .await
+                .map_err(self.query_error(action))?;
+            row.opt_text(2).map_err(self.query_error(action))
+        })
     }
 
     /// Records that the input with this fingerprint is imported completely; set it after
@@ -562,12 +1004,14 @@ impl Store {
     /// # Errors
     /// A failed write.
     pub async fn set_input_fingerprint(&self, fingerprint: &str) -> Result<(), StoreError> {
-        sqlx::query(sql::SET_FINGERPRINT)
-            .bind(fingerprint)
-            .bind(unix_millis_now())
-            .execute(&self.writer)
-            .await
-            .map_err(self.query_error("write the input fingerprint"))?;
+        on_backend!(self, w, _r, _d => {
+            sqlx::query(sql::SET_FINGERPRINT)
+                .bind(fingerprint)
+                .bind(unix_millis_now())
+                .execute(w)
+                .await
+                .map_err(self.query_error("write the input fingerprint"))?;
+        });
         Ok(())
     }
 
@@ -577,11 +1021,13 @@ impl Store {
     /// A failed read or an unknown state name.
     pub async fn status(&self) -> Result<RunState, StoreError> {
         let action = "read the campaign status";
-        let row = sqlx::query(sql::CAMPAIGN)
-            .fetch_one(&self.reader)
-            .await
-            .map_err(self.query_error(action))?;
-        let name: String = row.try_get(1).map_err(self.query_error(action))?;
+        let name = on_backend!(self, _w, r, _d => {
+            let row = sqlx::query(sql::CAMPAIGN)
+                .fetch_one(r)
+                .await
+                .map_err(self.query_error(action))?;
+            row.text(1).map_err(self.query_error(action))?
+        });
         [
             RunState::Idle,
             RunState::Running,
@@ -599,39 +1045,218 @@ impl Store {
     /// # Errors
     /// A failed write.
     pub async fn set_status(&self, state: RunState) -> Result<(), StoreError> {
-        sqlx::query(sql::SET_STATUS)
-            .bind(state.as_str())
-            .bind(unix_millis_now())
-            .execute(&self.writer)
-            .await
-            .map_err(self.query_error("write the campaign status"))?;
+        on_backend!(self, w, _r, _d => {
+            sqlx::query(sql::SET_STATUS)
+                .bind(state.as_str())
+                .bind(unix_millis_now())
+                .execute(w)
+                .await
+                .map_err(self.query_error("write the campaign status"))?;
+        });
         Ok(())
     }
 
-    /// Up to `limit` numbers that have never been dialled, in list order. Calling it again
-    /// before [`Store::begin_attempt`] returns the same numbers.
+    /// Up to `limit` numbers that have never been dialled, in list order, claimed or not.
+    /// Calling it again before [`Store::begin_attempt`] returns the same numbers. A
+    /// dialer sharing the campaign uses [`Store::claim`] instead.
     ///
     /// # Errors
     /// A failed read, or a stored number that is not a valid number (never dialled).
     pub async fn next_pending(&self, limit: u32) -> Result<Vec<PendingNumber>, StoreError> {
         let action = "read the next numbers";
-        let rows = sqlx::query(sql::NEXT_PENDING)
-            .bind(i64::from(limit))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(self.query_error(action))?;
-        rows.iter()
-            .map(|row| {
-                let id: i64 = row.try_get(0).map_err(self.query_error(action))?;
-                let number: String = row.try_get(1).map_err(self.query_error(action))?;
-                let data: String = row.try_get(2).map_err(self.query_error(action))?;
-                Ok(PendingNumber {
-                    id: NumberId(id),
-                    number: self.checked_number(number)?,
-                    data: self.decode_data(&data)?,
+        on_backend!(self, _w, r, _d => {
+            let rows = sqlx::query(sql::NEXT_PENDING)
+                .bind(i64::from(limit))
+                .fetch_all(r)
+                .await
+                .map_err(self.query_error(action))?;
+            rows.iter().map(|row| self.pending_number(row, action)).collect()
+        })
+    }
+
+    fn pending_number(
+        &self,
+        row: &impl Fields,
+        action: &'static str,
+    ) -> Result<PendingNumber, StoreError> {
+        let error = self.query_error(action);
+        Ok(PendingNumber {
+            id: NumberId(row.int(0).map_err(&error)?),
+            number: self.checked_number(row.text(1).map_err(&error)?)?,
+            data: self.decode_data(&row.text(2).map_err(&error)?)?,
+        })
+    }
+
+    /// Claims up to `limit` pending numbers nobody holds (unclaimed, or their claim's
+    /// lease ran out) for this dialer, in list order, in one short transaction: on MySQL
+    /// the rows other dialers are claiming at that moment are skipped (`FOR UPDATE SKIP
+    /// LOCKED`), never waited for. The claims last [`DialerInfo::lease`] unless
+    /// [`Store::renew`]ed.
+    ///
+    /// # Errors
+    /// A failed query, or a stored number that is not valid.
+    pub async fn claim(&self, limit: u32) -> Result<Vec<PendingNumber>, StoreError> {
+        let action = "claim numbers";
+        let error = self.query_error(action);
+        let now = unix_millis_now();
+        let until = now.saturating_add(millis(self.me.lease()));
+        on_backend!(self, w, _r, d => {
+            let mut tx = w.begin_with(d::BEGIN_WRITE).await.map_err(&error)?;
+            let select = format!("{}{}", sql::CLAIMABLE, d::LOCK_ROWS_SKIP_LOCKED);
+            let rows = sqlx::query(&select)
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(&error)?;
+            if rows.is_empty() {
+                tx.rollback().await.map_err(&error)?;
+                return Ok(Vec::new());
+            }
+            let mut update = String::from(sql::CLAIM);
+            for index in 0..rows.len() {
+                update.push_str(if index == 0 { "?" } else { ", ?" });
+            }
+            update.push(')');
+            let mut query = sqlx::query(&update).bind(self.dialer_id()).bind(until);
+            let mut numbers = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let number = self.pending_number(row, action)?;
+                query = query.bind(number.id.0);
+                numbers.push(number);
+            }
+            query.execute(&mut *tx).await.map_err(&error)?;
+            tx.commit().await.map_err(&error)?;
+            Ok(numbers)
+        })
+    }
+
+    /// Writes this dialer's row (its app, Asterisk, `MAX_CC` and lease) so that others
+    /// see it alive; call it before [`Store::claim`].
+    ///
+    /// # Errors
+    /// A failed write.
+    pub async fn register_dialer(&self, info: &DialerInfo) -> Result<(), StoreError> {
+        *self
+            .me
+            .info
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(info.clone());
+        let now = unix_millis_now();
+        let action = "register the dialer";
+        on_backend!(self, w, _r, _d => {
+            let inserted = sqlx::query(sql::INSERT_DIALER)
+                .bind(self.dialer_id())
+                .bind(&info.app)
+                .bind(&info.asterisk)
+                .bind(host_name())
+                .bind(i64::from(std::process::id()))
+                .bind(i64::from(info.max_cc))
+                .bind(now)
+                .bind(now.saturating_add(millis(info.lease)))
+                .execute(w)
+                .await;
+            match inserted {
+                Ok(_) => {}
+                // Registered before (serve mode's next run): the row is refreshed.
+                Err(error) if is_unique_violation(&error) => {
+                    sqlx::query(sql::UPDATE_DIALER)
+                        .bind(&info.app)
+                        .bind(&info.asterisk)
+                        .bind(i64::from(info.max_cc))
+                        .bind(now.saturating_add(millis(info.lease)))
+                        .bind(self.dialer_id())
+                        .execute(w)
+                        .await
+                        .map_err(self.query_error(action))?;
+                }
+                Err(error) => return Err(self.query_error(action)(error)),
+            }
+        });
+        Ok(())
+    }
+
+    /// Renews this dialer's lease and its claims' leases, in one transaction.
+    ///
+    /// # Errors
+    /// A failed write.
+    pub async fn renew(&self) -> Result<(), StoreError> {
+        let action = "renew the dialer's lease";
+        let error = self.query_error(action);
+        let until = unix_millis_now().saturating_add(millis(self.me.lease()));
+        on_backend!(self, w, _r, d => {
+            let mut tx = w.begin_with(d::BEGIN_WRITE).await.map_err(&error)?;
+            sqlx::query(sql::RENEW_DIALER)
+                .bind(until)
+                .bind(self.dialer_id())
+                .execute(&mut *tx)
+                .await
+                .map_err(&error)?;
+            sqlx::query(sql::RENEW_CLAIMS)
+                .bind(until)
+                .bind(self.dialer_id())
+                .execute(&mut *tx)
+                .await
+                .map_err(&error)?;
+            tx.commit().await.map_err(&error)
+        })
+    }
+
+    /// This dialer stops: its unstarted claims go back to the pool at once, and its row
+    /// says it stopped (its unfinished attempts, if any, are anyone's to reconcile).
+    ///
+    /// # Errors
+    /// A failed write.
+    pub async fn retire(&self) -> Result<(), StoreError> {
+        let action = "release the dialer's claims";
+        let error = self.query_error(action);
+        let now = unix_millis_now();
+        on_backend!(self, w, _r, d => {
+            let mut tx = w.begin_with(d::BEGIN_WRITE).await.map_err(&error)?;
+            sqlx::query(sql::RELEASE_CLAIMS)
+                .bind(self.dialer_id())
+                .execute(&mut *tx)
+                .await
+                .map_err(&error)?;
+            sqlx::query(sql::STOP_DIALER)
+                .bind(now - 1)
+                .bind(now)
+                .bind(self.dialer_id())
+                .execute(&mut *tx)
+                .await
+                .map_err(&error)?;
+            tx.commit().await.map_err(&error)
+        })
+    }
+
+    /// The dialers whose lease runs now (this one included once registered).
+    ///
+    /// # Errors
+    /// A failed read.
+    pub async fn live_dialers(&self) -> Result<Vec<DialerRow>, StoreError> {
+        let action = "read the running dialers";
+        let error = self.query_error(action);
+        on_backend!(self, _w, r, _d => {
+            let rows = sqlx::query(sql::LIVE_DIALERS)
+                .bind(unix_millis_now())
+                .fetch_all(r)
+                .await
+                .map_err(&error)?;
+            rows.iter()
+                .map(|row| {
+                    Ok(DialerRow {
+                        id: row.text(0)?,
+                        app: row.text(1)?,
+                        asterisk: row.text(2)?,
+                        host: row.text(3)?,
+                        pid: row.int(4)?,
+                        max_cc: row.int(5)?,
+                        lease_until: row.int(6)?,
+                    })
                 })
-            })
-            .collect()
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(&error)
+        })
     }
 
     /// The file is the last gate before a dial string: a row edited by hand must not carry
@@ -648,12 +1273,14 @@ impl Store {
     }
 
     /// Writes attempt N+1 at a pending number, state `dialing`, with the channel id
-    /// `channel_id_of(N+1)`, and marks the number `dialing`, in one transaction. Call it
-    /// before sending the originate: the id on disk is what a restart reconciles.
+    /// `channel_id_of(N+1)`, and marks the number `dialing` (this dialer's), in one
+    /// transaction that holds the number's row. Call it before sending the originate: the
+    /// id on disk is what a restart reconciles.
     ///
     /// # Errors
-    /// [`StoreError::NotPending`] for a number being dialled or done (so a stale list does
-    /// not dial twice), [`StoreError::ChannelIdTaken`], an unknown number, a failed write.
+    /// [`StoreError::NotPending`] for a number being dialled, done, or claimed by another
+    /// running dialer (so a stale list does not dial twice), [`StoreError::ChannelIdTaken`],
+    /// an unknown number, a failed write.
     pub async fn begin_attempt(
         &self,
         number_id: NumberId,
@@ -661,79 +1288,99 @@ impl Store {
     ) -> Result<Attempt, StoreError> {
         let action = "begin an attempt";
         let error = self.query_error(action);
-        let mut tx = self.write_tx(action).await?;
-        let row = sqlx::query(sql::NUMBER_FOR_ATTEMPT)
-            .bind(number_id.0)
-            .bind(number_id.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(&error)?
-            .ok_or_else(|| StoreError::UnknownNumber {
-                path: self.path.clone(),
-                number_id,
-            })?;
-        let number: String = row.try_get(0).map_err(&error)?;
-        let data: String = row.try_get(1).map_err(&error)?;
-        let state: String = row.try_get(2).map_err(&error)?;
-        let last: i64 = row.try_get(3).map_err(&error)?;
-        let number = self.checked_number(number)?;
-        let data = self.decode_data(&data)?;
-        if state != "pending" {
-            return Err(StoreError::NotPending {
-                path: self.path.clone(),
-                number_id,
-                state,
-            });
-        }
-        let attempt =
-            u32::try_from(last + 1).map_err(|_| self.corrupt("attempt", last.to_string()))?;
-        let channel_id = channel_id_of(attempt);
-        let originated_at = unix_millis_now();
-        let inserted = sqlx::query(sql::INSERT_ATTEMPT)
-            .bind(number_id.0)
-            .bind(i64::from(attempt))
-            .bind(&channel_id)
-            .bind(originated_at)
-            .execute(&mut *tx)
-            .await;
-        let id = match inserted {
-            Ok(done) => AttemptId(done.last_insert_rowid()),
-            Err(source) if is_unique_violation(&source) => {
-                return Err(StoreError::ChannelIdTaken {
+        let asterisk = self.me.asterisk();
+        on_backend!(self, w, _r, d => {
+            let mut tx = w.begin_with(d::BEGIN_WRITE).await.map_err(&error)?;
+            let select = format!("{}{}", sql::NUMBER_FOR_ATTEMPT, d::LOCK_ROW);
+            let row = sqlx::query(&select)
+                .bind(number_id.0)
+                .bind(number_id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(&error)?
+                .ok_or_else(|| StoreError::UnknownNumber {
                     path: self.path.clone(),
-                    channel_id,
+                    number_id,
+                })?;
+            let number = row.text(0).map_err(&error)?;
+            let data = row.text(1).map_err(&error)?;
+            let state = row.text(2).map_err(&error)?;
+            let last = row.int(3).map_err(&error)?;
+            let claimed_by = row.opt_text(4).map_err(&error)?;
+            let lease_until = row.opt_int(5).map_err(&error)?;
+            let number = self.checked_number(number)?;
+            let data = self.decode_data(&data)?;
+            if state != "pending" {
+                return Err(StoreError::NotPending {
+                    path: self.path.clone(),
+                    number_id,
+                    state,
                 });
             }
-            Err(source) => return Err(error(source)),
-        };
-        sqlx::query(sql::SET_NUMBER_DIALING)
-            .bind(number_id.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(&error)?;
-        tx.commit().await.map_err(&error)?;
-        Ok(Attempt {
-            id,
-            number_id,
-            state: AttemptState::Dialing,
-            record: AttemptRecord {
-                number,
-                data,
-                attempt,
-                outcome: None,
-                cause: None,
-                cause_text: None,
-                message: None,
-                originated_at: Some(originated_at),
-                answered_at: None,
-                target_connected_at: None,
-                ended_at: None,
-                channel_id,
-                target_channel_id: None,
-                bridge_id: None,
-                recording_name: None,
-                recording_file: None,
-            },
+            if let Some(other) = claimed_by.filter(|by| by != self.dialer_id()) {
+                if lease_until.is_some_and(|until| until >= unix_millis_now()) {
+                    return Err(StoreError::NotPending {
+                        path: self.path.clone(),
+                        number_id,
+                        state: format!("claimed by {other}"),
+                    });
+                }
+            }
+            let attempt =
+                u32::try_from(last + 1).map_err(|_| self.corrupt("attempt", last.to_string()))?;
+            let channel_id = channel_id_of(attempt);
+            let originated_at = unix_millis_now();
+            let inserted = sqlx::query(sql::INSERT_ATTEMPT)
+                .bind(number_id.0)
+                .bind(i64::from(attempt))
+                .bind(&channel_id)
+                .bind(originated_at)
+                .bind(self.dialer_id())
+                .bind(asterisk.as_deref())
+                .execute(&mut *tx)
+                .await;
+            let id = match inserted {
+                Ok(done) => AttemptId(done.inserted_id()),
+                Err(source) if is_unique_violation(&source) => {
+                    return Err(StoreError::ChannelIdTaken {
+                        path: self.path.clone(),
+                        channel_id,
+                    });
+                }
+                Err(source) => return Err(error(source)),
+            };
+            sqlx::query(sql::SET_NUMBER_DIALING)
+                .bind(self.dialer_id())
+                .bind(number_id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(&error)?;
+            tx.commit().await.map_err(&error)?;
+            Ok(Attempt {
+                id,
+                number_id,
+                state: AttemptState::Dialing,
+                dialer: Some(self.dialer_id().to_owned()),
+                asterisk,
+                record: AttemptRecord {
+                    number,
+                    data,
+                    attempt,
+                    outcome: None,
+                    cause: None,
+                    cause_text: None,
+                    message: None,
+                    originated_at: Some(originated_at),
+                    answered_at: None,
+                    target_connected_at: None,
+                    ended_at: None,
+                    channel_id,
+                    target_channel_id: None,
+                    bridge_id: None,
+                    recording_name: None,
+                    recording_file: None,
+                },
+            })
         })
     }
 
@@ -743,52 +1390,100 @@ impl Store {
     /// # Errors
     /// An unknown number or a failed write.
     pub async fn requeue(&self, number_id: NumberId) -> Result<bool, StoreError> {
-        let query = sqlx::query(sql::REQUEUE).bind(number_id.0);
-        self.update_row(query, sql::NUMBER_EXISTS, number_id.0, "requeue a number")
-            .await?
-            .ok_or_else(|| StoreError::UnknownNumber {
-                path: self.path.clone(),
-                number_id,
-            })
+        let action = "requeue a number";
+        let changed = on_backend!(self, w, _r, _d => {
+            let changed = sqlx::query(sql::REQUEUE)
+                .bind(number_id.0)
+                .execute(w)
+                .await
+                .map_err(self.query_error(action))?
+                .rows_affected();
+            if changed > 0 {
+                Some(true)
+            } else {
+                sqlx::query(sql::NUMBER_EXISTS)
+                    .bind(number_id.0)
+                    .fetch_optional(w)
+                    .await
+                    .map_err(self.query_error(action))?
+                    .map(|_| false)
+            }
+        });
+        changed.ok_or_else(|| StoreError::UnknownNumber {
+            path: self.path.clone(),
+            number_id,
+        })
     }
 
-    /// Runs an update of one row: whether it changed the row (an update guarded by the
-    /// row's state changes nothing once the row is past it), `None` if there is no such row.
-    async fn update_row<'q>(
-        &self,
-        query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-        exists: &'static str,
-        id: i64,
-        action: &'static str,
-    ) -> Result<Option<bool>, StoreError> {
-        let changed = query
-            .execute(&self.writer)
-            .await
-            .map_err(self.query_error(action))?
-            .rows_affected();
-        if changed > 0 {
-            return Ok(Some(true));
-        }
-        let found = sqlx::query(exists)
-            .bind(id)
-            .fetch_optional(&self.writer)
-            .await
-            .map_err(self.query_error(action))?;
-        Ok(found.map(|_| false))
-    }
-
-    async fn update_attempt<'q>(
+    /// Runs a guarded update of one attempt and, when it changed the row, writes the
+    /// call events that go with it, in one transaction. Returns whether it changed the row
+    /// (an update guarded by the row's state changes nothing once the row is past it).
+    async fn update_attempt(
         &self,
         attempt_id: AttemptId,
-        query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+        update: Update<'_>,
+        events: &[(CallEventKind, UnixMillis, Option<i64>, Option<String>)],
         action: &'static str,
     ) -> Result<bool, StoreError> {
-        self.update_row(query, sql::ATTEMPT_EXISTS, attempt_id.0, action)
-            .await?
-            .ok_or_else(|| StoreError::UnknownAttempt {
-                path: self.path.clone(),
-                attempt_id,
-            })
+        let error = self.query_error(action);
+        on_backend!(self, w, _r, d => {
+            let mut tx = w.begin_with(d::BEGIN_WRITE).await.map_err(&error)?;
+            let mut query = sqlx::query(update.statement);
+            for value in &update.values {
+                query = match value {
+                    Value::Int(v) => query.bind(*v),
+                    Value::OptInt(v) => query.bind(*v),
+                    Value::Text(v) => query.bind(*v),
+                    Value::OptText(v) => query.bind(*v),
+                };
+            }
+            query = query.bind(attempt_id.0);
+            if let Some(guard) = &update.guard {
+                query = query.bind(guard.as_str());
+            }
+            let changed = query
+                .execute(&mut *tx)
+                .await
+                .map_err(&error)?
+                .rows_affected();
+            if changed == 0 {
+                let exists = sqlx::query(sql::ATTEMPT_EXISTS)
+                    .bind(attempt_id.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(&error)?
+                    .is_some();
+                if !exists {
+                    return Err(StoreError::UnknownAttempt {
+                        path: self.path.clone(),
+                        attempt_id,
+                    });
+                }
+                tx.rollback().await.map_err(&error)?;
+                return Ok(false);
+            }
+            for (kind, at, cause, detail) in events {
+                sqlx::query(sql::INSERT_EVENT)
+                    .bind(attempt_id.0)
+                    .bind(*at)
+                    .bind(kind.as_str())
+                    .bind(*cause)
+                    .bind(detail.as_deref())
+                    .bind(self.dialer_id())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(&error)?;
+            }
+            if let Some(then) = update.then {
+                sqlx::query(then)
+                    .bind(attempt_id.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(&error)?;
+            }
+            tx.commit().await.map_err(&error)?;
+            Ok(true)
+        })
     }
 
     /// Records that the callee answered; false if the attempt was already past `dialing`.
@@ -800,8 +1495,9 @@ impl Store {
         attempt_id: AttemptId,
         at: UnixMillis,
     ) -> Result<bool, StoreError> {
-        let query = sqlx::query(sql::ANSWERED).bind(at).bind(attempt_id.0);
-        self.update_attempt(attempt_id, query, "record an answer")
+        let update = Update::new(sql::ANSWERED, vec![Value::Int(at)]);
+        let events = [(CallEventKind::Answered, at, None, None)];
+        self.update_attempt(attempt_id, update, &events, "record an answer")
             .await
     }
 
@@ -818,59 +1514,54 @@ impl Store {
         bridge_id: &str,
         recording_name: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let query = sqlx::query(sql::CONNECTED)
-            .bind(at)
-            .bind(target_channel_id)
-            .bind(bridge_id)
-            .bind(recording_name)
-            .bind(attempt_id.0);
-        self.update_attempt(attempt_id, query, "record a connection")
+        let update = Update::new(
+            sql::CONNECTED,
+            vec![
+                Value::Int(at),
+                Value::Text(target_channel_id),
+                Value::Text(bridge_id),
+                Value::OptText(recording_name),
+            ],
+        );
+        let mut events = vec![(CallEventKind::Bridged, at, None, Some(bridge_id.to_owned()))];
+        if let Some(name) = recording_name {
+            events.push((CallEventKind::Recording, at, None, Some(name.to_owned())));
+        }
+        self.update_attempt(attempt_id, update, &events, "record a connection")
             .await
     }
 
-    /// Ends the attempt with its outcome and marks its number `done`, in one transaction.
-    /// An attempt that has ended already keeps its outcome: returns false and changes
-    /// nothing.
+    /// Ends the attempt with its outcome and marks its number `done`, in one transaction
+    /// with its `ended` event. An attempt that has ended already keeps its outcome:
+    /// returns false and changes nothing.
     ///
     /// # Errors
     /// An unknown attempt or a failed write.
     pub async fn finish(&self, attempt_id: AttemptId, ending: &Ending) -> Result<bool, StoreError> {
-        let action = "record an outcome";
-        let error = self.query_error(action);
-        let mut tx = self.write_tx(action).await?;
-        let changed = sqlx::query(sql::FINISH)
-            .bind(ending.outcome.as_str())
-            .bind(ending.cause)
-            .bind(ending.cause_text.as_deref())
-            .bind(ending.message.as_deref())
-            .bind(ending.ended_at)
-            .bind(attempt_id.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(&error)?
-            .rows_affected();
-        if changed == 0 {
-            let exists = sqlx::query(sql::ATTEMPT_EXISTS)
-                .bind(attempt_id.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(&error)?
-                .is_some();
-            if !exists {
-                return Err(StoreError::UnknownAttempt {
-                    path: self.path.clone(),
-                    attempt_id,
-                });
-            }
-            return Ok(false);
+        let mut update = Update::new(
+            sql::FINISH,
+            vec![
+                Value::Text(ending.outcome.as_str()),
+                Value::OptInt(ending.cause),
+                Value::OptText(ending.cause_text.as_deref()),
+                Value::OptText(ending.message.as_deref()),
+                Value::Int(ending.ended_at),
+            ],
+        );
+        update.then = Some(sql::SET_NUMBER_DONE);
+        let mut detail = ending.outcome.as_str().to_owned();
+        if let Some(message) = &ending.message {
+            detail.push_str(": ");
+            detail.push_str(message);
         }
-        sqlx::query(sql::SET_NUMBER_DONE)
-            .bind(attempt_id.0)
-            .execute(&mut *tx)
+        let events = [(
+            CallEventKind::Ended,
+            ending.ended_at,
+            ending.cause,
+            Some(detail),
+        )];
+        self.update_attempt(attempt_id, update, &events, "record an outcome")
             .await
-            .map_err(&error)?;
-        tx.commit().await.map_err(&error)?;
-        Ok(true)
     }
 
     /// Records the downloaded recording's file (relative to the recordings directory).
@@ -882,12 +1573,74 @@ impl Store {
         attempt_id: AttemptId,
         file: &str,
     ) -> Result<(), StoreError> {
-        let query = sqlx::query(sql::SET_RECORDING_FILE)
-            .bind(file)
-            .bind(attempt_id.0);
-        self.update_attempt(attempt_id, query, "record a recording file")
+        let update = Update::new(sql::SET_RECORDING_FILE, vec![Value::Text(file)]);
+        self.update_attempt(attempt_id, update, &[], "record a recording file")
             .await
             .map(drop)
+    }
+
+    /// Adds a call event that changes no attempt column (`originated`, `ringing`,
+    /// `reconciled`).
+    ///
+    /// # Errors
+    /// An unknown attempt or a failed write.
+    pub async fn event(
+        &self,
+        attempt_id: AttemptId,
+        kind: CallEventKind,
+        at: UnixMillis,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let action = "record a call event";
+        let written = on_backend!(self, w, _r, _d => {
+            sqlx::query(sql::INSERT_EVENT)
+                .bind(attempt_id.0)
+                .bind(at)
+                .bind(kind.as_str())
+                .bind(None::<i64>)
+                .bind(detail)
+                .bind(self.dialer_id())
+                .execute(w)
+                .await
+                .map(drop)
+        });
+        match written {
+            Ok(()) => Ok(()),
+            // The attempt row it refers to is missing (foreign key).
+            Err(source) if is_foreign_key_violation(&source) => Err(StoreError::UnknownAttempt {
+                path: self.path.clone(),
+                attempt_id,
+            }),
+            Err(source) => Err(self.query_error(action)(source)),
+        }
+    }
+
+    /// An attempt's call events, oldest first.
+    ///
+    /// # Errors
+    /// A failed read.
+    pub async fn events(&self, attempt_id: AttemptId) -> Result<Vec<CallEvent>, StoreError> {
+        let error = self.query_error("read call events");
+        on_backend!(self, _w, r, _d => {
+            let rows = sqlx::query(sql::EVENTS_OF)
+                .bind(attempt_id.0)
+                .fetch_all(r)
+                .await
+                .map_err(&error)?;
+            rows.iter()
+                .map(|row| {
+                    Ok(CallEvent {
+                        attempt_id: AttemptId(row.int(0)?),
+                        at: row.int(1)?,
+                        kind: row.text(2)?,
+                        cause: row.opt_int(3)?,
+                        detail: row.opt_text(4)?,
+                        dialer: row.opt_text(5)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(&error)
+        })
     }
 
     /// One attempt by id.
@@ -896,40 +1649,88 @@ impl Store {
     /// An unknown attempt or a failed read.
     pub async fn attempt(&self, attempt_id: AttemptId) -> Result<Attempt, StoreError> {
         let action = "read an attempt";
-        let row = sqlx::query(sql::ATTEMPT_BY_ID)
-            .bind(attempt_id.0)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(self.query_error(action))?
-            .ok_or_else(|| StoreError::UnknownAttempt {
-                path: self.path.clone(),
-                attempt_id,
-            })?;
-        self.decode_attempt(&row, action)
+        on_backend!(self, _w, r, _d => {
+            let row = sqlx::query(sql::ATTEMPT_BY_ID)
+                .bind(attempt_id.0)
+                .fetch_optional(r)
+                .await
+                .map_err(self.query_error(action))?
+                .ok_or_else(|| StoreError::UnknownAttempt {
+                    path: self.path.clone(),
+                    attempt_id,
+                })?;
+            self.decode_attempt(&row, action)
+        })
     }
 
-    /// Attempts that have not ended, oldest first: what a restart reconciles.
+    /// Attempts that have not ended, oldest first: what a restart reconciles (with one
+    /// dialer; several use [`Store::orphaned`]).
     ///
     /// # Errors
     /// A failed read.
     pub async fn unfinished(&self) -> Result<Vec<Attempt>, StoreError> {
-        self.attempts_where(sql::UNFINISHED, "read the unfinished attempts")
-            .await
+        let action = "read the unfinished attempts";
+        on_backend!(self, _w, r, _d => {
+            let rows = sqlx::query(sql::UNFINISHED)
+                .fetch_all(r)
+                .await
+                .map_err(self.query_error(action))?;
+            rows.iter().map(|row| self.decode_attempt(row, action)).collect()
+        })
     }
 
-    /// The attempts a parameterless attempt query selects.
-    async fn attempts_where(
-        &self,
-        query: &'static str,
-        action: &'static str,
-    ) -> Result<Vec<Attempt>, StoreError> {
-        let rows = sqlx::query(query)
-            .fetch_all(&self.reader)
+    /// Unfinished attempts whose dialer is gone (its lease ran out, it stopped, or none is
+    /// recorded), never this dialer's own: a dialer on the same Asterisk reconciles them
+    /// after [`Store::take_over`].
+    ///
+    /// # Errors
+    /// A failed read.
+    pub async fn orphaned(&self) -> Result<Vec<Attempt>, StoreError> {
+        let action = "read the attempts of stopped dialers";
+        on_backend!(self, _w, r, _d => {
+            let rows = sqlx::query(sql::ORPHANED)
+                .bind(self.dialer_id())
+                .bind(unix_millis_now())
+                .fetch_all(r)
+                .await
+                .map_err(self.query_error(action))?;
+            rows.iter().map(|row| self.decode_attempt(row, action)).collect()
+        })
+    }
+
+    /// Makes an unfinished attempt this dialer's, if it still belongs to the dialer it had
+    /// when read (another dialer may have taken it first), with a `reconciled` event.
+    /// Returns whether it is now this dialer's.
+    ///
+    /// # Errors
+    /// A failed write.
+    pub async fn take_over(&self, attempt: &Attempt) -> Result<bool, StoreError> {
+        let asterisk = self.me.asterisk();
+        let from = attempt.dialer.clone().unwrap_or_default();
+        let update = Update::new(
+            sql::TAKE_OVER,
+            vec![
+                Value::Text(self.dialer_id()),
+                Value::OptText(asterisk.as_deref()),
+            ],
+        )
+        .guarded_by(from.clone());
+        let detail = format!(
+            "taken over from {}",
+            if from.is_empty() {
+                "an earlier run"
+            } else {
+                &from
+            }
+        );
+        let events = [(
+            CallEventKind::Reconciled,
+            unix_millis_now(),
+            None,
+            Some(detail),
+        )];
+        self.update_attempt(attempt.id, update, &events, "take over an attempt")
             .await
-            .map_err(self.query_error(action))?;
-        rows.iter()
-            .map(|row| self.decode_attempt(row, action))
-            .collect()
     }
 
     /// Takes back an attempt whose originate certainly never reached Asterisk (it was
@@ -941,20 +1742,27 @@ impl Store {
     pub async fn void_attempt(&self, attempt_id: AttemptId) -> Result<bool, StoreError> {
         let action = "take back an unsent attempt";
         let error = self.query_error(action);
-        let mut tx = self.write_tx(action).await?;
-        sqlx::query(sql::VOID_ATTEMPT_NUMBER)
-            .bind(attempt_id.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(&error)?;
-        let removed = sqlx::query(sql::VOID_ATTEMPT)
-            .bind(attempt_id.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(&error)?
-            .rows_affected();
-        tx.commit().await.map_err(&error)?;
-        Ok(removed > 0)
+        on_backend!(self, w, _r, d => {
+            let mut tx = w.begin_with(d::BEGIN_WRITE).await.map_err(&error)?;
+            sqlx::query(sql::VOID_ATTEMPT_NUMBER)
+                .bind(attempt_id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(&error)?;
+            sqlx::query(sql::VOID_ATTEMPT_EVENTS)
+                .bind(attempt_id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(&error)?;
+            let removed = sqlx::query(sql::VOID_ATTEMPT)
+                .bind(attempt_id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(&error)?
+                .rows_affected();
+            tx.commit().await.map_err(&error)?;
+            Ok(removed > 0)
+        })
     }
 
     /// Ended attempts whose recording is on Asterisk but not downloaded (the dialer died
@@ -963,8 +1771,34 @@ impl Store {
     /// # Errors
     /// A failed read.
     pub async fn unsaved_recordings(&self) -> Result<Vec<Attempt>, StoreError> {
-        self.attempts_where(sql::UNSAVED_RECORDINGS, "read the unsaved recordings")
-            .await
+        let action = "read the unsaved recordings";
+        on_backend!(self, _w, r, _d => {
+            let rows = sqlx::query(sql::UNSAVED_RECORDINGS)
+                .fetch_all(r)
+                .await
+                .map_err(self.query_error(action))?;
+            rows.iter().map(|row| self.decode_attempt(row, action)).collect()
+        })
+    }
+
+    /// A page of attempts after `(number_id, attempt)`, in that order.
+    async fn attempts_page(
+        &self,
+        number_id: i64,
+        attempt: i64,
+    ) -> Result<Vec<Attempt>, StoreError> {
+        let action = "read the attempts";
+        on_backend!(self, _w, r, _d => {
+            let rows = sqlx::query(sql::ATTEMPTS_PAGE)
+                .bind(number_id)
+                .bind(number_id)
+                .bind(attempt)
+                .bind(ATTEMPTS_PAGE)
+                .fetch_all(r)
+                .await
+                .map_err(self.query_error(action))?;
+            rows.iter().map(|row| self.decode_attempt(row, action)).collect()
+        })
     }
 
     /// Every attempt in (number, attempt) order, read a page at a time, for the report.
@@ -974,19 +1808,7 @@ impl Store {
             let Some((number_id, attempt)) = after else {
                 return Ok(None);
             };
-            let action = "read the attempts";
-            let rows = sqlx::query(sql::ATTEMPTS_PAGE)
-                .bind(number_id)
-                .bind(number_id)
-                .bind(attempt)
-                .bind(ATTEMPTS_PAGE)
-                .fetch_all(&self.reader)
-                .await
-                .map_err(self.query_error(action))?;
-            let page = rows
-                .iter()
-                .map(|row| self.decode_attempt(row, action))
-                .collect::<Result<Vec<_>, _>>()?;
+            let page = self.attempts_page(number_id, attempt).await?;
             let next = match page.last() {
                 Some(last) if page.len() as i64 == ATTEMPTS_PAGE => {
                     Some((last.number_id.0, i64::from(last.record.attempt)))
@@ -1001,33 +1823,55 @@ impl Store {
         .boxed()
     }
 
-    /// Numbers by state and ended attempts by outcome, read in one snapshot.
+    /// Numbers by state, ended attempts by outcome and the last minute's ends, of the
+    /// whole campaign (every dialer's), read in one snapshot.
     ///
     /// # Errors
     /// A failed read or an unknown stored outcome.
     pub async fn counts(&self) -> Result<Counts, StoreError> {
         let action = "count numbers and outcomes";
         let error = self.query_error(action);
-        let mut tx = self.reader.begin().await.map_err(&error)?;
-        let states = sqlx::query(sql::COUNT_NUMBERS)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(&error)?;
-        let outcomes = sqlx::query(sql::COUNT_OUTCOMES)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(&error)?;
-        tx.rollback().await.map_err(&error)?;
+        let since = unix_millis_now() - 60_000;
         let mut counts = Counts {
             total: 0,
             pending: 0,
             in_progress: 0,
             done: 0,
             by_outcome: Outcome::ALL.iter().map(|&outcome| (outcome, 0)).collect(),
+            ended_last_minute: 0,
+            first_end_in_minute: None,
         };
-        for row in &states {
-            let state: String = row.try_get(0).map_err(&error)?;
-            let count = count_of(row).map_err(&error)?;
+        let (states, outcomes) = on_backend!(self, _w, r, _d => {
+            let mut tx = r.begin().await.map_err(&error)?;
+            let states = sqlx::query(sql::COUNT_NUMBERS)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(&error)?;
+            let outcomes = sqlx::query(sql::COUNT_OUTCOMES)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(&error)?;
+            let recent = sqlx::query(sql::RECENT_ENDS)
+                .bind(since)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(&error)?;
+            tx.rollback().await.map_err(&error)?;
+            counts.ended_last_minute = u64::try_from(recent.int(0).map_err(&error)?).unwrap_or(0);
+            counts.first_end_in_minute = recent.opt_int(1).map_err(&error)?;
+            let states = states
+                .iter()
+                .map(|row| Ok((row.text(0)?, count_of(row)?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(&error)?;
+            let outcomes = outcomes
+                .iter()
+                .map(|row| Ok((row.text(0)?, count_of(row)?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(&error)?;
+            (states, outcomes)
+        });
+        for (state, count) in states {
             counts.total += count;
             match state.as_str() {
                 "pending" => counts.pending = count,
@@ -1036,21 +1880,24 @@ impl Store {
                 _ => return Err(self.corrupt("number state", state)),
             }
         }
-        for row in &outcomes {
-            let name: String = row.try_get(0).map_err(&error)?;
+        for (name, count) in outcomes {
             let outcome: Outcome = name
                 .parse()
                 .map_err(|_| self.corrupt("outcome", name.as_str()))?;
-            *counts.by_outcome.entry(outcome).or_default() += count_of(row).map_err(&error)?;
+            *counts.by_outcome.entry(outcome).or_default() += count;
         }
         Ok(counts)
     }
 
-    fn decode_attempt(&self, row: &SqliteRow, action: &'static str) -> Result<Attempt, StoreError> {
+    fn decode_attempt(
+        &self,
+        row: &impl Fields,
+        action: &'static str,
+    ) -> Result<Attempt, StoreError> {
         let error = self.query_error(action);
-        let text = |index: usize| row.try_get::<Option<String>, _>(index).map_err(&error);
-        let int = |index: usize| row.try_get::<Option<i64>, _>(index).map_err(&error);
-        let state: String = row.try_get(4).map_err(&error)?;
+        let text = |index: usize| row.opt_text(index).map_err(&error);
+        let int = |index: usize| row.opt_int(index).map_err(&error);
+        let state = row.text(4).map_err(&error)?;
         let state =
             AttemptState::parse(&state).ok_or_else(|| self.corrupt("attempt state", state))?;
         let outcome = match text(5)? {
@@ -1060,14 +1907,16 @@ impl Store {
                     .map_err(|_| self.corrupt("outcome", name.as_str()))?,
             ),
         };
-        let attempt: i64 = row.try_get(2).map_err(&error)?;
-        let data: String = row.try_get(18).map_err(&error)?;
+        let attempt = row.int(2).map_err(&error)?;
+        let data = row.text(18).map_err(&error)?;
         Ok(Attempt {
-            id: AttemptId(row.try_get(0).map_err(&error)?),
-            number_id: NumberId(row.try_get(1).map_err(&error)?),
+            id: AttemptId(row.int(0).map_err(&error)?),
+            number_id: NumberId(row.int(1).map_err(&error)?),
             state,
+            dialer: text(19)?,
+            asterisk: text(20)?,
             record: AttemptRecord {
-                number: row.try_get(17).map_err(&error)?,
+                number: row.text(17).map_err(&error)?,
                 data: self.decode_data(&data)?,
                 attempt: u32::try_from(attempt)
                     .map_err(|_| self.corrupt("attempt", attempt.to_string()))?,
@@ -1079,7 +1928,7 @@ impl Store {
                 answered_at: int(10)?,
                 target_connected_at: int(11)?,
                 ended_at: int(12)?,
-                channel_id: row.try_get(3).map_err(&error)?,
+                channel_id: row.text(3).map_err(&error)?,
                 target_channel_id: text(13)?,
                 bridge_id: text(14)?,
                 recording_name: text(15)?,
@@ -1089,9 +1938,42 @@ impl Store {
     }
 }
 
-fn count_of(row: &SqliteRow) -> Result<u64, sqlx::Error> {
-    let count: i64 = row.try_get(1)?;
-    Ok(u64::try_from(count).unwrap_or(0))
+/// A value bound to a statement, for updates written once for both backends.
+enum Value<'a> {
+    Int(i64),
+    OptInt(Option<i64>),
+    Text(&'a str),
+    OptText(Option<&'a str>),
+}
+
+/// A guarded update of one attempt: its statement takes `values`, then the attempt's id
+/// (and the guard's value, if any); `then` runs after it with the id, in the same
+/// transaction.
+struct Update<'a> {
+    statement: &'static str,
+    values: Vec<Value<'a>>,
+    guard: Option<String>,
+    then: Option<&'static str>,
+}
+
+impl<'a> Update<'a> {
+    fn new(statement: &'static str, values: Vec<Value<'a>>) -> Update<'a> {
+        Update {
+            statement,
+            values,
+            guard: None,
+            then: None,
+        }
+    }
+
+    fn guarded_by(mut self, value: String) -> Update<'a> {
+        self.guard = Some(value);
+        self
+    }
+}
+
+fn count_of(row: &impl Fields) -> Result<u64, sqlx::Error> {
+    Ok(u64::try_from(row.int(1)?).unwrap_or(0))
 }
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {
@@ -1100,19 +1982,23 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
         .is_some_and(|error| error.is_unique_violation())
 }
 
-fn insert_numbers_sql(rows: usize) -> String {
-    let mut statement = String::with_capacity(
-        sql::INSERT_NUMBERS.len() + rows * (sql::INSERT_NUMBERS_ROW.len() + 2) + 40,
-    );
-    statement.push_str(sql::INSERT_NUMBERS);
-    for row in 0..rows {
-        if row > 0 {
-            statement.push_str(", ");
-        }
-        statement.push_str(sql::INSERT_NUMBERS_ROW);
+fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|error| error.is_foreign_key_violation())
+}
+
+fn migrate_error(path: &Path, error: sqlx::migrate::MigrateError) -> StoreError {
+    match error {
+        sqlx::migrate::MigrateError::VersionMissing(version) => StoreError::NewerSchema {
+            path: path.to_owned(),
+            version,
+        },
+        error => StoreError::Open {
+            path: path.to_owned(),
+            source: error.into(),
+        },
     }
-    statement.push_str(sqlite::IGNORE_DUPLICATE_NUMBERS);
-    statement
 }
 
 fn data_json(data: &BTreeMap<String, String>) -> String {

@@ -1,6 +1,7 @@
 //! The store's statements. They are plain SQL with `?` placeholders that SQLite and MySQL
-//! both accept, so a second backend reuses them; what differs per database lives in its
-//! own module (`sqlite.rs`): connection set-up, the write lock, conflict clauses, DDL.
+//! both accept, so both backends run them; what differs per database lives in its own
+//! module (`sqlite.rs`, `mysql.rs`): connection set-up, the write lock, the conflict
+//! clause, row locks, DDL.
 
 /// The attempt columns (`a`) and their number's (`n`), in the order `decode_attempt` reads.
 macro_rules! attempt_select {
@@ -8,7 +9,7 @@ macro_rules! attempt_select {
         "SELECT a.id, a.number_id, a.attempt, a.channel_id, a.state, a.outcome, a.cause, \
          a.cause_text, a.message, a.originated_at, a.answered_at, a.target_connected_at, \
          a.ended_at, a.target_channel_id, a.bridge_id, a.recording_name, a.recording_file, \
-         n.number, n.data \
+         n.number, n.data, a.dialer, a.asterisk \
          FROM attempts a JOIN numbers n ON n.id = a.number_id"
     };
 }
@@ -21,25 +22,42 @@ pub(super) const SET_STATUS: &str = "UPDATE campaign SET status = ?, updated_at 
 pub(super) const SET_FINGERPRINT: &str =
     "UPDATE campaign SET input_fingerprint = ?, updated_at = ? WHERE id = 1";
 
-/// Followed by `(?, ?, ?)` once per row and the backend's ignore-duplicates clause.
-pub(super) const INSERT_NUMBERS: &str = "INSERT INTO numbers (number, data, line) VALUES ";
+/// After the backend's `INSERT` (or `INSERT IGNORE`), followed by `(?, ?, ?)` once per
+/// row and the backend's ignore-duplicates clause.
+pub(super) const INSERT_NUMBERS: &str = " INTO numbers (number, data, line) VALUES ";
 pub(super) const INSERT_NUMBERS_ROW: &str = "(?, ?, ?)";
 
 pub(super) const NEXT_PENDING: &str =
     "SELECT id, number, data FROM numbers WHERE state = 'pending' ORDER BY id LIMIT ?";
+/// Pending numbers nobody holds (unclaimed, or their claim's lease ran out), in list
+/// order; followed by the backend's row-lock clause (`FOR UPDATE SKIP LOCKED` on MySQL:
+/// dialers claiming at once each get other rows, none waits).
+pub(super) const CLAIMABLE: &str = "SELECT id, number, data FROM numbers \
+     WHERE state = 'pending' AND (claimed_by IS NULL OR lease_until < ?) ORDER BY id LIMIT ?";
+/// Followed by `?` once per claimed row, comma separated, and `)`.
+pub(super) const CLAIM: &str =
+    "UPDATE numbers SET claimed_by = ?, lease_until = ? WHERE state = 'pending' AND id IN (";
+pub(super) const RENEW_CLAIMS: &str =
+    "UPDATE numbers SET lease_until = ? WHERE claimed_by = ? AND state = 'pending'";
+pub(super) const RELEASE_CLAIMS: &str = "UPDATE numbers SET claimed_by = NULL, lease_until = NULL \
+     WHERE claimed_by = ? AND state = 'pending'";
+/// Followed by the backend's row-lock clause: the number's row stays locked until the
+/// attempt is written, so two dialers cannot both start it.
 pub(super) const NUMBER_FOR_ATTEMPT: &str = "SELECT number, data, state, \
-     (SELECT COALESCE(MAX(attempt), 0) FROM attempts WHERE number_id = ?) \
+     (SELECT COALESCE(MAX(attempt), 0) FROM attempts WHERE number_id = ?), claimed_by, lease_until \
      FROM numbers WHERE id = ?";
-pub(super) const INSERT_ATTEMPT: &str = "INSERT INTO attempts (number_id, attempt, channel_id, state, originated_at) \
-     VALUES (?, ?, ?, 'dialing', ?)";
-pub(super) const SET_NUMBER_DIALING: &str =
-    "UPDATE numbers SET state = 'dialing' WHERE id = ? AND state = 'pending'";
-pub(super) const REQUEUE: &str =
-    "UPDATE numbers SET state = 'pending' WHERE id = ? AND state = 'done'";
+pub(super) const INSERT_ATTEMPT: &str = "INSERT INTO attempts (number_id, attempt, channel_id, state, originated_at, dialer, asterisk) \
+     VALUES (?, ?, ?, 'dialing', ?, ?, ?)";
+pub(super) const SET_NUMBER_DIALING: &str = "UPDATE numbers SET state = 'dialing', claimed_by = ?, lease_until = NULL \
+     WHERE id = ? AND state = 'pending'";
+pub(super) const REQUEUE: &str = "UPDATE numbers SET state = 'pending', claimed_by = NULL, lease_until = NULL \
+     WHERE id = ? AND state = 'done'";
 pub(super) const NUMBER_EXISTS: &str = "SELECT 1 FROM numbers WHERE id = ?";
 /// An attempt that never reached Asterisk is taken back: its number is pending again.
 pub(super) const VOID_ATTEMPT_NUMBER: &str = "UPDATE numbers SET state = 'pending' \
      WHERE id = (SELECT number_id FROM attempts WHERE id = ? AND state = 'dialing')";
+pub(super) const VOID_ATTEMPT_EVENTS: &str = "DELETE FROM call_events \
+     WHERE attempt_id = (SELECT id FROM attempts WHERE id = ? AND state = 'dialing')";
 pub(super) const VOID_ATTEMPT: &str = "DELETE FROM attempts WHERE id = ? AND state = 'dialing'";
 
 pub(super) const ANSWERED: &str =
@@ -53,6 +71,37 @@ pub(super) const SET_NUMBER_DONE: &str =
     "UPDATE numbers SET state = 'done' WHERE id = (SELECT number_id FROM attempts WHERE id = ?)";
 pub(super) const SET_RECORDING_FILE: &str = "UPDATE attempts SET recording_file = ? WHERE id = ?";
 pub(super) const ATTEMPT_EXISTS: &str = "SELECT 1 FROM attempts WHERE id = ?";
+
+/// Unfinished attempts of dialers that are gone (lease run out, stopped, unknown), and of
+/// none; never the asking dialer's own.
+pub(super) const ORPHANED: &str = concat!(
+    attempt_select!(),
+    " LEFT JOIN dialers d ON d.id = a.dialer \
+     WHERE a.state IN ('dialing', 'answered', 'connected') \
+     AND (a.dialer IS NULL OR (a.dialer <> ? AND (d.id IS NULL OR d.lease_until < ?))) \
+     ORDER BY a.id"
+);
+/// Moves an unfinished attempt to another dialer, if it still has the dialer it had.
+pub(super) const TAKE_OVER: &str = "UPDATE attempts SET dialer = ?, asterisk = COALESCE(asterisk, ?) \
+     WHERE id = ? AND state <> 'ended' AND COALESCE(dialer, '') = ?";
+
+pub(super) const INSERT_DIALER: &str = "INSERT INTO dialers (id, app, asterisk, host, pid, max_cc, started_at, lease_until) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+pub(super) const UPDATE_DIALER: &str = "UPDATE dialers SET app = ?, asterisk = ?, max_cc = ?, lease_until = ?, stopped_at = NULL \
+     WHERE id = ?";
+pub(super) const RENEW_DIALER: &str =
+    "UPDATE dialers SET lease_until = ? WHERE id = ? AND stopped_at IS NULL";
+pub(super) const STOP_DIALER: &str =
+    "UPDATE dialers SET lease_until = ?, stopped_at = ? WHERE id = ?";
+/// Every dialer is gone: run when SQLite's lock proves no other process has the file.
+pub(super) const STOP_ALL_DIALERS: &str = "UPDATE dialers SET lease_until = ?, stopped_at = COALESCE(stopped_at, ?) WHERE lease_until >= ? OR stopped_at IS NULL";
+/// The dialers alive now (their lease runs), with their Asterisk.
+pub(super) const LIVE_DIALERS: &str = "SELECT id, app, asterisk, host, pid, max_cc, lease_until FROM dialers \
+     WHERE stopped_at IS NULL AND lease_until >= ? ORDER BY started_at, id";
+
+pub(super) const INSERT_EVENT: &str = "INSERT INTO call_events (attempt_id, at, kind, cause, detail, dialer) VALUES (?, ?, ?, ?, ?, ?)";
+pub(super) const EVENTS_OF: &str = "SELECT attempt_id, at, kind, cause, detail, dialer FROM call_events \
+     WHERE attempt_id = ? ORDER BY id";
 
 pub(super) const ATTEMPT_BY_ID: &str = concat!(attempt_select!(), " WHERE a.id = ?");
 pub(super) const UNFINISHED: &str = concat!(
@@ -76,3 +125,6 @@ pub(super) const ATTEMPTS_PAGE: &str = concat!(
 pub(super) const COUNT_NUMBERS: &str = "SELECT state, COUNT(*) FROM numbers GROUP BY state";
 pub(super) const COUNT_OUTCOMES: &str =
     "SELECT outcome, COUNT(*) FROM attempts WHERE state = 'ended' GROUP BY outcome";
+/// Attempts ended since a time, and the first of them: the campaign's pace.
+pub(super) const RECENT_ENDS: &str =
+    "SELECT COUNT(*), MIN(ended_at) FROM attempts WHERE ended_at >= ?";

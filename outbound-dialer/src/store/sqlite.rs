@@ -1,31 +1,44 @@
 //! What is SQLite's own in the store: connection settings, the write lock, the conflict
-//! clause, the schema's DDL and the check that a file is a store at all. A MySQL backend
-//! gets a module like this one; the statements in `sql.rs` serve both.
+//! clause, the schema's DDL and the check that a file is a store at all. `mysql.rs` is its
+//! twin; the statements in `sql.rs` serve both.
+//!
+//! One process per file: SQLite has no row locks to share a campaign between dialers
+//! (`lock.rs` refuses a second one); several dialers need MySQL.
 
 use std::path::Path;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use sqlx::Row as _;
-use sqlx::error::BoxDynError;
-use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 
-/// Versions and DDL, oldest first; a released migration is never edited (its checksum is
-/// stored), a change is a new file.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "campaign numbers attempts",
-    include_str!("migrations/sqlite/0001_campaign_numbers_attempts.sql"),
-)];
+/// Versions and DDL, oldest first (the same versions as MySQL's).
+const MIGRATIONS: super::embedded::Migrations = &[
+    (
+        1,
+        "campaign numbers attempts",
+        include_str!("migrations/sqlite/0001_campaign_numbers_attempts.sql"),
+    ),
+    (
+        2,
+        "claims dialers call events",
+        include_str!("migrations/sqlite/0002_claims_dialers_call_events.sql"),
+    ),
+];
 
 /// SQLite's `BEGIN` takes the write lock at the first write, and a reader that must become
 /// a writer then fails at once instead of waiting; `IMMEDIATE` takes it up front, so a
 /// busy file (another process writing) is waited for with the busy timeout.
 pub(super) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
+/// Starts the multi-row number insert.
+pub(super) const INSERT_NUMBERS_VERB: &str = "INSERT";
 /// Ends the multi-row number insert: a number already stored is skipped, not an error.
 pub(super) const IGNORE_DUPLICATE_NUMBERS: &str = " ON CONFLICT (number) DO NOTHING";
+/// Row locks: none, `BEGIN IMMEDIATE` holds the whole file.
+pub(super) const LOCK_ROW: &str = "";
+/// As [`LOCK_ROW`].
+pub(super) const LOCK_ROWS_SKIP_LOCKED: &str = "";
 
 /// SQLite's limit on bound values per statement is 32766; three per number row.
 pub(super) const ROWS_PER_INSERT: usize = 1000;
@@ -73,30 +86,7 @@ pub(super) async fn is_foreign(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
     Ok(!tables.is_empty() && !tables.iter().any(|name| name == "_sqlx_migrations"))
 }
 
-/// The schema's migrations, embedded in the binary.
-#[derive(Debug)]
-struct Embedded;
-
-impl<'s> MigrationSource<'s> for Embedded {
-    fn resolve(self) -> BoxFuture<'s, Result<Vec<Migration>, BoxDynError>> {
-        Box::pin(async {
-            Ok(MIGRATIONS
-                .iter()
-                .map(|&(version, description, sql)| {
-                    Migration::new(
-                        version,
-                        description.into(),
-                        MigrationType::Simple,
-                        sql.into(),
-                        false,
-                    )
-                })
-                .collect())
-        })
-    }
-}
-
 /// The migrator that brings a file to the current schema.
 pub(super) async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {
-    Migrator::new(Embedded).await
+    super::embedded::migrator(MIGRATIONS).await
 }
