@@ -170,6 +170,7 @@
           calledNumber: event.calledNumber,
           direction: event.direction,
           media: event.media,
+          server: event.server,
           status: event.status || (event.direction === 'outbound' ? 'ringing' : 'answered'),
           backendState: 'connecting',
           duration: 0,
@@ -290,7 +291,7 @@
   function createRow(call) {
     const row = document.createElement('tr');
     row.dataset.callId = call.callId;
-    ['caller', 'dialled', 'duration', 'status', 'backend', 'media', 'fps-in', 'fps-out'].forEach(
+    ['caller', 'dialled', 'duration', 'status', 'backend', 'media', 'fps-in', 'fps-out', 'server'].forEach(
       (name) => cell(row, '', name));
     const actions = cell(row, '', 'actions');
     actions.appendChild(button('Hang up', 'disconnect', () => disconnect(call.callId)));
@@ -315,6 +316,7 @@
     cells[7].textContent = call.fpsOut === undefined ? '–' : Math.round(call.fpsOut);
     cells[6].title = call.framesIn === undefined ? '' : call.framesIn + ' frames in';
     cells[7].title = call.framesOut === undefined ? '' : call.framesOut + ' frames out';
+    cells[8].textContent = call.server || '';
     call.row.classList.toggle('selected', call.callId === selected);
     showBackends();
   }

@@ -676,9 +676,16 @@ async fn the_monitor_page_follows_real_calls_and_hangs_one_up() {
         "{row:?}"
     );
 
+    // The gateway goes away: the page says so (and keeps retrying).
+    gateway.sigterm().unwrap();
+    page.until(
+        "the monitor connection down",
+        "return document.getElementById('ws-state').dataset.state === 'down';",
+        vec![],
+    )
+    .await;
     page.client.close().await.unwrap();
     drop(driver);
-    gateway.sigterm().unwrap();
 }
 
 /// Waits until Asterisk no longer has `channel_id`.
