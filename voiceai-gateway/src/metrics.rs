@@ -13,10 +13,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -142,7 +144,17 @@ impl Default for Metrics {
 impl Metrics {
     /// A registry with every metric at 0.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix(PREFIX);
+        let mut root = Registry::default();
+        let registry = root.sub_registry_with_prefix(PREFIX);
+        let build_info = Family::<Fixed, Gauge>::default();
+        build_info
+            .get_or_create(&fixed("version", env!("CARGO_PKG_VERSION")))
+            .set(1);
+        registry.register(
+            "build_info",
+            "Always 1; its version label is the gateway's version",
+            build_info,
+        );
         let calls_started = Family::<Fixed, Counter>::default();
         for direction in CALL_DIRECTIONS {
             calls_started.get_or_create_owned(&fixed("direction", direction));
@@ -255,8 +267,10 @@ impl Metrics {
             "Clients connected to the event WebSockets (/ws/frontend, /ws/monitor)",
             ws_clients.clone(),
         );
+        // The standard process metrics, unprefixed as Prometheus' own clients name them.
+        root.register_collector(Box::new(ProcessCollector));
         Self {
-            registry,
+            registry: root,
             calls_started,
             calls_answered,
             calls_ended,
@@ -387,6 +401,123 @@ impl Metrics {
     }
 }
 
+/// `process_*`: the gateway's CPU time, memory, open files and start time, read from
+/// `/proc/self` at each scrape (nothing where there is no `/proc`).
+#[derive(Debug)]
+struct ProcessCollector;
+
+/// Clock ticks per second of `/proc/<pid>/stat`'s times: `USER_HZ`, 100 on every Linux
+/// architecture the gateway runs on.
+const USER_HZ: f64 = 100.0;
+
+/// What `/proc/self` says, as far as it could be read.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct ProcessStats {
+    cpu_seconds: Option<f64>,
+    resident_bytes: Option<i64>,
+    virtual_bytes: Option<i64>,
+    open_fds: Option<i64>,
+    start_time_seconds: Option<i64>,
+}
+
+impl ProcessStats {
+    /// Reads `/proc/self/stat`, `/proc/self/status`, `/proc/self/fd` and `/proc/stat`
+    /// (boot time).
+    fn read() -> Self {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok();
+        let status = std::fs::read_to_string("/proc/self/status").ok();
+        let boot_time = std::fs::read_to_string("/proc/stat").ok().and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("btime "))
+                .and_then(|value| value.trim().parse::<i64>().ok())
+        });
+        let open_fds = std::fs::read_dir("/proc/self/fd")
+            .ok()
+            .map(|entries| i64::try_from(entries.count()).unwrap_or(i64::MAX));
+        Self::parse(stat.as_deref(), status.as_deref(), boot_time, open_fds)
+    }
+
+    /// From the texts of `/proc/self/stat` and `/proc/self/status`, the boot time and
+    /// the open files counted.
+    fn parse(
+        stat: Option<&str>,
+        status: Option<&str>,
+        boot_time: Option<i64>,
+        open_fds: Option<i64>,
+    ) -> Self {
+        // The command name (field 2) is in parentheses and may hold spaces: the fields
+        // that follow start after the last ')'. Field 3 (state) is then index 0.
+        let fields: Vec<&str> = stat
+            .and_then(|text| text.rsplit_once(')'))
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let field = |number: usize| fields.get(number - 3).and_then(|v| v.parse::<i64>().ok());
+        let ticks = |number: usize| field(number).map(|v| v as f64 / USER_HZ);
+        Self {
+            cpu_seconds: ticks(14).zip(ticks(15)).map(|(user, system)| user + system),
+            virtual_bytes: field(23),
+            // In kB in `status`, so that the page size does not matter.
+            resident_bytes: status
+                .and_then(|text| text.lines().find_map(|line| line.strip_prefix("VmRSS:")))
+                .and_then(|value| {
+                    value
+                        .trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<i64>()
+                        .ok()
+                })
+                .map(|kib| kib.saturating_mul(1024)),
+            open_fds,
+            start_time_seconds: boot_time
+                .zip(field(22))
+                .map(|(boot, started)| boot + (started as f64 / USER_HZ) as i64),
+        }
+    }
+}
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let stats = ProcessStats::read();
+        if let Some(seconds) = stats.cpu_seconds {
+            let counter = ConstCounter::new(seconds);
+            let metric = encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "User and system CPU time spent, in seconds",
+                None,
+                counter.metric_type(),
+            )?;
+            counter.encode(metric)?;
+        }
+        let gauges = [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                stats.resident_bytes,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes",
+                stats.virtual_bytes,
+            ),
+            ("process_open_fds", "Open file descriptors", stats.open_fds),
+            (
+                "process_start_time_seconds",
+                "Start time of the process since the Unix epoch, in seconds",
+                stats.start_time_seconds,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            if let Some(value) = value {
+                let gauge = ConstGauge::new(value);
+                let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+                gauge.encode(metric)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Counts one event WebSocket client while it lives.
 #[derive(Debug)]
 pub struct WsClientGuard(Gauge);
@@ -400,6 +531,32 @@ impl Drop for WsClientGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn process_stats_are_read_from_proc() {
+        // A command name with a space and a parenthesis, as /proc shows it.
+        let stat = "1234 (voice (ai) gw) S 1 1234 1234 0 -1 4194560 500 0 0 0 \
+                    250 50 0 0 20 0 8 0 1000 104857600 2560 18446744073709551615";
+        let status = "Name:\tvoiceai-gateway\nVmRSS:\t   10240 kB\nThreads:\t8\n";
+        let stats = ProcessStats::parse(Some(stat), Some(status), Some(1_700_000_000), Some(12));
+        assert_eq!(stats.cpu_seconds, Some(3.0));
+        assert_eq!(stats.virtual_bytes, Some(104_857_600));
+        assert_eq!(stats.resident_bytes, Some(10240 * 1024));
+        assert_eq!(stats.start_time_seconds, Some(1_700_000_010));
+        assert_eq!(stats.open_fds, Some(12));
+        assert_eq!(
+            ProcessStats::parse(None, None, None, None),
+            ProcessStats::default()
+        );
+        if cfg!(target_os = "linux") {
+            let ours = ProcessStats::read();
+            assert!(
+                ours.resident_bytes.is_some_and(|bytes| bytes > 0),
+                "{ours:?}"
+            );
+            assert!(ours.open_fds.is_some_and(|fds| fds > 0), "{ours:?}");
+        }
+    }
 
     #[test]
     fn end_reasons_map_to_a_fixed_set() {

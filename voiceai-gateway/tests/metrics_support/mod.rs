@@ -11,23 +11,32 @@ pub const NOT_CHARTED: &[(&str, &str)] = &[];
 
 pub const DASHBOARD: &str = include_str!("../../deploy/grafana-dashboard.json");
 
-/// Every `voiceai_*` name in `text`.
+/// Every metric name of the gateway's (`voiceai_*`, and the standard `process_*`) in
+/// `text`.
 pub fn metric_names(text: &str) -> Vec<String> {
     let mut names = Vec::new();
-    let mut rest = text;
-    while let Some(at) = rest.find("voiceai_") {
-        let preceded = rest[..at]
+    let mut at = 0;
+    while at < text.len() {
+        let rest = &text[at..];
+        let Some(start) = ["voiceai_", "process_"]
+            .iter()
+            .filter_map(|prefix| rest.find(prefix))
+            .min()
+        else {
+            break;
+        };
+        let preceded = rest[..start]
             .chars()
             .next_back()
             .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-        let tail = &rest[at..];
+        let tail = &rest[start..];
         let end = tail
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(tail.len());
         if !preceded {
             names.push(tail[..end].to_owned());
         }
-        rest = &tail[end..];
+        at += start + end;
     }
     names
 }
