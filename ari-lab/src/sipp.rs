@@ -115,6 +115,32 @@ impl Sipp {
         Self::call_playing_in(call, pcap, work_dir)
     }
 
+    /// Places `call` (with [`DEFAULT_PCAP`]'s audio) sending the extra SIP `headers` in
+    /// its INVITE, e.g. `X-Lab-Broadcast: 1` for the lab's StasisBroadcast route.
+    ///
+    /// # Errors
+    /// When a header is not a plain `Name: value` line, the scenario cannot be written,
+    /// or SIPp cannot be started.
+    pub fn call_with_headers(call: &UacCall, headers: &[(&str, &str)]) -> Result<Sipp, Error> {
+        const ANCHOR: &str = "X-Lab-Stasis-App: [$app]";
+        let template = std::fs::read_to_string(scenario("uac.xml"))?;
+        if !template.contains(ANCHOR) {
+            return Err(format!("uac.xml no longer sends {ANCHOR}: cannot add headers").into());
+        }
+        let mut lines = String::from(ANCHOR);
+        for (name, value) in headers {
+            let plain = |t: &str| !t.contains(['\r', '\n', '[', ']', '<', '>', '&']);
+            if name.is_empty() || name.contains(':') || !plain(name) || !plain(value) {
+                return Err(format!("not a plain SIP header: {name:?}: {value:?}").into());
+            }
+            lines.push_str(&format!("\n      {name}: {value}"));
+        }
+        let work_dir = new_work_dir()?;
+        let file = work_dir.join("uac.xml");
+        std::fs::write(&file, template.replace(ANCHOR, &lines))?;
+        Self::call_in(call, file, work_dir)
+    }
+
     fn call_playing_in(call: &UacCall, pcap: &Path, work_dir: PathBuf) -> Result<Sipp, Error> {
         let template = std::fs::read_to_string(scenario("uac.xml"))?;
         let quoted = format!("\"{DEFAULT_PCAP}\"");

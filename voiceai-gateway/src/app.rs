@@ -15,7 +15,7 @@ use crate::backend::{self, BackendSettings};
 use crate::calls::{CallContext, CallPolicy, Calls};
 use crate::config::{Config, Secret};
 use crate::events::EventBus;
-use crate::gateway::{Gateway, GatewaySettings, OriginateRefused};
+use crate::gateway::{Gateway, GatewaySettings, OriginateRefused, ServerStart};
 use crate::media::{MediaFactory, MediaSettings};
 
 /// Why the service could not start or run.
@@ -77,13 +77,18 @@ pub async fn run(config: Config) -> Result<(), AppError> {
 /// # Errors
 /// When something it needs cannot be set up ([`AppError`]).
 pub async fn serve(config: Config, stop: CancellationToken) -> Result<(), AppError> {
-    let client = Client::builder(&config.ari.url)
-        .credentials(config.ari.credentials())
-        .build()
-        .map_err(|error| AppError::Ari {
-            url: config.ari.url.clone(),
-            message: error.chain().to_string(),
-        })?;
+    // One client per Asterisk server, each with its own credentials.
+    let mut clients = Vec::new();
+    for server in &config.cluster.servers {
+        let client = Client::builder(&server.url)
+            .credentials(server.credentials())
+            .build()
+            .map_err(|error| AppError::Ari {
+                url: server.url.clone(),
+                message: error.chain().to_string(),
+            })?;
+        clients.push((server, client));
+    }
     let url_by_number = match &config.backend.map_file {
         Some(path) => backend::load_url_map(path)?,
         None => Default::default(),
@@ -113,39 +118,51 @@ pub async fn serve(config: Config, stop: CancellationToken) -> Result<(), AppErr
             address: config.api.listen,
             source,
         })?;
-    let (app, updates) = client.app_connection([config.app.as_str()]).start();
     let calls = Calls::new(EventBus::default(), config.calls.ended_calls_kept);
     let call_log = open_call_data(&config, &calls)?;
-    let context = CallContext {
-        app,
-        calls: calls.clone(),
-        media,
-        backend,
-        policy: CallPolicy {
-            account_sid: config.twilio.account_sid.clone(),
-            failover_after: config.backend.failover_after,
-            fallback_endpoint: config.calls.fallback_endpoint.clone(),
-            hold_music: config.calls.hold_music.clone(),
-            channel_variables: config.calls.channel_variables.clone(),
-            transfer_context: config.calls.transfer_context.clone(),
-            transfer_timeout: config.originate.timeout,
-            recordings_dir: config
-                .call_data
-                .record
-                .then(|| config.call_data.recordings_dir.clone()),
-        },
-        hangup_all: CancellationToken::new(),
+    let hangup_all = CancellationToken::new();
+    let policy = CallPolicy {
+        account_sid: config.twilio.account_sid.clone(),
+        failover_after: config.backend.failover_after,
+        fallback_endpoint: config.calls.fallback_endpoint.clone(),
+        hold_music: config.calls.hold_music.clone(),
+        channel_variables: config.calls.channel_variables.clone(),
+        transfer_context: config.calls.transfer_context.clone(),
+        transfer_timeout: config.originate.timeout,
+        recordings_dir: config
+            .call_data
+            .record
+            .then(|| config.call_data.recordings_dir.clone()),
     };
+    let servers = clients
+        .into_iter()
+        .map(|(server, client)| {
+            let (app, updates) = client.app_connection([server.app.as_str()]).start();
+            ServerStart {
+                context: CallContext {
+                    server: server.name.clone(),
+                    app,
+                    calls: calls.clone(),
+                    media: media.clone(),
+                    backend: backend.clone(),
+                    policy: policy.clone(),
+                    hangup_all: hangup_all.clone(),
+                },
+                updates,
+                host: server.endpoint.host.clone(),
+                port: server.endpoint.port,
+            }
+        })
+        .collect();
     let gateway = Gateway::start(
-        context,
-        updates,
+        servers,
         GatewaySettings {
             max_calls: usize::try_from(config.calls.max_calls).unwrap_or(usize::MAX),
             originate_endpoint: config.originate.endpoint.clone(),
             originate_timeout: config.originate.timeout,
             originate_caller_id: config.originate.caller_id.clone(),
-            ari_host: config.ari_endpoint.host.clone(),
-            ari_port: config.ari_endpoint.port,
+            claim_broadcasts: config.cluster.claim_broadcasts,
+            call_lease: config.cluster.call_lease,
         },
     );
     let control = Arc::new(Control {
@@ -256,12 +273,14 @@ struct Control {
 
 impl GatewayControl for Control {
     fn ari(&self) -> AriStatus {
-        let settings = self.gateway.settings();
+        // The first server stands for all in this seed-compatible shape.
+        let servers = self.gateway.servers();
+        let first = servers.first();
         AriStatus {
             connected: self.gateway.ari_connected(),
-            host: settings.ari_host.clone(),
-            ari_port: settings.ari_port,
-            app_name: self.app.clone(),
+            host: first.map(|s| s.host.clone()).unwrap_or_default(),
+            ari_port: first.map_or(0, |s| s.port),
+            app_name: first.map_or_else(|| self.app.clone(), |s| s.app.clone()),
             asterisk_version: self.gateway.asterisk_version(),
         }
     }

@@ -111,7 +111,13 @@ const DIAL_STRING_SPECIALS: [char; 3] = ['&', ',', '|'];
         variable (ASTERISK_HOST, NODE_SERVER_PORT, PYTHON_BACKEND_WS_URL, ...), else its \
         default. A .env file in the working directory supplies variables the environment \
         does not set. Durations are written like 500ms, 10s, 2m or 1m30s.",
-    args_override_self = true
+    args_override_self = true,
+    mut_arg("url", |arg| arg.help(
+        "ARI base URL (http:// or https://), without /ari; several Asterisk servers: repeat \
+         the flag or give a comma list of [NAME=]URL (NAME defaults to HOST:PORT; \
+         http://USER:PASSWORD@HOST:PORT overrides the shared credentials; ?app=APP serves \
+         another Stasis app on that server)"
+    ))
 )]
 pub struct Args {
     /// How to reach Asterisk's ARI (seed: ASTERISK_HOST + ASTERISK_ARI_PORT,
@@ -207,6 +213,24 @@ pub struct Args {
     /// Calls handled at once; further calls go back to the dialplan.
     #[arg(long, env = "VOICEAI_MAX_CALLS", default_value = "100")]
     pub max_calls: String,
+    /// Claim calls the dialplan offers with StasisBroadcast (CallBroadcast) while there is
+    /// room (--max-calls) and the gateway is not draining: several gateways, each with its
+    /// own --app (voiceai-a, voiceai-b, ...), share one Asterisk. `--claim-broadcasts`
+    /// alone means true.
+    #[arg(
+        long,
+        env = "VOICEAI_CLAIM_BROADCASTS",
+        default_value = "false",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
+    pub claim_broadcasts: String,
+    /// Keep each call's channels alive for this long at a time (Asterisk's
+    /// TIMEOUT(absolute), renewed every third of it), so that the calls of a gateway that
+    /// died end within it; 0s: off.
+    #[arg(long, env = "VOICEAI_CALL_LEASE", default_value = "0s")]
+    pub call_lease: String,
     /// On SIGTERM/SIGINT, how long active calls may go on before they are hung up.
     #[arg(long, env = "VOICEAI_DRAIN_TIMEOUT", default_value = "30s")]
     pub drain_timeout: String,
@@ -505,7 +529,9 @@ impl Args {
         I: IntoIterator<Item = T>,
         T: Into<OsString>,
     {
-        let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+        // `--ari-url` may be repeated: one list for clap, which keeps only the last value.
+        let argv =
+            crate::ari_servers::merge_repeated_urls(argv.into_iter().map(Into::into).collect());
         // clap reads the process environment itself; this command does not, so that
         // `env` is the only source of variables.
         let without_env = || Args::command().mut_args(|arg| arg.env(None::<&'static str>));
@@ -663,6 +689,9 @@ pub struct Config {
     pub ari: AriArgs,
     /// Host and port of `ari.url`, for `GET /api/asterisk/status`.
     pub ari_endpoint: AriEndpoint,
+    /// The Asterisk servers (every `--ari-url`; `ari` is the first) and how gateways
+    /// share them.
+    pub cluster: ClusterConfig,
     /// Stasis application name.
     pub app: String,
     /// REST API and event WebSockets.
@@ -692,6 +721,17 @@ pub struct CallDataConfig {
     pub recordings_dir: PathBuf,
     /// The call log file; `None`: no call log.
     pub call_log: Option<PathBuf>,
+}
+
+/// The Asterisk servers, and how several gateways share one.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Every `--ari-url`, in order (at least one).
+    pub servers: Vec<crate::ari_servers::AriServer>,
+    /// Claim `StasisBroadcast` calls (`--claim-broadcasts`).
+    pub claim_broadcasts: bool,
+    /// `--call-lease`; `None`: off.
+    pub call_lease: Option<Duration>,
 }
 
 /// Host and port of the ARI URL.
@@ -1004,13 +1044,40 @@ impl Args {
             origins: &self.origins,
         };
 
-        let ari_endpoint = ari_endpoint(&self.ari.url).ok_or_else(|| {
-            check.invalid(
-                "ari-url",
-                "must be an http:// or https:// URL such as http://127.0.0.1:8088",
-                &self.ari.url,
-            )
-        })?;
+        let servers = crate::ari_servers::parse(
+            &self.ari.url,
+            &self.app,
+            &self.ari.username,
+            &Secret::new(self.ari.password.clone()),
+        )
+        .map_err(|refusal| check.invalid("ari-url", refusal.problem, &refusal.shown))?;
+        let ari_endpoint = servers[0].endpoint.clone();
+        // The first server stands for "the" ARI where one is shown (status, logs).
+        let mut ari = self.ari.clone();
+        ari.url = servers[0].url.clone();
+        let claim_broadcasts = match self.claim_broadcasts.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => {
+                return Err(check.invalid(
+                    "claim-broadcasts",
+                    "must be true or false (or 1/0, yes/no, on/off)",
+                    &self.claim_broadcasts,
+                ));
+            }
+        };
+        let call_lease = check.duration(
+            "call-lease",
+            &self.call_lease,
+            Duration::ZERO..=Duration::from_secs(3600),
+        )?;
+        if !call_lease.is_zero() && call_lease < Duration::from_secs(3) {
+            return Err(check.invalid(
+                "call-lease",
+                "must be 0s (off) or at least 3s",
+                &self.call_lease,
+            ));
+        }
         if self.ari.username.trim().is_empty() || self.ari.username.contains(':') {
             return Err(check.invalid(
                 "ari-username",
@@ -1314,8 +1381,13 @@ impl Args {
         }
 
         Ok(Config {
-            ari: self.ari,
+            ari,
             ari_endpoint,
+            cluster: ClusterConfig {
+                servers,
+                claim_broadcasts,
+                call_lease: (!call_lease.is_zero()).then_some(call_lease),
+            },
             app: self.app,
             api: ApiConfig {
                 listen,
@@ -1443,7 +1515,7 @@ fn parse_port_range(text: &str) -> Option<RangeInclusive<u16>> {
 }
 
 /// Host and port of an http(s) URL, or `None` if it is not one.
-fn ari_endpoint(url: &str) -> Option<AriEndpoint> {
+pub(crate) fn ari_endpoint(url: &str) -> Option<AriEndpoint> {
     let (scheme, rest) = url.split_once("://")?;
     let default_port = match scheme {
         "http" => 80,
@@ -2250,5 +2322,71 @@ mod tests {
             error.contains("--record (VOICEAI_RECORD)") && error.contains("maybe"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn ari_url_repeats_or_lists_servers_and_broadcast_claims_switch_on() {
+        let config = valid(&[], &[]);
+        assert_eq!(config.cluster.servers.len(), 1);
+        assert_eq!(config.cluster.servers[0].name, "127.0.0.1:8088");
+        assert!(!config.cluster.claim_broadcasts);
+        assert_eq!(config.cluster.call_lease, None);
+        let config = valid(
+            &[
+                "--ari-url",
+                "a=http://127.0.0.1:8088",
+                "--claim-broadcasts",
+                "--ari-url=b=http://127.0.0.1:8088?app=voiceai-b",
+                "--call-lease",
+                "6s",
+            ],
+            &[],
+        );
+        let names: Vec<&str> = config
+            .cluster
+            .servers
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(config.cluster.servers[1].app, "voiceai-b");
+        assert_eq!(config.ari.url, "http://127.0.0.1:8088", "the first server");
+        assert!(config.cluster.claim_broadcasts);
+        assert_eq!(config.cluster.call_lease, Some(Duration::from_secs(6)));
+        let config = valid(
+            &[],
+            &[
+                (
+                    "ARI_URL",
+                    "http://127.0.0.1:8088,x=http://u:pw@127.0.0.2:8088",
+                ),
+                ("VOICEAI_CLAIM_BROADCASTS", "yes"),
+            ],
+        );
+        assert_eq!(config.cluster.servers[1].username, "u");
+        assert!(config.cluster.claim_broadcasts);
+        for (args, vars, needle) in [
+            (
+                &["--claim-broadcasts", "maybe"][..],
+                &[][..],
+                "--claim-broadcasts (VOICEAI_CLAIM_BROADCASTS)",
+            ),
+            (
+                &["--call-lease", "1s"][..],
+                &[][..],
+                "--call-lease (VOICEAI_CALL_LEASE)",
+            ),
+            (
+                &[][..],
+                &[("ARI_URL", "http://u:hunter2@127.0.0.1:8088,")][..],
+                "--ari-url (ARI_URL)",
+            ),
+        ] {
+            let error = refusal(args, vars);
+            assert!(
+                error.contains(needle) && !error.contains("hunter2"),
+                "{error}"
+            );
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod app;
+pub mod ari_servers;
 pub mod audio;
 pub mod audiosocket;
 pub mod backend;
@@ -14,6 +15,6 @@ pub mod events;
 pub mod gateway;
 pub mod logging;
 pub mod media;
+pub mod metrics;
 pub mod protocol;
 pub mod rtp;
-pub mod metrics;

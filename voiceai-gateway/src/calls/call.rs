@@ -53,6 +53,8 @@ pub struct CallPolicy {
 
 /// What every call shares.
 pub struct CallContext {
+    /// The name of the Asterisk server `app` reaches (calls are keyed by server).
+    pub server: String,
     /// The ARI connection.
     pub app: AppConnection,
     /// The registry.
@@ -71,6 +73,11 @@ impl std::fmt::Debug for CallContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CallContext").finish_non_exhaustive()
     }
+}
+
+/// The id of the media channel of the call `call_id`.
+pub fn media_channel_id(call_id: &str) -> String {
+    format!("{ID_PREFIX}media-{call_id}")
 }
 
 /// The ids of one call's objects.
@@ -95,7 +102,7 @@ impl CallIds {
         let sid = &stream.call_sid;
         Self {
             bridge: format!("{ID_PREFIX}bridge-{sid}"),
-            media: format!("{ID_PREFIX}media-{sid}"),
+            media: media_channel_id(sid),
             transfer: format!("{ID_PREFIX}xfer-{sid}"),
             outbound: format!("{ID_PREFIX}out-{sid}"),
             stream,
@@ -116,13 +123,14 @@ pub async fn run_inbound(context: Arc<CallContext>, incoming: IncomingChannel) {
     let (entry, commands) = context.calls.register(NewCall {
         call_id: ids.call_id().to_owned(),
         channel_id: channel.id().to_string(),
+        server: context.server.clone(),
         caller_number: caller_number.clone(),
         called_number: dialled.clone(),
         direction: Direction::Inbound,
         media: context.media.settings().kind.as_str(),
         status: CallStatus::Answered,
     });
-    let span = tracing::info_span!("call", call_id = %ids.call_id(), channel_id = %channel.id());
+    let span = tracing::info_span!("call", call_id = %ids.call_id(), server = %context.server, channel_id = %channel.id());
     async move {
         tracing::info!(caller = %caller_number, dialled = %dialled, "call started");
         if let Err(error) = channel.answer().await {
@@ -193,6 +201,7 @@ pub async fn originate(
     let (entry, commands) = context.calls.register(NewCall {
         call_id: ids.call_id().to_owned(),
         channel_id: ids.outbound.clone(),
+        server: context.server.clone(),
         caller_number: call.caller_id.clone().unwrap_or_default(),
         called_number: call.number.clone(),
         direction: Direction::Outbound,
@@ -200,7 +209,7 @@ pub async fn originate(
         status: CallStatus::Ringing,
     });
     let answer = (ids.call_id().to_owned(), ids.outbound.clone());
-    let span = tracing::info_span!("call", call_id = %ids.call_id(), channel_id = %ids.outbound);
+    let span = tracing::info_span!("call", call_id = %ids.call_id(), server = %context.server, channel_id = %ids.outbound);
     tasks.spawn(
         async move {
             tracing::info!(number = %call.number, "outbound call placed");

@@ -6,7 +6,8 @@ pub mod registry;
 mod relay;
 
 pub use call::{
-    CallContext, CallIds, CallPolicy, OriginateError, OutboundCall, originate, run_inbound,
+    CallContext, CallIds, CallPolicy, OriginateError, OutboundCall, media_channel_id, originate,
+    run_inbound,
 };
 pub use registry::{
     BackendState, CallCommand, CallEntry, CallSnapshot, CallStats, CallStatus, Calls, CommandError,

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
-use utoipa::ToSchema;
 use tokio::sync::mpsc;
+use utoipa::ToSchema;
 
 use crate::call_log::{CallLog, CallRecord, TRANSCRIPT_LINES_KEPT};
 use crate::events::{EventBus, EventKind, timestamp};
@@ -126,6 +126,8 @@ pub struct CallSnapshot {
     pub call_id: String,
     /// The caller's Asterisk channel.
     pub channel_id: String,
+    /// The Asterisk server the call is on (the name of its `--ari-url`).
+    pub server: String,
     /// The caller's number (for an outbound call: our caller id).
     pub caller_number: String,
     /// The number dialled (for an outbound call: the number called).
@@ -172,6 +174,8 @@ pub struct NewCall {
     pub call_id: String,
     /// The caller's channel.
     pub channel_id: String,
+    /// The Asterisk server the channel is on (calls are keyed by server and channel).
+    pub server: String,
     /// The caller's number.
     pub caller_number: String,
     /// The dialled number.
@@ -218,8 +222,8 @@ struct Inner {
     state: Mutex<State>,
     events: EventBus,
     ended_kept: usize,
-    metrics: Arc<Metrics>,
     call_log: OnceLock<CallLog>,
+    metrics: Arc<Metrics>,
 }
 
 /// The registry of calls; cheap to clone.
@@ -259,8 +263,8 @@ impl Calls {
                 state: Mutex::new(State::default()),
                 events,
                 ended_kept,
-                metrics: Arc::new(Metrics::new()),
                 call_log: OnceLock::new(),
+                metrics: Arc::new(Metrics::new()),
             }),
         }
     }
@@ -297,6 +301,7 @@ impl Calls {
         let snapshot = CallSnapshot {
             call_id: call.call_id.clone(),
             channel_id: call.channel_id.clone(),
+            server: call.server.clone(),
             caller_number: call.caller_number.clone(),
             called_number: call.called_number.clone(),
             status: call.status,
@@ -339,6 +344,7 @@ impl Calls {
         struct Started<'a> {
             call_id: &'a str,
             channel_id: &'a str,
+            server: &'a str,
             caller_number: &'a str,
             called_number: &'a str,
             direction: Direction,
@@ -352,6 +358,7 @@ impl Calls {
             &Started {
                 call_id: &call.call_id,
                 channel_id: &call.channel_id,
+                server: &call.server,
                 caller_number: &call.caller_number,
                 called_number: &call.called_number,
                 direction: call.direction,
@@ -398,6 +405,30 @@ impl Calls {
                 )
             })
             .collect()
+    }
+
+    /// The ids and caller's channels of the active calls on `server`.
+    pub fn channels_on(&self, server: &str) -> Vec<(String, String)> {
+        self.state()
+            .active
+            .values()
+            .filter(|call| call.snapshot.server == server)
+            .map(|call| {
+                (
+                    call.snapshot.call_id.clone(),
+                    call.snapshot.channel_id.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// The active call on `server` whose caller's channel is `channel_id`, if any.
+    pub fn find_channel(&self, server: &str, channel_id: &str) -> Option<CallSnapshot> {
+        self.state()
+            .active
+            .values()
+            .find(|call| call.snapshot.server == server && call.snapshot.channel_id == channel_id)
+            .map(ActiveCall::snapshot)
     }
 
     /// A call by id, active or among the recently ended.
@@ -766,6 +797,7 @@ pub(crate) mod tests {
         NewCall {
             call_id: id.to_owned(),
             channel_id: format!("chan-{id}"),
+            server: "lab".to_owned(),
             caller_number: "+15550001".to_owned(),
             called_number: "8000".to_owned(),
             direction: Direction::Inbound,

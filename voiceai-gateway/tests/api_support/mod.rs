@@ -149,6 +149,7 @@ impl Server {
         let (entry, commands) = self.calls.register(NewCall {
             call_id: call_id.to_owned(),
             channel_id: format!("chan-{call_id}"),
+            server: "lab".to_owned(),
             caller_number: "+815012345678".to_owned(),
             called_number: "0312345678".to_owned(),
             direction: Direction::Inbound,

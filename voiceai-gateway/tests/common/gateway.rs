@@ -240,6 +240,17 @@ impl Gateway {
             .map_err(|e| format!("signal {signal:?} to {}: {e}", self.pid))
     }
 
+    /// Kills this process at once (SIGKILL through its own child handle), like a crash:
+    /// it cleans nothing up.
+    ///
+    /// # Errors
+    /// When the signal cannot be sent.
+    pub fn kill(&mut self) -> Result<(), String> {
+        self.child
+            .start_kill()
+            .map_err(|e| format!("SIGKILL to {}: {e}", self.pid))
+    }
+
     /// Waits for the process to exit.
     ///
     /// # Errors
