@@ -12,7 +12,10 @@
 //!   and the bot's transcript (`join_call`); it leaves the active list within 1 s of its
 //!   `call_ended` and shows in the ended list with its reason;
 //! - the page's hang-up button ends a second call: the channel is gone from Asterisk and
-//!   the ended list says `hangup_requested`.
+//!   the ended list says `hangup_requested`; its transfer form hands a third call to
+//!   `Local/777@default` (the bot's leg stops, the call shows as transferring);
+//! - the page says when the gateway goes away;
+//! - a gateway without a token: the page asks for none and connects at once.
 //!
 //! A screenshot of the page with the first call up is saved as
 //! `<target dir>/monitor-page.png`.
@@ -703,4 +706,41 @@ async fn channel_gone(ari: &Rest, channel_id: &str) {
         );
         tokio::time::sleep(POLL).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_configured_token_the_page_asks_for_none() {
+    let lab = Lab::get().await;
+    let app = ari_lab::unique_name("gw-monitor-open");
+    let bot = Bot::start(ProtocolKind::Twilio, Behaviour::echo()).await;
+    let url = bot.url("/bot");
+    let gateway = Gateway::start(
+        lab,
+        &["--app", app.as_str(), "--backend-url", url.as_str()],
+        &[],
+    );
+    gateway
+        .wait_ready(Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("the gateway is not ready: {e}"));
+    let driver = Chromedriver::start();
+    let page = Page {
+        client: driver.session().await,
+    };
+    page.client.goto(&gateway.base_url()).await.unwrap();
+    page.until(
+        "the monitor connected, with no token asked",
+        "return document.getElementById('ws-state').dataset.state === 'up'
+             && document.getElementById('ari-state').dataset.state === 'up'
+             && document.getElementById('login').hidden
+             && !document.getElementById('monitor').hidden
+             && document.getElementById('sign-out').hidden;",
+        vec![],
+    )
+    .await;
+    let empty = page.text("#no-calls").await;
+    assert_eq!(empty, "No active call.");
+    page.client.close().await.unwrap();
+    drop(driver);
+    gateway.sigterm().unwrap();
 }
