@@ -10,10 +10,12 @@
 //!   appends a second line;
 //! - a download that fails (the directory vanished) loses nothing else: the call's record,
 //!   its `call_ended` and its log line say why, and the recording stays on Asterisk;
+//! - a call the SIGTERM drain hangs up (`shutdown`) is saved and logged before the gateway
+//!   exits;
 //! - a recordings directory or call log that cannot be written stops the gateway at
 //!   startup with an error naming the flag and its variable.
 //!
-//! One gateway takes the three calls in turn (the call log must be one file).
+//! One gateway takes the four calls in turn (the call log must be one file).
 
 mod common;
 
@@ -82,6 +84,9 @@ impl Rig {
             recordings,
             "--call-log",
             call_log,
+            // The last call is cut by the drain.
+            "--drain-timeout",
+            "1s",
         ];
         let gateway = Gateway::start(lab, &args, &[]);
         gateway
@@ -107,6 +112,16 @@ impl Rig {
     /// A SIPp call playing `tone` of the caller's tone, ended by the bot (close 1000) once
     /// the whole tone has reached it; returns once the call has ended.
     async fn call(&mut self, caller: &str, tone: Duration) -> Ended {
+        let live = self.answer(caller, tone).await;
+        live.conn.send(Action::Close(1000)).unwrap();
+        let status = live.sipp.wait(WAIT).await.unwrap();
+        assert!(status.success(), "SIPp exited {status}");
+        let length = live.started.elapsed();
+        self.ended(live.call_id, live.channel_id, length).await
+    }
+
+    /// A SIPp call playing `tone`, up until the whole tone has reached the bot.
+    async fn answer(&self, caller: &str, tone: Duration) -> Live {
         let connections = self.bot.connections().len();
         let sipp = Sipp::call_with_audio(
             &UacCall {
@@ -138,10 +153,17 @@ impl Rig {
         // 20 ms frames: the whole tone has arrived (and been echoed).
         let frames = usize::try_from(tone.as_millis() / 20).unwrap();
         conn.wait_frames(frames, tone + WAIT).await.unwrap();
-        conn.send(Action::Close(1000)).unwrap();
-        let status = sipp.wait(WAIT).await.unwrap();
-        assert!(status.success(), "SIPp exited {status}");
-        let length = started.elapsed();
+        Live {
+            sipp,
+            conn,
+            call_id,
+            channel_id,
+            started,
+        }
+    }
+
+    /// The `call_ended` of a call and its record in the API.
+    async fn ended(&mut self, call_id: String, channel_id: String, length: Duration) -> Ended {
         let seen = self
             .monitor
             .wait_for(WAIT, |m| {
@@ -164,6 +186,16 @@ impl Rig {
             length,
         }
     }
+}
+
+/// A call up, the whole tone heard by the bot.
+struct Live {
+    sipp: Sipp,
+    conn: common::bot::Conn,
+    call_id: String,
+    channel_id: String,
+    /// When the bot had the call's `start`.
+    started: Instant,
 }
 
 /// The call log's lines, each parsed.
@@ -361,10 +393,41 @@ async fn calls_are_recorded_downloaded_and_logged_one_line_each() {
         .await
         .unwrap();
     assert_eq!(reply.status, 204, "{}", reply.text);
+
+    // A call the shutdown hangs up is saved and logged before the gateway exits.
+    std::fs::create_dir(&recordings).unwrap();
+    let live = rig.answer("815550104", Duration::from_secs(1)).await;
     rig.gateway.sigterm().unwrap();
-    let status = rig.gateway.wait_exit(WAIT).await.unwrap();
+    let status = rig.gateway.wait_exit(WAIT + WAIT).await.unwrap();
     assert!(status.success(), "the gateway exited {status}");
-    assert_eq!(log_lines(&call_log).len(), 3, "nothing more at shutdown");
+    let sipp = live.sipp.wait(WAIT).await.unwrap();
+    assert!(sipp.success(), "SIPp exited {sipp}");
+    let lines = log_lines(&call_log);
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    let last = &lines[3];
+    assert_eq!(last["callId"], live.call_id.as_str(), "{last}");
+    assert_eq!(last["endReason"], "shutdown", "{last}");
+    let file = last["recording"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the drained call's recording: {last}"));
+    let wav = ari_lab::audio::parse_wav(&std::fs::read(recordings.join(file)).unwrap()).unwrap();
+    assert!(
+        wav.duration() >= Duration::from_millis(800),
+        "{:?}",
+        wav.duration()
+    );
+    let ended = rig
+        .monitor
+        .wait_for(WAIT, |m| {
+            m["type"] == "call_ended" && m["callId"] == live.call_id.as_str()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ended.last().unwrap()["recording"], file);
+    assert!(
+        !stored_on_asterisk(rig.lab, file.trim_end_matches(".wav")).await,
+        "deleted from Asterisk"
+    );
 }
 
 /// Starts the gateway with `args` and returns what it printed when it exited (it must
