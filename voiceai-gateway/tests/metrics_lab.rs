@@ -2,7 +2,9 @@
 //! move as the call lives and ends (started, answered, active 1 then 0, ended by reason,
 //! a duration sample, frames and added latency both ways, ARI connected, a monitor
 //! client counted while connected), and the Grafana dashboard's names are all in this
-//! real output.
+//! real output. A backend lost mid-call, refused, then back counts one loss, its refused
+//! attempts and one reconnect; a backend that never answers counts its attempts and one
+//! failover to the fallback endpoint.
 
 mod common;
 mod metrics_support;
@@ -11,9 +13,11 @@ use std::time::Duration;
 
 use ari_lab::Lab;
 use ari_lab::pcap::CallerAudio;
+use ari_lab::sipp::{Sipp, UacCall};
 use common::WAIT;
-use common::bot::{Action, Behaviour};
+use common::bot::{Action, Behaviour, Bot};
 use common::call::{LabCall, Setup};
+use common::gateway::Gateway;
 use common::http::{Http, WsClient};
 use metrics_support::{check_dashboard, sample};
 use tokio::time::Instant;
@@ -298,5 +302,89 @@ async fn a_lost_and_refused_backend_counts_its_failures_and_the_reconnect() {
     );
     call.gateway.sigterm().unwrap();
     let status = call.gateway.wait_exit(WAIT).await.unwrap();
+    assert!(status.success(), "the gateway exited {status}");
+}
+
+#[tokio::test]
+async fn a_backend_that_never_answers_counts_failures_and_one_failover() {
+    let lab = Lab::get().await;
+    let bot = Bot::start(ProtocolKind::Twilio, Behaviour::echo()).await;
+    bot.refuse_with(Some(503));
+    let app = ari_lab::unique_name("gw-metrics-fo");
+    let url = bot.url("/bot");
+    let args = [
+        "--app",
+        app.as_str(),
+        "--backend-url",
+        url.as_str(),
+        "--backend-failover-after",
+        "1s",
+        "--fallback-endpoint",
+        "Local/777@default",
+        "--hold-music",
+        "none",
+    ];
+    let mut gateway = Gateway::start(lab, &args, &[]);
+    gateway.wait_ready(WAIT).await.unwrap();
+    let http = Http::new(&gateway.base_url());
+    let sipp = Sipp::call_with_audio(
+        &UacCall {
+            dialled: "8000".into(),
+            caller: "815550107".into(),
+            app,
+        },
+        &CallerAudio::tone(1000.0, Duration::from_secs(3)),
+    )
+    .unwrap();
+
+    // Refused from the start: failed attempts, then the fallback after 1 s.
+    let failed_over = scrape_until(&http, "the failover", WAIT, |text| {
+        value(text, "voiceai_backend_failovers_total", "") == 1.0
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\ngateway:\n{}", gateway.output()));
+    let failures = value(&failed_over, "voiceai_backend_connect_failures_total", "");
+    assert!(
+        failures >= 2.0,
+        "retried with backoff for 1 s: {failed_over}"
+    );
+    assert_eq!(
+        value(&failed_over, "voiceai_backend_reconnects_total", ""),
+        0.0
+    );
+    assert_eq!(value(&failed_over, "voiceai_calls_answered_total", ""), 1.0);
+    assert!(bot.connections().is_empty(), "the bot took no connection");
+
+    // The caller talks to the fallback (an echo) until the API hangs the call up.
+    let active = http.get("/api/calls/active").await.unwrap().json();
+    let call_id = active["calls"][0]["callId"].as_str().unwrap().to_owned();
+    let reply = http
+        .post_json(
+            &format!("/api/calls/{call_id}/disconnect"),
+            &serde_json::json!({}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let status = sipp.wait(WAIT).await.unwrap();
+    assert!(status.success(), "sipp exited {status}");
+    let after = scrape_until(&http, "the call's end", WAIT, |text| {
+        value(text, "voiceai_active_calls", "") == 0.0
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        value(
+            &after,
+            "voiceai_calls_ended_total",
+            "reason=\"hangup_requested\""
+        ),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(value(&after, "voiceai_backend_failovers_total", ""), 1.0);
+    eprintln!("failover: {failures} refused attempts before the fallback took the call");
+    gateway.sigterm().unwrap();
+    let status = gateway.wait_exit(WAIT).await.unwrap();
     assert!(status.success(), "the gateway exited {status}");
 }
