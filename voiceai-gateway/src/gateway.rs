@@ -500,7 +500,7 @@ impl Gateway {
                 }
                 Ok(lost) => {
                     gateway.claims().remove(&key);
-                    tracing::debug!(server = %server.name(), %channel_id, ?lost, "broadcast call claimed by another gateway");
+                    tracing::debug!(server = %server.name(), %channel_id, ?lost, "broadcast claim lost: another gateway was first");
                 }
                 Err(error) => {
                     gateway.claims().remove(&key);
@@ -526,7 +526,7 @@ impl Gateway {
                 Update::Event(event) => match event.as_ref() {
                     Event::CallBroadcast(broadcast) => self.offered(&server, broadcast),
                     Event::CallClaimed(claimed) => {
-                        tracing::debug!(server = %name, channel_id = %claimed.channel.id, winner = %claimed.winner_app, "broadcast call claimed");
+                        tracing::debug!(server = %name, channel_id = %claimed.channel.id, winner = %claimed.winner_app, "broadcast call went to an app");
                     }
                     _ => {}
                 },

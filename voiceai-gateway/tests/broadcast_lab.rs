@@ -223,12 +223,12 @@ async fn twenty_broadcast_calls_spread_over_two_gateways_each_taken_once() {
     let claimed_a = a_gateway
         .lines()
         .iter()
-        .filter(|l| l.contains("broadcast call claimed") && !l.contains("another"))
+        .filter(|l| l.contains("broadcast call claimed server="))
         .count();
     let claimed_b = b_gateway
         .lines()
         .iter()
-        .filter(|l| l.contains("broadcast call claimed") && !l.contains("another"))
+        .filter(|l| l.contains("broadcast call claimed server="))
         .count();
     assert_eq!(
         claimed_a + claimed_b,
