@@ -178,9 +178,15 @@ fn variable_value(name: &str, value: serde_json::Value) -> Result<String, ApiErr
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct OriginateBody {
+    /// The number to call (an optional `+`, then digits, `*` or `#`; separators such as
+    /// `-` and spaces are removed), put into the dial template
+    /// (`--originate-endpoint`, e.g. `PJSIP/{number}@trunk`).
     phone_number: String,
+    /// The caller id to present (`"Name" <number>` or a number); default: the configured
+    /// one.
     #[serde(default)]
     caller_id: Option<String>,
+    /// Channel variables to set on the call: strings, numbers or booleans.
     #[serde(default)]
     variables: Option<BTreeMap<String, serde_json::Value>>,
 }
@@ -296,6 +302,8 @@ pub(crate) async fn disconnect(
 /// `POST /api/calls/{id}/transfer`'s body.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct TransferBody {
+    /// A dial string (`PJSIP/100`, `Local/777@default`) or a bare number (put into the
+    /// dial template).
     endpoint: String,
 }
 
