@@ -12,7 +12,8 @@
 //! - a full gateway does not claim (the other takes every call), and when both are full
 //!   nobody claims: the dialplan's fallback (777@default, STASISSTATUS=TIMEOUT) runs;
 //! - kill -9 of a gateway: its established calls end (Asterisk hangs them up when their
-//!   `--call-lease` runs out), and every new call is taken by the survivor.
+//!   `--call-lease` runs out), and every new call is taken by the survivor;
+//! - a draining gateway (SIGTERM) claims nothing but keeps its calls to their end.
 
 mod common;
 
@@ -390,6 +391,57 @@ async fn a_killed_gateway_s_calls_end_and_the_survivor_takes_every_new_call() {
     }
     disconnect_all(&b).await;
     for sipp in survivors {
+        ended_by_asterisk(sipp, WAIT, "B's calls").await;
+    }
+}
+
+#[tokio::test]
+async fn a_draining_gateway_does_not_claim_but_keeps_its_calls() {
+    let lab = Lab::get().await;
+    let names = Names::new();
+    let bot = Bot::start(ProtocolKind::Twilio, Behaviour::silent()).await;
+    let (mut a_gateway, a) = gateway(lab, &names.app("a"), &bot, 5).await;
+    let held = broadcast_call(&names, "810400");
+    let set = |numbers: &[&str]| {
+        numbers
+            .iter()
+            .map(|n| (*n).to_owned())
+            .collect::<BTreeSet<_>>()
+    };
+    wait_held(&[&a], &set(&["810400"]), WAIT).await;
+
+    let (_b_gateway, b) = gateway(lab, &names.app("b"), &bot, 5).await;
+    a_gateway.sigterm().expect("SIGTERM to A");
+    a_gateway
+        .wait_for_line("draining", WAIT)
+        .await
+        .expect("A drains");
+    let mut new_calls = Vec::new();
+    for number in ["810401", "810402"] {
+        new_calls.push(broadcast_call(&names, number));
+    }
+    wait_held(&[&b], &set(&["810401", "810402"]), Duration::from_secs(15)).await;
+    assert_eq!(
+        callers(&active(&a).await),
+        set(&["810400"]),
+        "A keeps its call"
+    );
+    assert!(
+        a_gateway
+            .lines()
+            .iter()
+            .any(|l| l.contains("not claimed: draining")),
+        "A never said it was draining:\n{}",
+        a_gateway.output()
+    );
+
+    // A's last call ends: A exits, its caller hung up cleanly.
+    disconnect_all(&a).await;
+    ended_by_asterisk(held, WAIT, "A's call").await;
+    let status = a_gateway.wait_exit(WAIT).await.expect("A exits");
+    assert!(status.success(), "A exited with {status}");
+    disconnect_all(&b).await;
+    for sipp in new_calls {
         ended_by_asterisk(sipp, WAIT, "B's calls").await;
     }
 }
