@@ -240,6 +240,18 @@
   }
 
   function showAsterisk(ari) {
+    const servers = ari.servers || [];
+    if (servers.length > 1) {
+      const up = servers.filter((server) => server.connected).length;
+      const each = servers.map((server) => server.name + ' ' + (server.connected ? 'up' : 'DOWN'));
+      const state = up === servers.length ? 'up' : up > 0 ? 'warn' : 'down';
+      const taking = ari.acceptingCalls === false ? ', not taking calls' : '';
+      setState('ari-state', state === 'up' && taking ? 'warn' : state,
+        'Asterisk: ' + up + '/' + servers.length + ' connected (' + each.join(', ') + ')' + taking);
+      $('ari-state').title = servers.map((server) => server.name + ': ' + server.host + ':' +
+        server.ariPort + ', app ' + server.appName).join('\n');
+      return;
+    }
     if (ari.connected) {
       const where = ari.host + ':' + ari.ariPort + ', app ' + ari.appName;
       const version = ari.asteriskVersion ? ', Asterisk ' + ari.asteriskVersion : '';

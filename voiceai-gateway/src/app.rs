@@ -10,7 +10,9 @@ use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AriStatus, ControlError, GatewayControl, OriginateRequest, Originated};
+use crate::api::{
+    self, AriServerStatus, AriStatus, ControlError, GatewayControl, OriginateRequest, Originated,
+};
 use crate::backend::{self, BackendSettings};
 use crate::calls::{CallContext, CallPolicy, Calls};
 use crate::config::{Config, Secret};
@@ -287,6 +289,21 @@ impl GatewayControl for Control {
 
     fn accepting_calls(&self) -> bool {
         self.gateway.accepting_calls()
+    }
+
+    fn ari_servers(&self) -> Vec<AriServerStatus> {
+        self.gateway
+            .servers()
+            .into_iter()
+            .map(|server| AriServerStatus {
+                name: server.name,
+                host: server.host,
+                ari_port: server.port,
+                app_name: server.app,
+                connected: server.connected,
+                asterisk_version: server.asterisk_version,
+            })
+            .collect()
     }
 
     fn originate(

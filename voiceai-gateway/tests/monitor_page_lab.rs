@@ -441,6 +441,11 @@ async fn the_monitor_page_follows_real_calls_and_hangs_one_up() {
     assert_eq!(hello["asterisk"]["connected"], true, "{hello}");
     assert_eq!(hello["asterisk"]["appName"], app.as_str(), "{hello}");
     assert!(hello["endedCalls"].is_array(), "{hello}");
+    assert_eq!(
+        hello["asterisk"]["servers"][0]["connected"], true,
+        "{hello}"
+    );
+    let server = hello["asterisk"]["servers"][0]["name"].clone();
     let stats = event(&mut monitor, "stats", None).await;
     assert_eq!(stats["asterisk"]["connected"], true, "{stats}");
     assert!(stats["activeCalls"].is_u64(), "{stats}");
@@ -511,6 +516,7 @@ async fn the_monitor_page_follows_real_calls_and_hangs_one_up() {
     let channel_id = started["channelId"].as_str().unwrap().to_owned();
     assert_eq!(started["callerNumber"], caller.as_str(), "{started}");
     assert!(started["media"].is_string(), "{started}");
+    assert_eq!(started["server"], server, "{started}");
     let shown = page.row_event(&call_id, "added").await;
     let shown_after = shown - event_ms(&started);
     // The channel was created in Asterisk before its StasisStart: a bound from further up.
@@ -537,6 +543,7 @@ async fn the_monitor_page_follows_real_calls_and_hangs_one_up() {
     assert_eq!(row[0], caller, "{row:?}");
     assert_eq!(row[1], "8000", "{row:?}");
     assert_eq!(row[5], started["media"].as_str().unwrap(), "{row:?}");
+    assert_eq!(row[8], server.as_str().unwrap(), "{row:?}");
 
     // Audio flows both ways (the bot echoes): frames/s on the page, backend connected;
     // selected, its DTMF and the bot's transcript.
@@ -740,6 +747,75 @@ async fn without_a_configured_token_the_page_asks_for_none() {
     .await;
     let empty = page.text("#no-calls").await;
     assert_eq!(empty, "No active call.");
+    page.client.close().await.unwrap();
+    drop(driver);
+    gateway.sigterm().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_asterisk_servers_the_page_shows_each_and_the_calls_server() {
+    // The lab registered twice, under two names, with an app for each (Asterisk keeps one
+    // events socket per app).
+    let lab = Lab::get().await;
+    let east_app = ari_lab::unique_name("gw-monitor-east");
+    let west_app = ari_lab::unique_name("gw-monitor-west");
+    let east = format!("east={}?app={east_app}", lab.ari_url);
+    let west = format!("west={}?app={west_app}", lab.ari_url);
+    let bot = Bot::start(ProtocolKind::Twilio, Behaviour::echo()).await;
+    let url = bot.url("/bot");
+    let gateway = Gateway::start(
+        lab,
+        &[
+            "--ari-url",
+            east.as_str(),
+            "--ari-url",
+            west.as_str(),
+            "--backend-url",
+            url.as_str(),
+        ],
+        &[],
+    );
+    gateway
+        .wait_ready(Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("the gateway is not ready: {e}"));
+    let driver = Chromedriver::start();
+    let page = Page {
+        client: driver.session().await,
+    };
+    page.client.goto(&gateway.base_url()).await.unwrap();
+    page.until(
+        "both servers connected",
+        "return document.getElementById('ws-state').dataset.state === 'up'
+             && document.getElementById('ari-state').dataset.state === 'up';",
+        vec![],
+    )
+    .await;
+    let ari_state = page.text("#ari-state").await;
+    assert_eq!(
+        ari_state, "Asterisk: 2/2 connected (east up, west up)",
+        "{ari_state}"
+    );
+    assert_eq!(page.run(OBSERVER, vec![]).await, json!(true));
+
+    let audio = CallerAudio::tone(1000.0, Duration::from_secs(10));
+    let sipp = call(&west_app, "815550199", "8000", &audio);
+    let call_id = page
+        .until(
+            "a call",
+            "const row = document.querySelector('#active-calls tbody tr');
+             return row ? row.dataset.callId : null;",
+            vec![],
+        )
+        .await;
+    let call_id = call_id.as_str().unwrap().to_owned();
+    page.flowing(&call_id).await;
+    let row = page.row("active-calls", &call_id).await;
+    assert_eq!(row[8], "west", "{row:?}");
+    bot.connections()[0].send(Action::Close(1000)).unwrap();
+    page.row_event(&call_id, "removed").await;
+    let status = sipp.wait(WAIT).await.unwrap();
+    assert!(status.success(), "SIPp exited {status}");
     page.client.close().await.unwrap();
     drop(driver);
     gateway.sigterm().unwrap();

@@ -66,6 +66,24 @@ pub struct AriStatus {
     pub asterisk_version: Option<String>,
 }
 
+/// One Asterisk server's ARI connection (`--ari-url` may be given more than once), as the
+/// live monitor shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AriServerStatus {
+    /// The server's name (the calls' `server`).
+    pub name: String,
+    /// The Asterisk host.
+    pub host: String,
+    /// The ARI HTTP port.
+    pub ari_port: u16,
+    /// The Stasis application served there.
+    pub app_name: String,
+    /// Whether its ARI WebSocket is up.
+    pub connected: bool,
+    /// Its Asterisk version, once known.
+    pub asterisk_version: Option<String>,
+}
+
 /// A call to place (`POST /api/calls/originate`), already validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginateRequest {
@@ -126,6 +144,20 @@ pub trait GatewayControl: Send + Sync + 'static {
 
     /// Whether the gateway takes calls now (ARI connected, not draining): `/ready`.
     fn accepting_calls(&self) -> bool;
+
+    /// Each Asterisk server's connection; by default the one [`GatewayControl::ari`]
+    /// describes, named `host:port`.
+    fn ari_servers(&self) -> Vec<AriServerStatus> {
+        let ari = self.ari();
+        vec![AriServerStatus {
+            name: format!("{}:{}", ari.host, ari.ari_port),
+            host: ari.host,
+            ari_port: ari.ari_port,
+            app_name: ari.app_name,
+            connected: ari.connected,
+            asterisk_version: ari.asterisk_version,
+        }]
+    }
 
     /// Places a call that, when answered, goes through the AI flow.
     fn originate(

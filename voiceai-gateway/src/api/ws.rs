@@ -6,7 +6,8 @@
 //!   `{"type":"leave_call","callId":...}` to stop. Each is answered
 //!   `{"type":"ack","action":"join_call","callId":...}`.
 //! - `/ws/monitor`: every event of every call, and the gateway's `stats` every second
-//!   (with `"asterisk"`: the ARI connection and whether calls are taken).
+//!   (with `"asterisk"`: the ARI connection, each server's in `servers`, and whether calls
+//!   are taken).
 //!
 //! Both first send `{"type":"connected","client":...,"activeCalls":[...]}` (the monitor's
 //! also has `endedCalls`, the recently ended calls, and `asterisk`), and answer
@@ -179,11 +180,38 @@ struct AsteriskState {
     asterisk_version: Option<String>,
     /// Whether the gateway takes new calls (connected and not draining).
     accepting_calls: bool,
+    /// Each server's connection (the fields above describe the first, or all).
+    servers: Vec<ServerState>,
+}
+
+/// One Asterisk server's connection, in [`AsteriskState`].
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ServerState {
+    name: String,
+    host: String,
+    ari_port: u16,
+    app_name: String,
+    connected: bool,
+    asterisk_version: Option<String>,
 }
 
 impl AsteriskState {
     fn now(state: &AppState) -> Self {
         let ari = state.control.ari();
+        let servers = state
+            .control
+            .ari_servers()
+            .into_iter()
+            .map(|server| ServerState {
+                name: server.name,
+                host: server.host,
+                ari_port: server.ari_port,
+                app_name: server.app_name,
+                connected: server.connected,
+                asterisk_version: server.asterisk_version,
+            })
+            .collect();
         Self {
             accepting_calls: ari.connected && state.control.accepting_calls(),
             connected: ari.connected,
@@ -191,6 +219,7 @@ impl AsteriskState {
             ari_port: ari.ari_port,
             app_name: ari.app_name,
             asterisk_version: ari.asterisk_version,
+            servers,
         }
     }
 }
@@ -557,6 +586,14 @@ mod tests {
             app_name: "voiceai".to_owned(),
             asterisk_version: None,
             accepting_calls: false,
+            servers: vec![ServerState {
+                name: "lab".to_owned(),
+                host: "127.0.0.1".to_owned(),
+                ari_port: 8088,
+                app_name: "voiceai".to_owned(),
+                connected: true,
+                asterisk_version: None,
+            }],
         }
     }
 
@@ -571,6 +608,8 @@ mod tests {
         assert_eq!(value["asterisk"]["connected"], true);
         assert_eq!(value["asterisk"]["ariPort"], 8088);
         assert_eq!(value["asterisk"]["acceptingCalls"], false);
+        assert_eq!(value["asterisk"]["servers"][0]["name"], "lab");
+        assert_eq!(value["asterisk"]["servers"][0]["connected"], true);
         let empty = stats_with_asterisk("{}", &asterisk()).unwrap();
         let value: serde_json::Value = serde_json::from_str(&empty).unwrap();
         assert_eq!(value["asterisk"]["appName"], "voiceai");
