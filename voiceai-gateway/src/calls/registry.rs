@@ -885,4 +885,37 @@ pub(crate) mod tests {
             ]
         );
     }
+
+    #[test]
+    fn calls_are_keyed_by_server_and_channel() {
+        let calls = Calls::new(EventBus::new(16), 4);
+        let on = |id: &str, server: &str| {
+            let mut call = new_call(id);
+            call.channel_id = "1796126184.674".to_owned();
+            call.server = server.to_owned();
+            call
+        };
+        // Two Asterisk servers can hand out the same channel id: two calls.
+        let (a, _a_commands) = calls.register(on("CA1", "pbx1"));
+        let (_b, _b_commands) = calls.register(on("CA2", "pbx2"));
+        assert_eq!(
+            calls.channels_on("pbx1"),
+            [("CA1".to_owned(), "1796126184.674".to_owned())]
+        );
+        assert_eq!(calls.channels_on("pbx2")[0].0, "CA2");
+        assert!(calls.channels_on("pbx3").is_empty());
+        let found = calls.find_channel("pbx2", "1796126184.674").unwrap();
+        assert_eq!(
+            (found.call_id.as_str(), found.server.as_str()),
+            ("CA2", "pbx2")
+        );
+        assert!(calls.find_channel("pbx3", "1796126184.674").is_none());
+        a.finish("caller_hangup");
+        assert!(calls.channels_on("pbx1").is_empty());
+        assert_eq!(
+            calls.get("CA1").unwrap().server,
+            "pbx1",
+            "ended calls keep it"
+        );
+    }
 }
