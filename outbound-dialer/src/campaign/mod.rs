@@ -270,12 +270,14 @@ impl Dialer {
         }
         loop {
             if self.pending.is_empty() {
-                let batch = self.store.next_pending(PENDING_BATCH).await?;
-                // Numbers waiting for their calling window stay pending until it opens.
-                self.pending = batch
-                    .into_iter()
-                    .filter(|number| !self.rules.is_waiting(number.id.0))
-                    .collect();
+                // Held numbers whose calling window opened first, then new claims (unless
+                // too many wait for their window already).
+                let mut next = self.rules.take_open();
+                if next.is_empty() && self.rules.may_claim() {
+                    next = self.store.next_pending(PENDING_BATCH).await?;
+                    next.retain(|number| !self.rules.is_held(number.id.0));
+                }
+                self.pending = next.into();
             }
             let Some(number) = self.pending.pop_front() else {
                 return Ok(None);
@@ -283,11 +285,12 @@ impl Dialer {
             // Right before the originate: the DNC list (re-read if it changed), the hours.
             match self
                 .rules
-                .check_number(number.id.0, &number.number, &number.data)
+                .check_number(&number.number, &number.data)
             {
                 NumberVerdict::Dial => {}
                 NumberVerdict::Later(open) => {
                     tracing::debug!(number = %number.number, opens = %open.to_rfc3339(), "outside its calling window");
+                    self.rules.hold(number, open);
                     continue;
                 }
                 NumberVerdict::Skip(outcome, message) => {
@@ -548,11 +551,10 @@ async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), Campa
                 .requeue(crate::store::NumberId(*number_id))
                 .await?;
         }
-        if !due.is_empty() {
-            dialer.pending.clear();
-        }
         // The breaker and the abandon rate may hold new calls back.
-        match dialer.rules.start_gate(dialer.pacer.active()) {
+        // Calls count until their outcome is accounted (a freed slot may precede it).
+        let unaccounted = u32::try_from(dialer.calls.len()).unwrap_or(u32::MAX);
+        match dialer.rules.start_gate(unaccounted) {
             StartGate::Go => {}
             StartGate::Concurrency(_) | StartGate::Breaker { .. }
                 if control.current() != Request::Run => {}
@@ -609,6 +611,7 @@ async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), Campa
                             tracing::info!(
                                 until = %at.to_rfc3339(),
                                 retries = dialer.rules.scheduled_retries(),
+                                outside_calling_window = dialer.rules.held(),
                                 "nothing callable now: sleeping until then"
                             );
                         }

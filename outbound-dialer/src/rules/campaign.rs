@@ -3,7 +3,7 @@
 //! breaker and abandon accounting). Holds the run's rule state; no I/O but the DNC file.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -17,6 +17,11 @@ use super::hours::CallingHours;
 use super::retry::RetryPolicy;
 use crate::call::CallEnd;
 use crate::outcome::Outcome;
+use crate::store::PendingNumber;
+
+/// Most numbers held for their calling window at once: past it the dialer claims no more
+/// and sleeps until the first of them may be called (memory stays bounded).
+pub const HOLD_LIMIT: usize = 4096;
 
 /// Whether a number may be dialled now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,8 +63,10 @@ pub struct CampaignRules {
     attempts: HashMap<i64, (i64, u32)>,
     /// Retries due: (when, number id).
     retries: BinaryHeap<Reverse<(DateTime<Utc>, i64)>>,
-    /// Numbers outside their window: number id → when it opens.
-    waiting: HashMap<i64, DateTime<Utc>>,
+    /// Numbers held (claimed, not dialled) until their window opens, by opening time.
+    held: BTreeMap<DateTime<Utc>, Vec<PendingNumber>>,
+    /// Their ids.
+    held_ids: HashSet<i64>,
     /// The breaker trip last announced (said once per trip).
     announced_trip: u32,
     max_cc: u32,
@@ -92,7 +99,8 @@ impl CampaignRules {
             breaker: Breaker::new(rules.breaker_threshold, rules.breaker_cooldown),
             attempts: HashMap::new(),
             retries: BinaryHeap::new(),
-            waiting: HashMap::new(),
+            held: BTreeMap::new(),
+            held_ids: HashSet::new(),
             announced_trip: 0,
             max_cc: max_cc.max(1),
         })
@@ -112,12 +120,7 @@ impl CampaignRules {
 
     /// Asked right before a number's originate: the DNC file (re-read if it changed),
     /// then its calling window.
-    pub fn check_number(
-        &mut self,
-        number_id: i64,
-        number: &str,
-        data: &BTreeMap<String, String>,
-    ) -> NumberVerdict {
+    pub fn check_number(&mut self, number: &str, data: &BTreeMap<String, String>) -> NumberVerdict {
         if let Some(dnc) = &mut self.dnc {
             dnc.refresh();
             if dnc.list().contains(number) {
@@ -132,14 +135,8 @@ impl CampaignRules {
         }
         let now = self.clock.now();
         match self.hours.next_open(number, data, now) {
-            Ok(open) if open <= now => {
-                self.waiting.remove(&number_id);
-                NumberVerdict::Dial
-            }
-            Ok(open) => {
-                self.waiting.insert(number_id, open);
-                NumberVerdict::Later(open)
-            }
+            Ok(open) if open <= now => NumberVerdict::Dial,
+            Ok(open) => NumberVerdict::Later(open),
             Err(error) => NumberVerdict::Skip(
                 Outcome::Error,
                 format!("not dialled: its calling hours are unknown: {error}"),
@@ -147,14 +144,46 @@ impl CampaignRules {
         }
     }
 
-    /// Whether a number waits for its window (asked before reading it again).
-    pub fn is_waiting(&self, number_id: i64) -> bool {
-        self.waiting
-            .get(&number_id)
-            .is_some_and(|open| *open > self.clock.now())
+    /// Keeps a claimed number outside its window until `open`.
+    pub fn hold(&mut self, number: PendingNumber, open: DateTime<Utc>) {
+        if self.held_ids.insert(number.id.0) {
+            self.held.entry(open).or_default().push(number);
+        }
     }
 
-    /// A call may start (breaker, abandon-rate concurrency) with `active` calls up?
+    /// The held numbers whose window has opened (checked again before their call).
+    pub fn take_open(&mut self) -> Vec<PendingNumber> {
+        let now = self.clock.now();
+        let later = self
+            .held
+            .split_off(&(now + chrono::Duration::milliseconds(1)));
+        let open: Vec<PendingNumber> = std::mem::replace(&mut self.held, later)
+            .into_values()
+            .flatten()
+            .collect();
+        for number in &open {
+            self.held_ids.remove(&number.id.0);
+        }
+        open
+    }
+
+    /// Whether more numbers may be claimed (fewer than [`HOLD_LIMIT`] held).
+    pub fn may_claim(&self) -> bool {
+        self.held_ids.len() < HOLD_LIMIT
+    }
+
+    /// Numbers held for their window.
+    pub fn held(&self) -> usize {
+        self.held_ids.len()
+    }
+
+    /// Whether this number is held for its window (a store read may return it again).
+    pub fn is_held(&self, number_id: i64) -> bool {
+        self.held_ids.contains(&number_id)
+    }
+
+    /// A call may start (breaker, abandon-rate concurrency) with `active` calls whose
+    /// outcome is not accounted yet?
     pub fn start_gate(&mut self, active: u32) -> StartGate {
         let allowed = self.abandon.allowed();
         // Only the abandon control's own limit: MAX_CC itself is the pacer's.
@@ -249,14 +278,158 @@ impl CampaignRules {
 
     /// The next moment something becomes callable (a retry due, a window opening).
     pub fn next_wake(&self) -> Option<DateTime<Utc>> {
-        let now = self.clock.now();
         let retry = self.retries.peek().map(|Reverse((at, _))| *at);
-        let window = self.waiting.values().copied().filter(|at| *at > now).min();
+        let window = self.held.keys().next().copied();
         retry.into_iter().chain(window).min()
     }
 
     /// The abandon counts, for the summary.
     pub fn abandon(&self) -> &AbandonControl {
         &self.abandon
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::rules::clock::{FakeClock, parse_utc};
+    use crate::rules::hours::{CallingHours, CallingWindow};
+    use crate::store::NumberId;
+
+    fn number(id: i64, digits: &str) -> PendingNumber {
+        PendingNumber {
+            id: NumberId(id),
+            number: digits.to_owned(),
+            data: BTreeMap::new(),
+        }
+    }
+
+    fn end(outcome: Outcome, cause: Option<i64>, at: &str) -> CallEnd {
+        CallEnd {
+            outcome,
+            cause,
+            cause_text: None,
+            message: None,
+            ended_at: parse_utc(at).timestamp_millis(),
+            live_at: None,
+            connected_at: None,
+        }
+    }
+
+    fn rules(clock: &Arc<FakeClock>, configure: impl FnOnce(&mut Rules)) -> CampaignRules {
+        let mut rules = Rules::default();
+        configure(&mut rules);
+        CampaignRules::new(&rules, 4, clock.clone()).unwrap()
+    }
+
+    #[test]
+    fn a_number_outside_its_window_is_held_until_it_opens() {
+        let clock = Arc::new(FakeClock::at_rfc3339("2026-03-02T07:59:50Z"));
+        let mut rules = rules(&clock, |r| {
+            r.hours = CallingHours::new(CallingWindow::default(), chrono_tz::Tz::UTC)
+        });
+        let n = number(1, "1001");
+        let NumberVerdict::Later(open) = rules.check_number(&n.number, &n.data) else {
+            panic!("closed before 08:00");
+        };
+        assert_eq!(open, parse_utc("2026-03-02T08:00:00Z"));
+        rules.hold(n.clone(), open);
+        rules.hold(n.clone(), open);
+        assert_eq!(rules.held(), 1, "held once");
+        assert!(rules.is_held(1));
+        assert_eq!(rules.next_wake(), Some(open));
+        assert!(rules.take_open().is_empty());
+        clock.advance(Duration::from_secs(10));
+        let open_now = rules.take_open();
+        assert_eq!(open_now.len(), 1);
+        assert!(!rules.is_held(1) && rules.next_wake().is_none());
+        assert_eq!(
+            rules.check_number(&open_now[0].number, &open_now[0].data),
+            NumberVerdict::Dial
+        );
+    }
+
+    #[test]
+    fn dnc_numbers_are_skipped_with_their_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dnc.txt");
+        std::fs::write(&path, "1002\n").unwrap();
+        let clock = Arc::new(FakeClock::at_rfc3339("2026-03-02T12:00:00Z"));
+        let mut rules = rules(&clock, |r| r.dnc_file = Some(path.clone()));
+        assert!(rules.is_dnc("1002"));
+        assert!(matches!(
+            rules.check_number("1002", &BTreeMap::new()),
+            NumberVerdict::Skip(Outcome::Dnc, _)
+        ));
+        assert_eq!(
+            rules.check_number("1001", &BTreeMap::new()),
+            NumberVerdict::Dial
+        );
+        // Added to the file mid-campaign: not dialled either.
+        std::fs::write(&path, "1002\n1001\n").unwrap();
+        assert!(matches!(
+            rules.check_number("1001", &BTreeMap::new()),
+            NumberVerdict::Skip(Outcome::Dnc, _)
+        ));
+    }
+
+    #[test]
+    fn outcomes_schedule_retries_and_feed_the_breaker() {
+        let clock = Arc::new(FakeClock::at_rfc3339("2026-03-02T12:00:00Z"));
+        let mut rules = rules(&clock, |r| {
+            r.retry =
+                RetryPolicy::new(2, &[(Outcome::Busy, Some(Duration::from_secs(5)))]).unwrap();
+            r.breaker_threshold = 2;
+        });
+        rules.started(10, 1, 1);
+        rules.started(11, 2, 2);
+        let due = rules.ended(10, &end(Outcome::Busy, Some(17), "2026-03-02T12:00:00Z"));
+        assert_eq!(due, Some(parse_utc("2026-03-02T12:00:05Z")));
+        // The last allowed attempt: no retry.
+        assert_eq!(
+            rules.ended(11, &end(Outcome::Busy, Some(17), "2026-03-02T12:00:00Z")),
+            None
+        );
+        assert!(rules.due_retries().is_empty());
+        clock.advance(Duration::from_secs(5));
+        assert_eq!(rules.due_retries(), vec![1]);
+        assert!(rules.due_retries().is_empty(), "each retry once");
+        // Two trunk failures in a row: new calls wait.
+        assert_eq!(rules.start_gate(0), StartGate::Go);
+        for id in [12, 13] {
+            rules.started(id, 3, 1);
+            rules.ended(
+                id,
+                &end(Outcome::Congestion, Some(34), "2026-03-02T12:00:05Z"),
+            );
+        }
+        assert!(matches!(rules.start_gate(0), StartGate::Breaker { .. }));
+        assert!(rules.announce_trip());
+        assert!(!rules.announce_trip(), "said once per trip");
+    }
+
+    #[test]
+    fn abandoned_calls_lower_the_concurrency_allowed() {
+        let clock = Arc::new(FakeClock::at_rfc3339("2026-03-02T12:00:00Z"));
+        let mut rules = rules(&clock, |_| {});
+        let at = parse_utc("2026-03-02T12:00:00Z").timestamp_millis();
+        let abandoned = CallEnd {
+            live_at: Some(at),
+            ..end(Outcome::TargetFailed, Some(16), "2026-03-02T12:00:03Z")
+        };
+        assert_eq!(rules.start_gate(3), StartGate::Go);
+        rules.ended(1, &abandoned);
+        assert_eq!(rules.start_gate(2), StartGate::Concurrency(2));
+        assert_eq!(rules.start_gate(1), StartGate::Go);
+        let connected = CallEnd {
+            live_at: Some(at),
+            connected_at: Some(at + 500),
+            ..end(Outcome::Answered, Some(16), "2026-03-02T12:00:09Z")
+        };
+        rules.ended(2, &connected);
+        assert_eq!(rules.abandon().total().live, 2);
+        assert_eq!(rules.abandon().total().abandoned, 1);
     }
 }
