@@ -24,6 +24,9 @@
 //! - **REST over WebSocket** (Asterisk 22.4+): [`AppConnection::rest_client`].
 //! - **Call audio over WebSocket** (chan_websocket, Asterisk 22.6+):
 //!   [`AppConnection::websocket_media`] and the [`media`] module.
+//! - **Claiming broadcast calls** (`StasisBroadcast`, Asterisk 20.17/22.7/23.1+):
+//!   [`AppConnection::claim_broadcast`] answers [`Claim::Won`], [`Claim::Taken`] or
+//!   [`Claim::NotOffered`].
 //!
 //! # Quick start
 //!
