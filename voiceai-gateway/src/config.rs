@@ -92,6 +92,8 @@ pub const DEFAULT_ORIGINATE_ENDPOINT: &str = "PJSIP/{number}@trunk";
 const DEFAULT_LISTEN_HOST: &str = "127.0.0.1";
 const DEFAULT_LISTEN_PORT: u16 = 8090;
 const DEFAULT_ARI_HOST: &str = "127.0.0.1";
+/// `--call-lease auto` with `--claim-broadcasts`: a killed gateway's calls end within it.
+const DEFAULT_BROADCAST_CALL_LEASE: Duration = Duration::from_secs(10);
 const DEFAULT_ARI_PORT: u16 = 8088;
 
 /// Characters that would change the meaning of a dial string or a channel variable.
@@ -228,8 +230,8 @@ pub struct Args {
     pub claim_broadcasts: String,
     /// Keep each call's channels alive for this long at a time (Asterisk's
     /// TIMEOUT(absolute), renewed every third of it), so that the calls of a gateway that
-    /// died end within it; 0s: off.
-    #[arg(long, env = "VOICEAI_CALL_LEASE", default_value = "0s")]
+    /// died end within it; 0s: off; auto: 10s with --claim-broadcasts, else off.
+    #[arg(long, env = "VOICEAI_CALL_LEASE", default_value = "auto")]
     pub call_lease: String,
     /// On SIGTERM/SIGINT, how long active calls may go on before they are hung up.
     #[arg(long, env = "VOICEAI_DRAIN_TIMEOUT", default_value = "30s")]
@@ -1066,15 +1068,24 @@ impl Args {
                 ));
             }
         };
-        let call_lease = check.duration(
-            "call-lease",
-            &self.call_lease,
-            Duration::ZERO..=Duration::from_secs(3600),
-        )?;
+        // Active-active gateways lease their calls by default: a dead one's calls end.
+        let call_lease = if self.call_lease.trim().eq_ignore_ascii_case("auto") {
+            if claim_broadcasts {
+                DEFAULT_BROADCAST_CALL_LEASE
+            } else {
+                Duration::ZERO
+            }
+        } else {
+            check.duration(
+                "call-lease",
+                &self.call_lease,
+                Duration::ZERO..=Duration::from_secs(3600),
+            )?
+        };
         if !call_lease.is_zero() && call_lease < Duration::from_secs(3) {
             return Err(check.invalid(
                 "call-lease",
-                "must be 0s (off) or at least 3s",
+                "must be auto, 0s (off) or at least 3s",
                 &self.call_lease,
             ));
         }
@@ -2353,6 +2364,13 @@ mod tests {
         assert_eq!(config.ari.url, "http://127.0.0.1:8088", "the first server");
         assert!(config.cluster.claim_broadcasts);
         assert_eq!(config.cluster.call_lease, Some(Duration::from_secs(6)));
+        let leased = |args: &[&str]| valid(args, &[]).cluster.call_lease;
+        assert_eq!(
+            leased(&["--claim-broadcasts"]),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(leased(&["--claim-broadcasts", "--call-lease", "0s"]), None);
+        assert_eq!(leased(&["--call-lease", "auto"]), None);
         let config = valid(
             &[],
             &[
