@@ -218,6 +218,12 @@ async fn dnc_numbers_never_reach_the_trunk() {
     assert_eq!(outcomes["1001"], "answered", "{text}");
     assert_eq!(outcomes["1002"], "dnc", "{text}");
     assert_eq!(outcomes["2003"], "dnc", "{text}");
+    assert!(
+        text.contains(
+            "are on the do-not-call list: they get the outcome dnc and are never dialled numbers=2"
+        ),
+        "counted at import\n{text}"
+    );
     // Asterisk created a channel for the one number not on the list, and none other.
     let channels = tracker.channels();
     assert_eq!(channels.len(), 1, "{channels:?}");

@@ -27,6 +27,7 @@ use crate::outcome::Outcome;
 use crate::pacing::{Pacer, Slot};
 use crate::rules::campaign::{CampaignRules, NumberVerdict, StartGate};
 use crate::rules::clock::{SystemClock, until};
+use crate::rules::dnc::DncList;
 use crate::status::{CampaignStatus, RunState};
 use crate::store::{Attempt, AttemptState, ImportSummary, PendingNumber, Store, StoreError};
 
@@ -106,7 +107,11 @@ fn source(config: &Config) -> Result<Source, NumbersError> {
 }
 
 /// Imports the list unless the store has this very list already (a resumed run).
-async fn import(store: &Store, source: &Source) -> Result<(ImportSummary, u64), CampaignError> {
+async fn import(
+    store: &Store,
+    source: &Source,
+    dnc: Option<&DncList>,
+) -> Result<(ImportSummary, u64), CampaignError> {
     let fingerprint = source.fingerprint()?;
     if store.input_fingerprint().await?.as_deref() == Some(fingerprint.as_str()) {
         tracing::info!("the number list is imported already");
@@ -114,13 +119,28 @@ async fn import(store: &Store, source: &Source) -> Result<(ImportSummary, u64), 
     }
     let mut input = source.open()?;
     let mut invalid = 0_u64;
+    let mut on_dnc = 0_u64;
     let summary = store
-        .import(input.entries(|bad| {
-            invalid += 1;
-            tracing::warn!(line = bad.line, reason = %bad.reason, excerpt = %bad.excerpt, "invalid line skipped");
-        }))
+        .import(
+            input
+                .entries(|bad| {
+                    invalid += 1;
+                    tracing::warn!(line = bad.line, reason = %bad.reason, excerpt = %bad.excerpt, "invalid line skipped");
+                })
+                .inspect(|entry| {
+                    if let (Ok(entry), Some(dnc)) = (entry, dnc) {
+                        on_dnc += u64::from(dnc.contains(&entry.number));
+                    }
+                }),
+        )
         .await?;
     input.finish()?;
+    if on_dnc > 0 {
+        tracing::info!(
+            numbers = on_dnc,
+            "numbers of the list are on the do-not-call list: they get the outcome dnc and are never dialled"
+        );
+    }
     store.set_input_fingerprint(&fingerprint).await?;
     tracing::info!(
         inserted = summary.inserted,
@@ -348,7 +368,7 @@ impl Dialer {
             Err(StoreError::NotPending { .. }) => return Ok(()),
             Err(error) => return Err(error.into()),
         };
-        tracing::info!(number = %number.number, %outcome, %message, "not dialled");
+        tracing::info!(number = %number.number, %outcome, reason = %message, "not dialled");
         let ending = crate::store::Ending {
             outcome,
             cause: None,
@@ -396,7 +416,15 @@ impl Prepared {
 pub async fn prepare(config: &Config) -> Result<Prepared, CampaignError> {
     let source = source(config)?;
     let store = Store::open_at(&config.db, &config.campaign).await?;
-    let (imported, invalid_lines) = import(&store, &source).await?;
+    // Checked at import (counted) and again before each call (the file may change).
+    let dnc = config
+        .rules
+        .dnc_file
+        .as_deref()
+        .map(crate::rules::dnc::DncFile::open)
+        .transpose()?;
+    let (imported, invalid_lines) =
+        import(&store, &source, dnc.as_ref().map(|file| file.list())).await?;
     let connection = connect(config).await?;
     Ok(Prepared {
         store,
