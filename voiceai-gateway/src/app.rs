@@ -222,7 +222,7 @@ fn open_call_data(
     let Some(path) = &data.call_log else {
         return Ok(None);
     };
-    let log = crate::call_log::CallLog::open(path)?;
+    let log = crate::call_log::CallLog::open_counted(path, Some(calls.metrics().clone()))?;
     calls.set_call_log(log.clone());
     Ok(Some(log))
 }

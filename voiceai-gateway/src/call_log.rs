@@ -18,6 +18,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::calls::CallSnapshot;
+use crate::metrics::Metrics;
 
 /// The flag that names the file.
 pub const FLAG: &str = "--call-log";
@@ -100,6 +101,7 @@ pub struct CallLog {
     sender: mpsc::Sender<Message>,
     stats: Arc<CallLogStats>,
     path: Arc<Path>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for Message {
@@ -119,6 +121,18 @@ impl CallLog {
     /// When the file cannot be opened for appending (the message names the flag and
     /// its variable), or the writer thread cannot start.
     pub fn open(path: &Path) -> Result<CallLog, CallLogError> {
+        Self::open_counted(path, None)
+    }
+
+    /// As [`CallLog::open`], also counting each line's fate in `metrics`
+    /// (`voiceai_call_log_lines_total`).
+    ///
+    /// # Errors
+    /// As [`CallLog::open`].
+    pub fn open_counted(
+        path: &Path,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<CallLog, CallLogError> {
         let error = |source| CallLogError {
             path: path.to_owned(),
             source,
@@ -135,6 +149,7 @@ impl CallLog {
             file,
             path: path.clone(),
             stats: stats.clone(),
+            metrics: metrics.clone(),
             failing: false,
             torn: false,
         };
@@ -146,6 +161,7 @@ impl CallLog {
             sender,
             stats,
             path,
+            metrics,
         })
     }
 
@@ -169,6 +185,9 @@ impl CallLog {
             .is_err()
         {
             let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(metrics) = &self.metrics {
+                metrics.call_log_line("dropped");
+            }
             tracing::warn!(%call_id, dropped, file = %self.path.display(), "call log line dropped: the writer is behind or gone");
         }
     }
@@ -187,6 +206,7 @@ struct Writer {
     file: File,
     path: Arc<Path>,
     stats: Arc<CallLogStats>,
+    metrics: Option<Arc<Metrics>>,
     /// The last write failed (warn once per run of failures, not per line).
     failing: bool,
     /// A failed write may have left part of a line: start the next one on a new line.
@@ -205,12 +225,19 @@ impl Writer {
         }
     }
 
+    fn count(&self, result: &'static str) {
+        if let Some(metrics) = &self.metrics {
+            metrics.call_log_line(result);
+        }
+    }
+
     fn write(&mut self, record: &CallRecord) {
         let mut line = Vec::with_capacity(512);
         if self.torn {
             line.push(b'\n');
         }
         if let Err(error) = serde_json::to_writer(&mut line, record) {
+            self.count("failed");
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%error, call_id = %record.call.call_id, "call log line not serialisable");
             return;
@@ -220,6 +247,7 @@ impl Writer {
         match self.file.write_all(&line) {
             Ok(()) => {
                 self.torn = false;
+                self.count("written");
                 self.stats.written.fetch_add(1, Ordering::Relaxed);
                 if std::mem::replace(&mut self.failing, false) {
                     tracing::info!(file = %self.path.display(), failed = self.stats.failed(), "call log writable again");
@@ -227,6 +255,7 @@ impl Writer {
             }
             Err(error) => {
                 self.torn = true;
+                self.count("failed");
                 let failed = self.stats.failed.fetch_add(1, Ordering::Relaxed) + 1;
                 if !std::mem::replace(&mut self.failing, true) {
                     tracing::warn!(%error, file = %self.path.display(), failed, call_id = %record.call.call_id, "cannot write the call log: lines are lost until it is writable again");
@@ -397,7 +426,8 @@ mod tests {
     #[tokio::test]
     async fn a_full_disk_is_counted_and_survived() {
         // Linux's /dev/full fails every write with ENOSPC, as a full disk does.
-        let log = CallLog::open(Path::new("/dev/full")).unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let log = CallLog::open_counted(Path::new("/dev/full"), Some(metrics.clone())).unwrap();
         for n in 0..3 {
             log.log(record(&format!("CA{n}")));
         }
@@ -408,6 +438,11 @@ mod tests {
         log.log(record("CA9"));
         log.sync().await;
         assert_eq!(log.stats().failed(), 4);
+        let text = metrics.render();
+        assert!(
+            text.contains("voiceai_call_log_lines_total{result=\"failed\"} 4"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -422,6 +457,7 @@ mod tests {
                 .unwrap(),
             path: Arc::from(path.as_path()),
             stats: Arc::default(),
+            metrics: None,
             failing: true,
             torn: true,
         };

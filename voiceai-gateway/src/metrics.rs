@@ -65,6 +65,14 @@ pub const REFUSAL_REASONS: &[&str] = &["max_calls", "draining"];
 /// The values of `voiceai_ws_clients`'s `endpoint` label.
 pub const WS_ENDPOINTS: &[&str] = &["frontend", "monitor"];
 
+/// The `result` of a call's recording (`--record`): saved in `--recordings-dir`, or not
+/// (not started, or not downloaded: then it is kept on Asterisk).
+pub const RECORDING_RESULTS: &[&str] = &["saved", "failed"];
+
+/// The `result` of a call log line (`--call-log`): written, failed (disk full, I/O error)
+/// or dropped (the writer was too far behind).
+pub const CALL_LOG_RESULTS: &[&str] = &["written", "failed", "dropped"];
+
 /// A label set of one fixed label.
 type Fixed = [(&'static str, &'static str); 1];
 /// A label set naming an Asterisk server.
@@ -127,6 +135,8 @@ pub struct Metrics {
     ari_connected: Family<Server, Gauge>,
     ari_reconnects: Family<Server, Counter>,
     ws_clients: Family<Fixed, Gauge>,
+    recordings: Family<Fixed, Counter>,
+    call_log_lines: Family<Fixed, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -267,6 +277,24 @@ impl Metrics {
             "Clients connected to the event WebSockets (/ws/frontend, /ws/monitor)",
             ws_clients.clone(),
         );
+        let recordings = Family::<Fixed, Counter>::default();
+        for result in RECORDING_RESULTS {
+            recordings.get_or_create_owned(&fixed("result", result));
+        }
+        registry.register(
+            "recordings",
+            "Call recordings (--record): saved in --recordings-dir, or failed",
+            recordings.clone(),
+        );
+        let call_log_lines = Family::<Fixed, Counter>::default();
+        for result in CALL_LOG_RESULTS {
+            call_log_lines.get_or_create_owned(&fixed("result", result));
+        }
+        registry.register(
+            "call_log_lines",
+            "Call log lines (--call-log): written, failed (disk full, I/O error) or dropped",
+            call_log_lines.clone(),
+        );
         // The standard process metrics, unprefixed as Prometheus' own clients name them.
         root.register_collector(Box::new(ProcessCollector));
         Self {
@@ -286,6 +314,8 @@ impl Metrics {
             ari_connected,
             ari_reconnects,
             ws_clients,
+            recordings,
+            call_log_lines,
         }
     }
 
@@ -388,6 +418,19 @@ impl Metrics {
         if reconnected {
             reconnects.inc();
         }
+    }
+
+    /// A call's recording was saved (`true`) or not.
+    pub fn recording(&self, saved: bool) {
+        let result = if saved { "saved" } else { "failed" };
+        self.recordings.get_or_create(&fixed("result", result)).inc();
+    }
+
+    /// A call log line ended as `result` (one of [`CALL_LOG_RESULTS`]).
+    pub fn call_log_line(&self, result: &'static str) {
+        self.call_log_lines
+            .get_or_create(&fixed("result", result))
+            .inc();
     }
 
     /// A client connected to the event WebSocket `endpoint` (one of [`WS_ENDPOINTS`]);

@@ -10,6 +10,7 @@
 //!   appends a second line;
 //! - a download that fails (the directory vanished) loses nothing else: the call's record,
 //!   its `call_ended` and its log line say why, and the recording stays on Asterisk;
+//! - `/metrics` counts recordings saved and failed, and call log lines written;
 //! - a call the SIGTERM drain hangs up (`shutdown`) is saved and logged before the gateway
 //!   exits;
 //! - a recordings directory or call log that cannot be written stops the gateway at
@@ -393,6 +394,22 @@ async fn calls_are_recorded_downloaded_and_logged_one_line_each() {
         .await
         .unwrap();
     assert_eq!(reply.status, 204, "{}", reply.text);
+    // Operators see the same in /metrics.
+    let metrics = rig.http.get("/metrics").await.unwrap().text;
+    for (series, count) in [
+        ("voiceai_recordings_total{result=\"saved\"}", 2),
+        ("voiceai_recordings_total{result=\"failed\"}", 1),
+        ("voiceai_call_log_lines_total{result=\"written\"}", 3),
+        ("voiceai_call_log_lines_total{result=\"failed\"}", 0),
+        ("voiceai_call_log_lines_total{result=\"dropped\"}", 0),
+    ] {
+        assert!(
+            metrics
+                .lines()
+                .any(|line| line == format!("{series} {count}")),
+            "{series} {count}: {metrics}"
+        );
+    }
 
     // A call the shutdown hangs up is saved and logged before the gateway exits.
     std::fs::create_dir(&recordings).unwrap();

@@ -344,6 +344,7 @@ async fn start_recording(
         Ok(handle) => Some(handle),
         Err(why) => {
             tracing::warn!(%why, "call not recorded");
+            entry.metrics().recording(false);
             entry.set_recording(Err(why));
             None
         }
@@ -504,6 +505,7 @@ async fn finish(
         if let Err(why) = &saved {
             tracing::warn!(%why, "recording not saved");
         }
+        entry.metrics().recording(saved.is_ok());
         entry.set_recording(saved);
     }
     tracing::info!(%reason, "call ended");
