@@ -423,7 +423,9 @@ impl Metrics {
     /// A call's recording was saved (`true`) or not.
     pub fn recording(&self, saved: bool) {
         let result = if saved { "saved" } else { "failed" };
-        self.recordings.get_or_create(&fixed("result", result)).inc();
+        self.recordings
+            .get_or_create(&fixed("result", result))
+            .inc();
     }
 
     /// A call log line ended as `result` (one of [`CALL_LOG_RESULTS`]).
