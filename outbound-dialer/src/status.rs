@@ -54,6 +54,14 @@ pub struct CampaignStatus {
     pub calls_per_minute: f64,
     /// Seconds until every number has an outcome at the current pace, when known.
     pub eta_seconds: Option<f64>,
+    /// Why the campaign rules hold new calls back now, when they do (the circuit breaker
+    /// is open, nothing is callable until a time, concurrency is lowered for the abandon
+    /// rate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_back: Option<String>,
+    /// Abandoned / live-answered calls of this run, in percent, once one was answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abandon_rate_pct: Option<f64>,
 }
 
 impl CampaignStatus {
@@ -68,6 +76,8 @@ impl CampaignStatus {
             outcomes: Outcome::ALL.iter().map(|o| (o.as_str(), 0)).collect(),
             calls_per_minute: 0.0,
             eta_seconds: None,
+            held_back: None,
+            abandon_rate_pct: None,
         }
     }
 

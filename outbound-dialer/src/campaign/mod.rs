@@ -271,6 +271,8 @@ impl Dialer {
             }),
             CallResult::Ended(end, _) => {
                 self.rules.ended(plan.attempt_id, &end);
+                let abandon = self.rules.abandon().total();
+                self.tally.set_abandon(abandon.live, abandon.abandoned);
                 self.tally.outcome(end.outcome);
                 if end.outcome == Outcome::Congestion {
                     self.pacer.congested().await;
@@ -582,7 +584,18 @@ async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), Campa
         // The breaker and the abandon rate may hold new calls back.
         // Calls count until their outcome is accounted (a freed slot may precede it).
         let unaccounted = u32::try_from(dialer.calls.len()).unwrap_or(u32::MAX);
-        match dialer.rules.start_gate(unaccounted) {
+        let gate = dialer.rules.start_gate(unaccounted);
+        dialer.tally.set_held_back(match &gate {
+            StartGate::Go => None,
+            StartGate::Concurrency(allowed) => Some(format!(
+                "abandon rate {:.1} % above the limit: at most {allowed} calls at once",
+                dialer.rules.abandon().total().rate() * 100.0
+            )),
+            StartGate::Breaker { until, reason } => {
+                Some(format!("{reason}; no new calls until {}", until.to_rfc3339()))
+            }
+        });
+        match gate {
             StartGate::Go => {}
             StartGate::Concurrency(_) | StartGate::Breaker { .. }
                 if control.current() != Request::Run => {}
@@ -630,6 +643,14 @@ async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), Campa
                 // Nothing to start now: wait for a call to end (it may need a retry), a
                 // retry to come due or a calling window to open.
                 let wake = dialer.rules.next_wake();
+                if let Some(at) = wake {
+                    dialer.tally.set_held_back(Some(format!(
+                        "nothing callable until {} ({} retries scheduled, {} numbers outside their calling window)",
+                        at.to_rfc3339(),
+                        dialer.rules.scheduled_retries(),
+                        dialer.rules.held()
+                    )));
+                }
                 if dialer.calls.is_empty() {
                     match wake {
                         None if dialer.not_sent.is_empty() => return Ok(()),
@@ -675,6 +696,8 @@ async fn status_of(
         status.outcomes.insert(outcome.as_str(), count);
     }
     status.calls_per_minute = tally.per_minute();
+    status.held_back = tally.held_back();
+    status.abandon_rate_pct = tally.abandon_rate_pct();
     status.eta_seconds = (status.calls_per_minute > 0.0)
         .then(|| (status.pending + status.active_calls) as f64 * 60.0 / status.calls_per_minute);
     Ok(status)

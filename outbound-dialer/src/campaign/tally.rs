@@ -13,6 +13,10 @@ const WINDOW: Duration = Duration::from_secs(60);
 #[derive(Debug, Default)]
 pub(super) struct Tally {
     ends: Mutex<VecDeque<Instant>>,
+    /// Why the campaign rules hold new calls back now (breaker, hours, abandon rate).
+    held_back: Mutex<Option<String>>,
+    /// The run's live-answered and abandoned calls.
+    abandon: Mutex<(u64, u64)>,
 }
 
 impl Tally {
@@ -28,6 +32,31 @@ impl Tally {
                 ends.pop_front();
             }
         }
+    }
+
+    /// Says why new calls are held back (`None`: they are not).
+    pub(super) fn set_held_back(&self, why: Option<String>) {
+        if let Ok(mut held_back) = self.held_back.lock() {
+            *held_back = why;
+        }
+    }
+
+    /// Why new calls are held back, if they are.
+    pub(super) fn held_back(&self) -> Option<String> {
+        self.held_back.lock().ok().and_then(|why| why.clone())
+    }
+
+    /// The run's abandon counts so far (live-answered, abandoned).
+    pub(super) fn set_abandon(&self, live: u64, abandoned: u64) {
+        if let Ok(mut counts) = self.abandon.lock() {
+            *counts = (live, abandoned);
+        }
+    }
+
+    /// The run's abandon rate in percent, once a call was answered live.
+    pub(super) fn abandon_rate_pct(&self) -> Option<f64> {
+        let (live, abandoned) = *self.abandon.lock().ok()?;
+        (live > 0).then(|| abandoned as f64 * 100.0 / live as f64)
     }
 
     /// Outcomes per minute over the last minute (or since the first, when sooner).
