@@ -29,7 +29,9 @@ use crate::rules::campaign::{CampaignRules, NumberVerdict, StartGate};
 use crate::rules::clock::{SystemClock, until};
 use crate::rules::dnc::DncList;
 use crate::status::{CampaignStatus, RunState};
-use crate::store::{Attempt, AttemptState, ImportSummary, PendingNumber, Store, StoreError};
+use crate::store::{
+    Attempt, AttemptState, DialerInfo, ImportSummary, PendingNumber, Store, StoreError,
+};
 
 /// How many pending numbers are read from the store at a time.
 const PENDING_BATCH: u32 = 256;
@@ -37,6 +39,10 @@ const PENDING_BATCH: u32 = 256;
 const NOT_SENT_RETRY: Duration = Duration::from_secs(1);
 /// How often the status is recomputed.
 const STATUS_EVERY: Duration = Duration::from_millis(500);
+/// With several dialers, how often one with nothing to dial looks again: numbers may come
+/// back from a stopped dialer, and the campaign ends only when every number has its
+/// outcome, whoever dials it.
+const SHARED_POLL: Duration = Duration::from_millis(500);
 
 /// Why a campaign could not run (what to fix is in the message).
 #[derive(Debug, thiserror::Error)]
@@ -106,8 +112,21 @@ fn source(config: &Config) -> Result<Source, NumbersError> {
     }
 }
 
-/// Imports the list unless the store has this very list already (a resumed run).
+/// Imports the list unless the store has this very list already (a resumed run, or
+/// another dialer of the campaign imported it: they take turns under the store's import
+/// lock).
 async fn import(
+    store: &Store,
+    source: &Source,
+    dnc: Option<&DncList>,
+) -> Result<(ImportSummary, u64), CampaignError> {
+    let lock = store.import_lock().await?;
+    let imported = import_unlocked(store, source, dnc).await;
+    lock.release().await;
+    imported
+}
+
+async fn import_unlocked(
     store: &Store,
     source: &Source,
     dnc: Option<&DncList>,
@@ -213,6 +232,11 @@ struct Dialer {
     downloads: JoinSet<()>,
     /// Campaign rules: DNC, hours, retries, abandon rate, breaker.
     rules: CampaignRules,
+    /// Numbers claimed at a time: with several dialers, about what this one can start
+    /// soon, so the others get the rest.
+    claim_batch: u32,
+    /// This dialer's Asterisk, as other dialers of the campaign know it.
+    asterisk: String,
 }
 
 impl Dialer {
@@ -296,7 +320,7 @@ impl Dialer {
                 // too many wait for their window already).
                 let mut next = self.rules.take_open();
                 if next.is_empty() && self.rules.may_claim() {
-                    next = self.store.next_pending(PENDING_BATCH).await?;
+                    next = self.store.claim(self.claim_batch).await?;
                     next.retain(|number| !self.rules.is_held(number.id.0));
                 }
                 self.pending = next.into();
@@ -305,10 +329,7 @@ impl Dialer {
                 return Ok(None);
             };
             // Right before the originate: the DNC list (re-read if it changed), the hours.
-            match self
-                .rules
-                .check_number(&number.number, &number.data)
-            {
+            match self.rules.check_number(&number.number, &number.data) {
                 NumberVerdict::Dial => {}
                 NumberVerdict::Later(open) => {
                     tracing::debug!(number = %number.number, opens = %open.to_rfc3339(), "outside its calling window");
@@ -349,6 +370,80 @@ impl Dialer {
 }
 
 impl Dialer {
+    /// Whether every number of the campaign has its outcome (every dialer's calls too).
+    async fn campaign_done(&self) -> Result<bool, CampaignError> {
+        let counts = self.store.counts().await?;
+        Ok(counts.pending == 0 && counts.in_progress == 0)
+    }
+
+    /// Picks up the unfinished attempts of dialers that are gone: an earlier run of this
+    /// store (SQLite, or a crashed process), or, with several dialers, one whose lease
+    /// ran out. A call on this dialer's Asterisk is adopted as after a crash (still up:
+    /// finished normally; gone: interrupted); one on an Asterisk no running dialer
+    /// reaches is recorded as interrupted; one whose Asterisk another running dialer has
+    /// is left to it.
+    async fn reconcile_orphans(&mut self, control: &RunControl) -> Result<(), CampaignError> {
+        let orphans = self.store.orphaned().await?;
+        if orphans.is_empty() {
+            return Ok(());
+        }
+        let live: Vec<String> = if self.store.is_shared() {
+            self.store
+                .live_dialers()
+                .await?
+                .into_iter()
+                .map(|dialer| asterisk_of(&dialer.asterisk))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for attempt in orphans {
+            let theirs = attempt.asterisk.as_deref().map(asterisk_of);
+            let here = theirs.as_deref().is_none_or(|url| url == self.asterisk);
+            if !here
+                && live
+                    .iter()
+                    .any(|url| Some(url.as_str()) == theirs.as_deref())
+            {
+                continue;
+            }
+            if !self.store.take_over(&attempt).await? {
+                // Another dialer took it first.
+                continue;
+            }
+            let plan = resumed(&attempt, &self.key);
+            let from = attempt.dialer.as_deref().unwrap_or("an earlier run");
+            if !here {
+                tracing::warn!(number = %plan.number, channel_id = %plan.ids.callee, dialer = from, asterisk = theirs.as_deref().unwrap_or(""), "a stopped dialer's call is on an Asterisk no running dialer reaches: recorded as interrupted");
+                let ending = crate::store::Ending {
+                    outcome: Outcome::Interrupted,
+                    cause: None,
+                    cause_text: None,
+                    message: Some(format!(
+                        "dialer {from} stopped during the call and no running dialer reaches its Asterisk {}",
+                        theirs.as_deref().unwrap_or("")
+                    )),
+                    ended_at: crate::store::unix_millis_now(),
+                };
+                self.store.finish(attempt.id, &ending).await?;
+                continue;
+            }
+            tracing::info!(number = %plan.number, channel_id = %plan.ids.callee, state = attempt.state.as_str(), dialer = from, "reconciling an attempt left by a stopped dialer");
+            if self.store.is_shared() {
+                follow(&self.connection, &plan.ids).await;
+            }
+            self.rules
+                .started(attempt.id.0, attempt.number_id.0, attempt.record.attempt);
+            let slot = tokio::select! {
+                slot = self.pacer.admit() => slot,
+                // The attempt stays this dialer's: the next run (or dialer) reconciles it.
+                () = control.stopped() => return Ok(()),
+            };
+            self.spawn(plan, slot);
+        }
+        Ok(())
+    }
+
     /// Stores an outcome for a number that must not be dialled (DNC): an attempt row
     /// that never reaches Asterisk.
     async fn never_dial(
@@ -428,12 +523,62 @@ pub async fn prepare(config: &Config) -> Result<Prepared, CampaignError> {
     let (imported, invalid_lines) =
         import(&store, &source, dnc.as_ref().map(|file| file.list())).await?;
     let connection = connect(config).await?;
+    store.register_dialer(&dialer_info(config)).await?;
+    if store.is_shared() {
+        tracing::info!(dialer = %store.dialer_id(), store = %store.path().display(), "dialing a shared campaign: numbers are claimed under a lease");
+    }
     Ok(Prepared {
         store,
         connection,
         imported,
         invalid_lines,
     })
+}
+
+/// What the store records about this dialer.
+fn dialer_info(config: &Config) -> DialerInfo {
+    DialerInfo {
+        app: config.app.clone(),
+        asterisk: asterisk_of(&config.ari.url),
+        max_cc: config.max_cc,
+        lease: config.lease,
+    }
+}
+
+/// An Asterisk as dialers of a campaign name it: its ARI base URL, without a trailing `/`.
+fn asterisk_of(url: &str) -> String {
+    url.trim_end_matches('/').to_owned()
+}
+
+/// Renews the dialer's lease (and its claims') three times per lease.
+async fn renew_leases(store: Store, lease: Duration) {
+    let mut ticker = tokio::time::interval(lease / 3);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(error) = store.renew().await {
+            tracing::warn!(error = %crate::app::error_chain(&error), "cannot renew the dialer's lease; other dialers take its numbers and calls when it runs out");
+        }
+    }
+}
+
+/// Subscribes this dialer's app to a taken-over call's channels and bridge: they are in
+/// another dialer's Stasis app, whose events would not reach this one.
+async fn follow(connection: &AppConnection, ids: &AttemptIds) {
+    use ari_client::model::operations::applications::Subscribe;
+    for source in [
+        format!("channel:{}", ids.callee),
+        format!("channel:{}", ids.target),
+        format!("bridge:{}", ids.bridge),
+    ] {
+        let subscribe = Subscribe::new(connection.app(), [source]);
+        // A part that does not exist (any more) has nothing to follow.
+        let _ = connection
+            .client()
+            .applications()
+            .subscribe(subscribe)
+            .await;
+    }
 }
 
 /// Dials a prepared campaign; see [`run`].
@@ -468,7 +613,14 @@ pub async fn run_prepared(
         pending: VecDeque::new(),
         downloads: JoinSet::new(),
         rules: CampaignRules::new(&config.rules, config.max_cc, Arc::new(SystemClock))?,
+        claim_batch: if store.is_shared() {
+            config.max_cc.clamp(1, PENDING_BATCH)
+        } else {
+            PENDING_BATCH
+        },
+        asterisk: asterisk_of(&config.ari.url),
     };
+    let renewer = tokio::spawn(renew_leases(store.clone(), config.lease));
     let reporter = tokio::spawn(publish_status(
         store.clone(),
         tally.clone(),
@@ -494,6 +646,11 @@ pub async fn run_prepared(
         }
     }
     reporter.abort();
+    renewer.abort();
+    // Unstarted claims go back to the other dialers at once.
+    if let Err(error) = store.retire().await {
+        tracing::warn!(error = %crate::app::error_chain(&error), "cannot release the dialer's claims; they return when its lease runs out");
+    }
     let abandon = dialer.rules.abandon().total();
     if abandon.live > 0 {
         tracing::info!(
@@ -514,7 +671,11 @@ pub async fn run_prepared(
     }
     outcome?;
     let state = RunState::Finished;
-    store.set_status(state).await?;
+    // A shared campaign is finished when every number has its outcome, whoever ends last.
+    let counts = store.counts().await?;
+    if !store.is_shared() || (counts.pending == 0 && counts.in_progress == 0) {
+        store.set_status(state).await?;
+    }
     let status = status_of(&store, &tally, 0, &config.campaign, state).await?;
     control.publish(status.clone());
     if let Some(path) = &config.report {
@@ -555,15 +716,8 @@ async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), Campa
         });
     }
     // What a crash left: adopt the calls still up, record the others as interrupted.
-    for attempt in dialer.store.unfinished().await? {
-        let plan = resumed(&attempt, &dialer.key);
-        tracing::info!(number = %plan.number, channel_id = %plan.ids.callee, state = attempt.state.as_str(), "reconciling an attempt left by an earlier run");
-        dialer
-            .rules
-            .started(attempt.id.0, attempt.number_id.0, attempt.record.attempt);
-        let slot = dialer.pacer.admit().await;
-        dialer.spawn(plan, slot);
-    }
+    dialer.reconcile_orphans(control).await?;
+    let mut orphans_checked = tokio::time::Instant::now();
     // The wake-up last announced while nothing was callable (said once each).
     let mut announced = None;
     loop {
@@ -572,6 +726,11 @@ async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), Campa
         }
         if !control.may_dial().await {
             return Ok(());
+        }
+        // With several dialers, a stopped one's calls are picked up once its lease is over.
+        if dialer.store.is_shared() && orphans_checked.elapsed() >= SHARED_POLL {
+            orphans_checked = tokio::time::Instant::now();
+            dialer.reconcile_orphans(control).await?;
         }
         // Retries that came due are pending again (and read again, in list order).
         let due = dialer.rules.due_retries();
@@ -653,7 +812,18 @@ async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), Campa
                 }
                 if dialer.calls.is_empty() {
                     match wake {
-                        None if dialer.not_sent.is_empty() => return Ok(()),
+                        None if dialer.not_sent.is_empty() => {
+                            if !dialer.store.is_shared() || dialer.campaign_done().await? {
+                                return Ok(());
+                            }
+                            // Others still dial, or a stopped dialer's numbers and calls
+                            // come back when its lease runs out.
+                            tokio::select! {
+                                () = tokio::time::sleep(SHARED_POLL) => {}
+                                () = control.stopped() => return Ok(()),
+                            }
+                            continue;
+                        }
                         None => continue,
                         Some(at) if announced != Some(at) => {
                             announced = Some(at);
@@ -692,15 +862,29 @@ async fn status_of(
     status.total = counts.total;
     status.pending = counts.pending;
     status.active_calls = active;
-    for (outcome, count) in counts.by_outcome {
-        status.outcomes.insert(outcome.as_str(), count);
+    for (outcome, count) in &counts.by_outcome {
+        status.outcomes.insert(outcome.as_str(), *count);
     }
     status.calls_per_minute = tally.per_minute();
     status.held_back = tally.held_back();
     status.abandon_rate_pct = tally.abandon_rate_pct();
+    if store.is_shared() {
+        // Every dialer's calls and pace, from the database.
+        status.active_calls = counts.in_progress;
+        status.calls_per_minute = shared_pace(&counts);
+    }
     status.eta_seconds = (status.calls_per_minute > 0.0)
         .then(|| (status.pending + status.active_calls) as f64 * 60.0 / status.calls_per_minute);
     Ok(status)
+}
+
+/// Attempts ended per minute over the last minute, by every dialer of the campaign.
+fn shared_pace(counts: &crate::store::Counts) -> f64 {
+    let Some(first) = counts.first_end_in_minute else {
+        return 0.0;
+    };
+    let span_ms = (crate::store::unix_millis_now() - first).clamp(5_000, 60_000);
+    counts.ended_last_minute as f64 * 60_000.0 / span_ms as f64
 }
 
 async fn publish_status(

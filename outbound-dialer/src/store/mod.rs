@@ -724,11 +724,7 @@ impl Store {
             pool.close().await;
             return Err(StoreError::NotAStore { path });
         }
-        let migrated = match mysql::migrator().await {
-            Ok(migrator) => migrator.run(&pool).await,
-            Err(error) => Err(error),
-        };
-        if let Err(error) = migrated {
+        if let Err(error) = mysql::migrate(&pool).await {
             pool.close().await;
             return Err(migrate_error(&path, error));
         }
@@ -754,8 +750,8 @@ impl Store {
         }
     }
 
-    /// The campaign row, and on SQLite the dialers of earlier runs marked gone (the lock
-    /// proves none of them runs).
+    /// The campaign row, and on SQLite the dialers of earlier runs marked gone and their
+    /// claims void (the lock proves none of them runs).
     async fn ready(&self) -> Result<(), StoreError> {
         if let Err(error) = self.claim_campaign().await {
             self.close().await;
@@ -768,7 +764,8 @@ impl Store {
                 .bind(now)
                 .bind(now)
                 .execute(writer)
-                .await;
+                .await
+                .map(drop);
             if let Err(source) = stopped {
                 self.close().await;
                 return Err(self.query_error("mark earlier dialers gone")(source));
@@ -1087,11 +1084,12 @@ impl Store {
         })
     }
 
-    /// Claims up to `limit` pending numbers nobody holds (unclaimed, or their claim's
-    /// lease ran out) for this dialer, in list order, in one short transaction: on MySQL
-    /// the rows other dialers are claiming at that moment are skipped (`FOR UPDATE SKIP
-    /// LOCKED`), never waited for. The claims last [`DialerInfo::lease`] unless
-    /// [`Store::renew`]ed.
+    /// Claims up to `limit` pending numbers no other running dialer holds (unclaimed, or
+    /// claimed by a dialer whose lease ran out or that stopped) for this dialer, in list
+    /// order, in one short transaction: on MySQL the rows other dialers are claiming at
+    /// that moment are skipped (`FOR UPDATE SKIP LOCKED`), never waited for. Numbers this
+    /// dialer claimed before and has not started come again. The claims hold while this
+    /// dialer's lease runs ([`DialerInfo::lease`], [`Store::renew`]).
     ///
     /// # Errors
     /// A failed query, or a stored number that is not valid.
@@ -1099,11 +1097,11 @@ impl Store {
         let action = "claim numbers";
         let error = self.query_error(action);
         let now = unix_millis_now();
-        let until = now.saturating_add(millis(self.me.lease()));
         on_backend!(self, w, _r, d => {
             let mut tx = w.begin_with(d::BEGIN_WRITE).await.map_err(&error)?;
             let select = format!("{}{}", sql::CLAIMABLE, d::LOCK_ROWS_SKIP_LOCKED);
             let rows = sqlx::query(&select)
+                .bind(self.dialer_id())
                 .bind(now)
                 .bind(i64::from(limit))
                 .fetch_all(&mut *tx)
@@ -1118,7 +1116,7 @@ impl Store {
                 update.push_str(if index == 0 { "?" } else { ", ?" });
             }
             update.push(')');
-            let mut query = sqlx::query(&update).bind(self.dialer_id()).bind(until);
+            let mut query = sqlx::query(&update).bind(self.dialer_id());
             let mut numbers = Vec::with_capacity(rows.len());
             for row in &rows {
                 let number = self.pending_number(row, action)?;
@@ -1176,57 +1174,41 @@ impl Store {
         Ok(())
     }
 
-    /// Renews this dialer's lease and its claims' leases, in one transaction.
+    /// Renews this dialer's lease, and with it every claim it holds: one row written,
+    /// none of the numbers' (their rows stay free for the claims and attempts of others).
     ///
     /// # Errors
     /// A failed write.
     pub async fn renew(&self) -> Result<(), StoreError> {
-        let action = "renew the dialer's lease";
-        let error = self.query_error(action);
         let until = unix_millis_now().saturating_add(millis(self.me.lease()));
-        on_backend!(self, w, _r, d => {
-            let mut tx = w.begin_with(d::BEGIN_WRITE).await.map_err(&error)?;
+        on_backend!(self, w, _r, _d => {
             sqlx::query(sql::RENEW_DIALER)
                 .bind(until)
                 .bind(self.dialer_id())
-                .execute(&mut *tx)
+                .execute(w)
                 .await
-                .map_err(&error)?;
-            sqlx::query(sql::RENEW_CLAIMS)
-                .bind(until)
-                .bind(self.dialer_id())
-                .execute(&mut *tx)
-                .await
-                .map_err(&error)?;
-            tx.commit().await.map_err(&error)
-        })
+                .map_err(self.query_error("renew the dialer's lease"))?;
+        });
+        Ok(())
     }
 
-    /// This dialer stops: its unstarted claims go back to the pool at once, and its row
-    /// says it stopped (its unfinished attempts, if any, are anyone's to reconcile).
+    /// This dialer stops: its row says so, which voids its unstarted claims at once (they
+    /// are anyone's), and its unfinished attempts, if any, are anyone's to reconcile.
     ///
     /// # Errors
     /// A failed write.
     pub async fn retire(&self) -> Result<(), StoreError> {
-        let action = "release the dialer's claims";
-        let error = self.query_error(action);
         let now = unix_millis_now();
-        on_backend!(self, w, _r, d => {
-            let mut tx = w.begin_with(d::BEGIN_WRITE).await.map_err(&error)?;
-            sqlx::query(sql::RELEASE_CLAIMS)
-                .bind(self.dialer_id())
-                .execute(&mut *tx)
-                .await
-                .map_err(&error)?;
+        on_backend!(self, w, _r, _d => {
             sqlx::query(sql::STOP_DIALER)
                 .bind(now - 1)
                 .bind(now)
                 .bind(self.dialer_id())
-                .execute(&mut *tx)
+                .execute(w)
                 .await
-                .map_err(&error)?;
-            tx.commit().await.map_err(&error)
-        })
+                .map_err(self.query_error("mark the dialer stopped"))?;
+        });
+        Ok(())
     }
 
     /// The dialers whose lease runs now (this one included once registered).

@@ -194,10 +194,37 @@ pub(super) async fn is_foreign(pool: &MySqlPool) -> Result<bool, sqlx::Error> {
     Ok(!tables.is_empty() && !tables.iter().any(|name| name == "_sqlx_migrations"))
 }
 
-/// The migrator that brings a database to the current schema (it takes MySQL's named
-/// lock, so dialers starting together migrate one after another).
-pub(super) async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {
+/// The migrator that brings a database to the current schema.
+async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {
     super::embedded::migrator(MIGRATIONS).await
+}
+
+/// Brings the database to the current schema under a named lock of our own: dialers starting together migrate one after another (sqlx's
+/// own lock let three of them apply version 1 at once), and the later ones find it done.
+pub(super) async fn migrate(pool: &MySqlPool) -> Result<(), sqlx::migrate::MigrateError> {
+    let migrator = migrator().await?;
+    let mut connection = pool.acquire().await?;
+    let got: Option<i64> =
+        sqlx::query("SELECT GET_LOCK(CONCAT('outbound-dialer-migrate:', DATABASE()), 120)")
+            .fetch_one(&mut *connection)
+            .await?
+            .try_get(0)?;
+    if got != Some(1) {
+        return Err(sqlx::migrate::MigrateError::Execute(sqlx::Error::Protocol(
+            "another dialer held the migration lock for 120 s".to_owned(),
+        )));
+    }
+    // Run on another connection of the pool: the lock is this session's, and holds for
+    // the others' sessions all the same.
+    let migrated = migrator.run(pool).await;
+    let released = sqlx::query("DO RELEASE_LOCK(CONCAT('outbound-dialer-migrate:', DATABASE()))")
+        .execute(&mut *connection)
+        .await;
+    if released.is_err() {
+        // A closed session frees its locks.
+        drop(connection.detach());
+    }
+    migrated
 }
 
 /// The import's lock: held on one connection (named locks belong to a session), so the

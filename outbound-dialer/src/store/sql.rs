@@ -29,28 +29,28 @@ pub(super) const INSERT_NUMBERS_ROW: &str = "(?, ?, ?)";
 
 pub(super) const NEXT_PENDING: &str =
     "SELECT id, number, data FROM numbers WHERE state = 'pending' ORDER BY id LIMIT ?";
-/// Pending numbers nobody holds (unclaimed, or their claim's lease ran out), in list
-/// order; followed by the backend's row-lock clause (`FOR UPDATE SKIP LOCKED` on MySQL:
-/// dialers claiming at once each get other rows, none waits).
+/// Pending numbers nobody holds (unclaimed, or claimed by the asking dialer, or by one
+/// whose lease ran out), in list order; followed by the backend's row-lock clause (`FOR
+/// UPDATE SKIP LOCKED` on MySQL: dialers claiming at once each get other rows, none
+/// waits). The subquery reads `dialers` without locking it.
 pub(super) const CLAIMABLE: &str = "SELECT id, number, data FROM numbers \
-     WHERE state = 'pending' AND (claimed_by IS NULL OR lease_until < ?) ORDER BY id LIMIT ?";
-/// Followed by `?` once per claimed row, comma separated, and `)`.
-pub(super) const CLAIM: &str =
-    "UPDATE numbers SET claimed_by = ?, lease_until = ? WHERE state = 'pending' AND id IN (";
-pub(super) const RENEW_CLAIMS: &str =
-    "UPDATE numbers SET lease_until = ? WHERE claimed_by = ? AND state = 'pending'";
-pub(super) const RELEASE_CLAIMS: &str = "UPDATE numbers SET claimed_by = NULL, lease_until = NULL \
-     WHERE claimed_by = ? AND state = 'pending'";
+     WHERE state = 'pending' AND (claimed_by IS NULL OR claimed_by = ? OR claimed_by NOT IN \
+     (SELECT id FROM dialers WHERE stopped_at IS NULL AND lease_until >= ?)) \
+     ORDER BY id LIMIT ?";
+/// Followed by `?` once per claimed row, comma separated, and `)`. By primary key only:
+/// the rows are this transaction's already.
+pub(super) const CLAIM: &str = "UPDATE numbers SET claimed_by = ? WHERE id IN (";
 /// Followed by the backend's row-lock clause: the number's row stays locked until the
 /// attempt is written, so two dialers cannot both start it.
 pub(super) const NUMBER_FOR_ATTEMPT: &str = "SELECT number, data, state, \
-     (SELECT COALESCE(MAX(attempt), 0) FROM attempts WHERE number_id = ?), claimed_by, lease_until \
+     (SELECT COALESCE(MAX(attempt), 0) FROM attempts WHERE number_id = ?), claimed_by, \
+     (SELECT lease_until FROM dialers WHERE id = numbers.claimed_by AND stopped_at IS NULL) \
      FROM numbers WHERE id = ?";
 pub(super) const INSERT_ATTEMPT: &str = "INSERT INTO attempts (number_id, attempt, channel_id, state, originated_at, dialer, asterisk) \
      VALUES (?, ?, ?, 'dialing', ?, ?, ?)";
-pub(super) const SET_NUMBER_DIALING: &str = "UPDATE numbers SET state = 'dialing', claimed_by = ?, lease_until = NULL \
+pub(super) const SET_NUMBER_DIALING: &str = "UPDATE numbers SET state = 'dialing', claimed_by = ? \
      WHERE id = ? AND state = 'pending'";
-pub(super) const REQUEUE: &str = "UPDATE numbers SET state = 'pending', claimed_by = NULL, lease_until = NULL \
+pub(super) const REQUEUE: &str = "UPDATE numbers SET state = 'pending', claimed_by = NULL \
      WHERE id = ? AND state = 'done'";
 pub(super) const NUMBER_EXISTS: &str = "SELECT 1 FROM numbers WHERE id = ?";
 /// An attempt that never reached Asterisk is taken back: its number is pending again.
@@ -93,7 +93,8 @@ pub(super) const RENEW_DIALER: &str =
     "UPDATE dialers SET lease_until = ? WHERE id = ? AND stopped_at IS NULL";
 pub(super) const STOP_DIALER: &str =
     "UPDATE dialers SET lease_until = ?, stopped_at = ? WHERE id = ?";
-/// Every dialer is gone: run when SQLite's lock proves no other process has the file.
+/// Every dialer is gone (and so are their claims): run when SQLite's lock proves no other
+/// process has the file.
 pub(super) const STOP_ALL_DIALERS: &str = "UPDATE dialers SET lease_until = ?, stopped_at = COALESCE(stopped_at, ?) WHERE lease_until >= ? OR stopped_at IS NULL";
 /// The dialers alive now (their lease runs), with their Asterisk.
 pub(super) const LIVE_DIALERS: &str = "SELECT id, app, asterisk, host, pid, max_cc, lease_until FROM dialers \

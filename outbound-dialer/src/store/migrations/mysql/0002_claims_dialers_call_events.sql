@@ -2,7 +2,7 @@
 -- ../sqlite/0002_claims_dialers_call_events.sql (claims with leases, the dialers'
 -- registry, the per-call event log); comments there.
 
-ALTER TABLE numbers ADD COLUMN claimed_by VARCHAR(100), ADD COLUMN lease_until BIGINT;
+ALTER TABLE numbers ADD COLUMN claimed_by VARCHAR(100);
 CREATE INDEX numbers_claimed_by ON numbers (claimed_by);
 
 ALTER TABLE attempts ADD COLUMN dialer VARCHAR(100), ADD COLUMN asterisk VARCHAR(255);

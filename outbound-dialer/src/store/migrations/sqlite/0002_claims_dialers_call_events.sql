@@ -2,11 +2,10 @@
 -- the dialers' registry, the per-call event log. A MySQL twin of this file differs only in
 -- column types.
 
--- A pending number claimed by a dialer (`claimed_by`, a `dialers.id`) until
--- `lease_until` (Unix ms); an expired claim is anyone's again. A started attempt keeps its
--- dialer in `attempts.dialer` instead.
+-- A pending number claimed by a dialer (`claimed_by`, a `dialers.id`): the claim holds
+-- while that dialer's lease runs (`dialers.lease_until`, which it renews); after that the
+-- number is anyone's again. A started attempt keeps its dialer in `attempts.dialer`.
 ALTER TABLE numbers ADD COLUMN claimed_by TEXT;
-ALTER TABLE numbers ADD COLUMN lease_until INTEGER;
 CREATE INDEX numbers_claimed_by ON numbers (claimed_by);
 
 -- Which dialer runs the attempt and through which Asterisk (its ARI URL): when that
