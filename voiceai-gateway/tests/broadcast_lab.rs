@@ -185,6 +185,7 @@ async fn twenty_broadcast_calls_spread_over_two_gateways_each_taken_once() {
     let (b_gateway, b) = gateway(lab, &names.app("b"), &bot, 12).await;
 
     let numbers: Vec<String> = (0..20).map(|i| format!("8101{i:02}")).collect();
+    let placed = std::time::Instant::now();
     let mut callers_sipp = Vec::new();
     for number in &numbers {
         callers_sipp.push(broadcast_call(&names, number));
@@ -195,6 +196,12 @@ async fn twenty_broadcast_calls_spread_over_two_gateways_each_taken_once() {
     assert!(
         each.iter().all(|held| held.len() >= 8),
         "20 calls over two gateways of 12 each: {each:?}"
+    );
+    eprintln!(
+        "broadcast: 20 calls held {:?} after the first was placed: A {}, B {}",
+        placed.elapsed(),
+        each[0].len(),
+        each[1].len()
     );
 
     // Every call reached the bot, with the caller's audio.
@@ -367,10 +374,15 @@ async fn a_killed_gateway_s_calls_end_and_the_survivor_takes_every_new_call() {
 
     let (b_gateway, b) = gateway(lab, &names.app("b"), &bot, 5).await;
     a_gateway.kill().expect("kill -9 the gateway A");
+    let killed = std::time::Instant::now();
     // Nobody renews their lease any more: Asterisk hangs the callers up (SIPp gets BYE).
     for (i, sipp) in doomed.into_iter().enumerate() {
         ended_by_asterisk(sipp, LEASE_ENDS, &format!("A's call #{i} after kill -9")).await;
     }
+    eprintln!(
+        "broadcast: the killed gateway's calls ended {:?} after kill -9 (lease {LEASE})",
+        killed.elapsed()
+    );
 
     // Every new call goes to the survivor.
     let mut survivors = Vec::new();
