@@ -5,8 +5,8 @@
 //! shows which server a call is on.
 //!
 //! - a SIPp call to each registration's app: each call runs on its own server (the
-//!   `server` field of `/api/calls/active` and of `/ws/monitor`'s `call_started`), both
-//!   reach the bot;
+//!   `server` field of `/api/calls/active` and of `/ws/monitor`'s `call_started` and
+//!   `call_ended`), both reach the bot;
 //! - per-server credentials: with the shared password wrong, the registration carrying
 //!   its own (`http://USER:PASSWORD@...`) connects and takes calls while the other keeps
 //!   retrying; the password is never printed.
@@ -159,6 +159,12 @@ async fn each_registration_takes_its_own_calls_and_the_api_shows_the_server() {
         let _ = http
             .post_json(&format!("/api/calls/{id}/disconnect"), &Value::Null)
             .await;
+        let mut seen = monitor
+            .wait_for(WAIT, |m| m["type"] == "call_ended" && m["callId"] == id)
+            .await
+            .expect("call_ended on /ws/monitor");
+        let ended = seen.pop().unwrap_or_default();
+        assert_eq!(ended["server"], call["server"], "{ended}");
     }
 }
 

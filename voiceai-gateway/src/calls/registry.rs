@@ -767,6 +767,8 @@ impl CallEntry {
             recording: Option<&'a str>,
             #[serde(skip_serializing_if = "Option::is_none")]
             recording_error: Option<&'a str>,
+            // The Asterisk server the call was on (several `--ari-url`).
+            server: &'a str,
         }
         self.events().publish(
             EventKind::CallEnded,
@@ -778,6 +780,7 @@ impl CallEntry {
                 duration: ended.duration,
                 recording: ended.recording.as_deref(),
                 recording_error: ended.recording_error.as_deref(),
+                server: &ended.server,
             },
         );
     }
