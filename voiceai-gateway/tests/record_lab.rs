@@ -237,6 +237,11 @@ async fn stored_on_asterisk(lab: &Lab, name: &str) -> bool {
 fn check_log_line(line: &Value, ended: &Ended, caller: &str) {
     assert_eq!(line["callId"], ended.call_id.as_str(), "{line}");
     assert_eq!(line["channelId"], ended.channel_id.as_str(), "{line}");
+    assert_eq!(line["server"], ended.call["server"], "{line}");
+    assert!(
+        line["server"].as_str().is_some_and(|s| !s.is_empty()),
+        "{line}"
+    );
     assert_eq!(line["callerNumber"], caller, "{line}");
     assert_eq!(line["calledNumber"], "8000", "{line}");
     assert_eq!(line["direction"], "inbound", "{line}");
