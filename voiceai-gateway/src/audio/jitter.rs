@@ -55,8 +55,7 @@ pub enum Output<M> {
 
 #[derive(Debug)]
 enum Entry<M> {
-    /// A frame, and when its audio was pushed (when the caller said).
-    Frame(Bytes, Option<Instant>),
+    Frame(Bytes),
     Mark(M),
 }
 
@@ -75,8 +74,11 @@ pub struct Playout<M> {
     dropped: u64,
     /// The due time of the last frame released.
     last_due: Option<Instant>,
-    /// When the audio being pushed arrived ([`Playout::push_audio_at`]).
-    pushing_at: Option<Instant>,
+    /// When the front frame arrived, if it was pushed into a queue without frames
+    /// ([`Playout::push_audio_at`]). Only such a frame can arrive after its slot: one
+    /// queued behind others is due after them. Kept for it alone, not per frame, so the
+    /// queue's entries stay as small as they were.
+    front_arrival: Option<Instant>,
 }
 
 impl<M> Playout<M> {
@@ -92,7 +94,7 @@ impl<M> Playout<M> {
             max_frames: DEFAULT_MAX_FRAMES,
             dropped: 0,
             last_due: None,
-            pushing_at: None,
+            front_arrival: None,
         }
     }
 
@@ -129,9 +131,11 @@ impl<M> Playout<M> {
     /// [`push_audio`](Self::push_audio) of audio that arrived at `at`: no frame it
     /// completes is due before then ([`Playout::last_due`]).
     pub fn push_audio_at(&mut self, audio: &[u8], at: Instant) {
-        self.pushing_at = Some(at);
+        let had_frames = self.frames > 0;
         self.push_audio(audio);
-        self.pushing_at = None;
+        if !had_frames && self.frames > 0 {
+            self.front_arrival = Some(at);
+        }
     }
 
     /// Queues a mark after all the audio pushed so far; a partial last frame is completed
@@ -149,7 +153,7 @@ impl<M> Playout<M> {
                 self.dropped += 1;
                 continue;
             }
-            self.queue.push_back(Entry::Frame(frame, self.pushing_at));
+            self.queue.push_back(Entry::Frame(frame));
             self.frames += 1;
         }
     }
@@ -167,6 +171,7 @@ impl<M> Playout<M> {
         self.frames = 0;
         self.marks = 0;
         self.next_due = None;
+        self.front_arrival = None;
         marks
     }
 
@@ -225,7 +230,7 @@ impl<M> Playout<M> {
                 }
                 _ => None,
             },
-            Some(Entry::Frame(..)) => {
+            Some(Entry::Frame(_)) => {
                 let spurt_start = match self.next_due {
                     None => {
                         self.next_due = Some(now);
@@ -241,13 +246,13 @@ impl<M> Playout<M> {
                         false
                     }
                 };
-                let Some(Entry::Frame(audio, pushed_at)) = self.queue.pop_front() else {
+                let Some(Entry::Frame(audio)) = self.queue.pop_front() else {
                     return None;
                 };
                 self.frames -= 1;
                 // Its slot, or when it arrived if that is later: a frame the backend sent
                 // late is due on arrival, not at the slot it missed.
-                self.last_due = self.next_due.max(pushed_at);
+                self.last_due = self.next_due.max(self.front_arrival.take());
                 self.next_due = self.next_due.map(|due| due + FRAME_DURATION);
                 Some(Output::Frame { audio, spurt_start })
             }
@@ -264,7 +269,7 @@ impl<M> Playout<M> {
     pub fn deadline(&self) -> Option<Instant> {
         match self.queue.front() {
             Some(Entry::Mark(_)) => Some(Instant::now()),
-            Some(Entry::Frame(..)) => Some(self.next_due.unwrap_or_else(Instant::now)),
+            Some(Entry::Frame(_)) => Some(self.next_due.unwrap_or_else(Instant::now)),
             None => self.next_due.map(|due| due + self.catch_up_window()),
         }
     }
@@ -291,7 +296,7 @@ impl<M> Playout<M> {
             }
             let wake = match (self.queue.front(), self.next_due) {
                 // A paced frame: wake ahead of it (and release it above).
-                (Some(Entry::Frame(..)), Some(due)) => {
+                (Some(Entry::Frame(_)), Some(due)) => {
                     Some(due.checked_sub(TIMER_SLACK).unwrap_or(due))
                 }
                 // The end of a spurt (or nothing to do): no need to be early.
@@ -308,7 +313,7 @@ impl<M> Playout<M> {
     /// released as at its due time (the grid does not move).
     fn poll_paced_early(&mut self, now: Instant) -> Option<Output<M>> {
         match (self.queue.front(), self.next_due) {
-            (Some(Entry::Frame(..)), Some(due)) if due > now && due <= now + TIMER_SLACK => {
+            (Some(Entry::Frame(_)), Some(due)) if due > now && due <= now + TIMER_SLACK => {
                 self.poll(due)
             }
             _ => None,
