@@ -8,8 +8,9 @@ use ari_client::model::models::HangupReason;
 use ari_client::model::operations::channels::Originate;
 use ari_client::{AppConnection, ChannelHandle, Delivery, StreamEnd, WaitFailure};
 
-use super::{CallEnd, CallPlan, CallSettings, now_ms};
+use super::{AttemptLog, CallEnd, CallPlan, CallSettings, now_ms};
 use crate::outcome::{Outcome, cause_text};
+use crate::store::CallEventKind;
 
 /// Past the ring time, how long Asterisk may take to report the end.
 const END_GRACE: Duration = Duration::from_secs(15);
@@ -59,6 +60,7 @@ pub(super) async fn dial(
     connection: &AppConnection,
     settings: &CallSettings,
     plan: &CallPlan,
+    log: &dyn AttemptLog,
 ) -> Dialled {
     let callee = if plan.stage == super::Stage::Dialing {
         match adopt(connection, plan).await {
@@ -69,7 +71,10 @@ pub(super) async fn dial(
         }
     } else {
         match connection.originate(originate(settings, plan)).await {
-            Ok(handle) => handle,
+            Ok(handle) => {
+                note(log, plan, CallEventKind::Originated).await;
+                handle
+            }
             Err(error) if error.delivery() == Delivery::NotSent => {
                 tracing::warn!(error = %error.chain(), "originate not sent; the attempt will be sent again");
                 return Dialled::NotSent;
@@ -107,7 +112,14 @@ pub(super) async fn dial(
             }
         }
     };
-    wait_for_answer(callee, settings.call_timeout + END_GRACE).await
+    wait_for_answer(callee, settings.call_timeout + END_GRACE, log, plan).await
+}
+
+/// Adds a state change to the call's event log; a failure is logged, the call goes on.
+async fn note(log: &dyn AttemptLog, plan: &CallPlan, kind: CallEventKind) {
+    if let Err(error) = log.event(plan.attempt_id, kind, now_ms()).await {
+        tracing::warn!(%error, event = kind.as_str(), "cannot store a call event");
+    }
 }
 
 /// What a channel found by id (after a restart or an uncertain originate) is.
@@ -146,12 +158,35 @@ async fn adopt(connection: &AppConnection, plan: &CallPlan) -> Adopted {
     }
 }
 
-async fn wait_for_answer(mut callee: ChannelHandle, within: Duration) -> Dialled {
-    let waited = callee
-        .events
-        .within(within)
-        .wait_until(|event| matches!(event, Event::StasisStart(_) | Event::ChannelDestroyed(_)))
-        .await;
+async fn wait_for_answer(
+    mut callee: ChannelHandle,
+    within: Duration,
+    log: &dyn AttemptLog,
+    plan: &CallPlan,
+) -> Dialled {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut rang = false;
+    let waited = loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let waited = callee
+            .events
+            .within(left)
+            .wait_until(|event| match event {
+                Event::StasisStart(_) | Event::ChannelDestroyed(_) => true,
+                Event::ChannelStateChange(change) => {
+                    !rang
+                        && change.channel.state == ari_client::model::models::ChannelState::Ringing
+                }
+                _ => false,
+            })
+            .await;
+        if matches!(&waited, Ok(event) if matches!(event.as_ref(), Event::ChannelStateChange(_))) {
+            rang = true;
+            note(log, plan, CallEventKind::Ringing).await;
+            continue;
+        }
+        break waited;
+    };
     match waited {
         Ok(event) => match event.as_ref() {
             Event::ChannelDestroyed(destroyed) => {
@@ -181,7 +216,7 @@ async fn wait_for_answer(mut callee: ChannelHandle, within: Duration) -> Dialled
                 Ok(channel) if channel.state == ari_client::model::models::ChannelState::Up => {
                     Dialled::Answered(callee, now_ms())
                 }
-                Ok(_) => Box::pin(wait_for_answer(callee, within)).await,
+                Ok(_) => Box::pin(wait_for_answer(callee, within, log, plan)).await,
                 Err(_) => Dialled::Ended(ended(
                     Outcome::Error,
                     None,

@@ -145,6 +145,17 @@ pub trait AttemptLog: Send + Sync {
         attempt_id: i64,
         file: &'a str,
     ) -> BoxFuture<'a, Result<(), LogError>>;
+    /// A state change that only the call's event log keeps (`originated`, `ringing`);
+    /// the call goes on whether it is stored or not.
+    fn event(
+        &self,
+        attempt_id: i64,
+        kind: crate::store::CallEventKind,
+        at: UnixMillis,
+    ) -> BoxFuture<'_, Result<(), LogError>> {
+        let _ = (attempt_id, kind, at);
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Now, as the store keeps time.
@@ -174,7 +185,8 @@ pub async fn run(
     );
     async move {
         let answered = match plan.stage {
-            Stage::New | Stage::Dialing => match dial::dial(connection, settings, &plan).await {
+            Stage::New | Stage::Dialing => match dial::dial(connection, settings, &plan, log).await
+            {
                 dial::Dialled::Answered(mut callee, at) => {
                     if let Err(error) = log.answered(plan.attempt_id, at).await {
                         // Nothing may run that the store does not know of.

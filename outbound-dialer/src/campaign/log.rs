@@ -73,6 +73,21 @@ impl AttemptLog for StoreLog {
         .boxed()
     }
 
+    fn event(
+        &self,
+        attempt_id: i64,
+        kind: crate::store::CallEventKind,
+        at: UnixMillis,
+    ) -> BoxFuture<'_, Result<(), LogError>> {
+        async move {
+            self.store
+                .event(AttemptId(attempt_id), kind, at, None)
+                .await
+                .map_err(failed)
+        }
+        .boxed()
+    }
+
     fn recording_saved<'a>(
         &'a self,
         attempt_id: i64,
