@@ -224,6 +224,15 @@ fn open_call_data(
     };
     let log = crate::call_log::CallLog::open_counted(path, Some(calls.metrics().clone()))?;
     calls.set_call_log(log.clone());
+    // SIGHUP reopens the file, as logrotate expects of a daemon (`postrotate`).
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup()).map_err(AppError::Signals)?;
+    let reopened = log.clone();
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            reopened.reopen().await;
+        }
+    });
     Ok(Some(log))
 }
 

@@ -93,6 +93,7 @@ impl CallLogStats {
 enum Message {
     Call(Box<CallRecord>),
     Sync(oneshot::Sender<()>),
+    Reopen,
 }
 
 /// The call log's sending side; cheap to clone.
@@ -109,6 +110,7 @@ impl std::fmt::Debug for Message {
         f.write_str(match self {
             Message::Call(_) => "Call",
             Message::Sync(_) => "Sync",
+            Message::Reopen => "Reopen",
         })
     }
 }
@@ -192,6 +194,13 @@ impl CallLog {
         }
     }
 
+    /// Opens the file again by its path (after logrotate moved it away: the gateway does
+    /// this on SIGHUP); lines queued before go to the old file. When it cannot be opened,
+    /// the old file is kept (and a warning logged).
+    pub async fn reopen(&self) {
+        let _ = self.sender.send(Message::Reopen).await;
+    }
+
     /// Waits until every line queued before this call has been written (or has failed).
     pub async fn sync(&self) {
         let (done, wait) = oneshot::channel();
@@ -221,6 +230,20 @@ impl Writer {
                 Message::Sync(done) => {
                     let _ = done.send(());
                 }
+                Message::Reopen => self.reopen(),
+            }
+        }
+    }
+
+    fn reopen(&mut self) {
+        match OpenOptions::new().append(true).create(true).open(&*self.path) {
+            Ok(file) => {
+                self.file = file;
+                self.torn = false;
+                tracing::info!(file = %self.path.display(), "call log reopened");
+            }
+            Err(error) => {
+                tracing::warn!(%error, file = %self.path.display(), "cannot reopen the call log: still writing to the old file");
             }
         }
     }
@@ -281,6 +304,8 @@ pub fn url_for_log(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
+
     use crate::calls::registry::tests::new_call;
     use crate::calls::{CallStats, Calls};
     use crate::events::EventBus;
@@ -443,6 +468,26 @@ mod tests {
             text.contains("voiceai_call_log_lines_total{result=\"failed\"} 4"),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn reopening_after_a_rotation_writes_to_a_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calls.jsonl");
+        let rotated = dir.path().join("calls.jsonl.1");
+        let log = CallLog::open(&path).unwrap();
+        log.log(record("CA1"));
+        log.sync().await;
+        std::fs::rename(&path, &rotated).unwrap();
+        log.log(record("CA2"));
+        log.reopen().await;
+        log.log(record("CA3"));
+        log.sync().await;
+        let ids = |path: &Path| -> Vec<Value> {
+            lines(path).iter().map(|l| l["callId"].clone()).collect()
+        };
+        assert_eq!(ids(&rotated), ["CA1", "CA2"]);
+        assert_eq!(ids(&path), ["CA3"]);
     }
 
     #[test]

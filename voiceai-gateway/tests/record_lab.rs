@@ -11,6 +11,7 @@
 //! - a download that fails (the directory vanished) loses nothing else: the call's record,
 //!   its `call_ended` and its log line say why, and the recording stays on Asterisk;
 //! - `/metrics` counts recordings saved and failed, and call log lines written;
+//! - SIGHUP reopens the call log (logrotate's `postrotate`);
 //! - a call the SIGTERM drain hangs up (`shutdown`) is saved and logged before the gateway
 //!   exits;
 //! - a recordings directory or call log that cannot be written stops the gateway at
@@ -416,6 +417,17 @@ async fn calls_are_recorded_downloaded_and_logged_one_line_each() {
         );
     }
 
+    // logrotate moves the log away and sends SIGHUP: the next line starts a new file.
+    let rotated = dir.path().join("calls.jsonl.1");
+    std::fs::rename(&call_log, &rotated).unwrap();
+    let from = rig.gateway.line_count();
+    rig.gateway.sighup().unwrap();
+    rig.gateway
+        .wait_for_line_from(from, "call log reopened", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&call_log).unwrap(), b"", "a new, empty file");
+
     // A call the shutdown hangs up is saved and logged before the gateway exits.
     std::fs::create_dir(&recordings).unwrap();
     let live = rig.answer("815550104", Duration::from_secs(1)).await;
@@ -424,9 +436,14 @@ async fn calls_are_recorded_downloaded_and_logged_one_line_each() {
     assert!(status.success(), "the gateway exited {status}");
     let sipp = live.sipp.wait(WAIT).await.unwrap();
     assert!(sipp.success(), "SIPp exited {sipp}");
+    assert_eq!(
+        log_lines(&rotated).len(),
+        3,
+        "the rotated file keeps its lines"
+    );
     let lines = log_lines(&call_log);
-    assert_eq!(lines.len(), 4, "{lines:?}");
-    let last = &lines[3];
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let last = &lines[0];
     assert_eq!(last["callId"], live.call_id.as_str(), "{last}");
     assert_eq!(last["endReason"], "shutdown", "{last}");
     let file = last["recording"]

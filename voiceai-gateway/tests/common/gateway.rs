@@ -231,6 +231,14 @@ impl Gateway {
         self.signal(rustix::process::Signal::INT)
     }
 
+    /// Sends SIGHUP to this process (by its own pid): the gateway reopens its call log.
+    ///
+    /// # Errors
+    /// When the signal cannot be sent.
+    pub fn sighup(&self) -> Result<(), String> {
+        self.signal(rustix::process::Signal::HUP)
+    }
+
     fn signal(&self, signal: rustix::process::Signal) -> Result<(), String> {
         let pid = i32::try_from(self.pid)
             .ok()
