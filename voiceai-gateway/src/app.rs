@@ -122,6 +122,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> Result<(), AppErr
         })?;
     let calls = Calls::new(EventBus::default(), config.calls.ended_calls_kept);
     let call_log = open_call_data(&config, &calls)?;
+    let hangups = watch_hangups(call_log.clone())?;
     let hangup_all = CancellationToken::new();
     let policy = CallPolicy {
         account_sid: config.twilio.account_sid.clone(),
@@ -205,6 +206,7 @@ pub async fn serve(config: Config, stop: CancellationToken) -> Result<(), AppErr
         Ok(Err(error)) => tracing::warn!(%error, "API server ended with an error"),
         Err(error) => tracing::warn!(%error, "API server task failed"),
     }
+    hangups.abort();
     tracing::info!("stopped");
     Ok(())
 }
@@ -224,15 +226,6 @@ fn open_call_data(
     };
     let log = crate::call_log::CallLog::open_counted(path, Some(calls.metrics().clone()))?;
     calls.set_call_log(log.clone());
-    // SIGHUP reopens the file, as logrotate expects of a daemon (`postrotate`).
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangups = signal(SignalKind::hangup()).map_err(AppError::Signals)?;
-    let reopened = log.clone();
-    tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
-            reopened.reopen().await;
-        }
-    });
     Ok(Some(log))
 }
 
@@ -261,6 +254,23 @@ async fn announce_readiness(gateway: Gateway, app: String, listen: SocketAddr, a
             return;
         }
     }
+}
+
+/// SIGHUP reopens the call log, as logrotate expects of a daemon (`postrotate`); without
+/// a call log it is ignored (its default would kill the gateway without a drain).
+fn watch_hangups(
+    call_log: Option<crate::call_log::CallLog>,
+) -> Result<tokio::task::JoinHandle<()>, AppError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup()).map_err(AppError::Signals)?;
+    Ok(tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match &call_log {
+                Some(log) => log.reopen().await,
+                None => tracing::info!("SIGHUP: no call log to reopen"),
+            }
+        }
+    }))
 }
 
 fn watch_signals(stop: CancellationToken) -> Result<tokio::task::JoinHandle<()>, AppError> {

@@ -11,7 +11,7 @@
 //! - a download that fails (the directory vanished) loses nothing else: the call's record,
 //!   its `call_ended` and its log line say why, and the recording stays on Asterisk;
 //! - `/metrics` counts recordings saved and failed, and call log lines written;
-//! - SIGHUP reopens the call log (logrotate's `postrotate`);
+//! - SIGHUP reopens the call log (logrotate's `postrotate`), and is ignored without one;
 //! - a call the SIGTERM drain hangs up (`shutdown`) is saved and logged before the gateway
 //!   exits;
 //! - a recordings directory or call log that cannot be written stops the gateway at
@@ -519,4 +519,13 @@ async fn an_unwritable_recordings_dir_or_call_log_stops_the_gateway_at_startup()
     );
     gateway.wait_ready(Duration::from_secs(30)).await.unwrap();
     assert!(!unused.exists());
+    // SIGHUP without a call log changes nothing (its default would kill the gateway).
+    let from = gateway.line_count();
+    gateway.sighup().unwrap();
+    gateway
+        .wait_for_line_from(from, "no call log to reopen", WAIT)
+        .await
+        .unwrap();
+    let health = Http::new(&gateway.base_url()).get("/health").await.unwrap();
+    assert_eq!(health.status, 200, "{}", health.text);
 }
