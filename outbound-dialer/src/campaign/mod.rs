@@ -620,6 +620,9 @@ pub async fn run_prepared(
         },
         asterisk: asterisk_of(&config.ari.url),
     };
+    replay_abandons(&store, &mut dialer.rules).await?;
+    let abandon = dialer.rules.abandon().total();
+    tally.set_abandon(abandon.live, abandon.abandoned);
     let renewer = tokio::spawn(renew_leases(store.clone(), config.lease));
     let reporter = tokio::spawn(publish_status(
         store.clone(),
@@ -750,9 +753,10 @@ async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), Campa
                 "abandon rate {:.1} % above the limit: at most {allowed} calls at once",
                 dialer.rules.abandon().total().rate() * 100.0
             )),
-            StartGate::Breaker { until, reason } => {
-                Some(format!("{reason}; no new calls until {}", until.to_rfc3339()))
-            }
+            StartGate::Breaker { until, reason } => Some(format!(
+                "{reason}; no new calls until {}",
+                until.to_rfc3339()
+            )),
         });
         match gate {
             StartGate::Go => {}
@@ -907,6 +911,20 @@ async fn publish_status(
             Err(error) => tracing::warn!(%error, "cannot read the campaign's counts"),
         }
     }
+}
+
+/// Feeds the rules the outcomes earlier runs stored, so the abandon rate is the
+/// campaign's (one pass over the attempts; nothing to read on a new campaign).
+async fn replay_abandons(store: &Store, rules: &mut CampaignRules) -> Result<(), StoreError> {
+    use futures::StreamExt as _;
+    let mut attempts = Box::pin(store.attempts());
+    while let Some(record) = attempts.next().await {
+        let record = record?;
+        if let (Some(outcome), Some(ended_at)) = (record.outcome, record.ended_at) {
+            rules.replay(outcome, ended_at);
+        }
+    }
+    Ok(())
 }
 
 /// Writes the per-attempt report from the store.

@@ -283,6 +283,18 @@ impl CampaignRules {
         retry.into_iter().chain(window).min()
     }
 
+    /// Takes in an attempt a past run stored (a resumed campaign): the abandon rate is the
+    /// campaign's, not the run's. `answered` counts as connected and `target_failed` as
+    /// abandoned (the stored times cannot tell a late connection after AMD).
+    pub fn replay(&mut self, outcome: Outcome, ended_at: i64) {
+        let call = match outcome {
+            Outcome::Answered => LiveCall::Connected,
+            Outcome::TargetFailed => LiveCall::Abandoned,
+            _ => return,
+        };
+        self.abandon.record(call, from_unix_millis(ended_at));
+    }
+
     /// The abandon counts, for the summary.
     pub fn abandon(&self) -> &AbandonControl {
         &self.abandon
@@ -408,6 +420,26 @@ mod tests {
         assert!(matches!(rules.start_gate(0), StartGate::Breaker { .. }));
         assert!(rules.announce_trip());
         assert!(!rules.announce_trip(), "said once per trip");
+    }
+
+    #[test]
+    fn a_resumed_campaign_counts_its_stored_calls() {
+        let clock = Arc::new(FakeClock::at_rfc3339("2026-03-02T12:00:00Z"));
+        let mut rules = rules(&clock, |_| {});
+        let at = parse_utc("2026-03-01T12:00:00Z").timestamp_millis();
+        for outcome in [
+            Outcome::Answered,
+            Outcome::Busy,
+            Outcome::TargetFailed,
+            Outcome::Machine,
+        ] {
+            rules.replay(outcome, at);
+        }
+        assert_eq!(rules.abandon().total().live, 2);
+        assert_eq!(rules.abandon().total().abandoned, 1);
+        assert_eq!(rules.abandon().per_day().len(), 1);
+        // 50 % is over 3 %: the run starts with fewer calls.
+        assert!(matches!(rules.start_gate(3), StartGate::Concurrency(_)));
     }
 
     #[test]
