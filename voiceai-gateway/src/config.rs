@@ -286,8 +286,8 @@ pub struct Args {
     /// startup when --record is on).
     #[arg(long, env = "VOICEAI_RECORDINGS_DIR", default_value = "./recordings")]
     pub recordings_dir: PathBuf,
-    /// File each ended call's summary is appended to, one JSON object a line; unset: no
-    /// call log.
+    /// File each ended call's summary is appended to, one JSON object a line (SIGHUP
+    /// reopens it, for logrotate); unset: no call log.
     #[arg(long, env = "VOICEAI_CALL_LOG")]
     pub call_log: Option<PathBuf>,
     /// Log level: error, warn, info, debug or trace (seed: LOG_LEVEL); RUST_LOG, when set,
