@@ -59,7 +59,8 @@ pub struct CampaignStatus {
     /// rate).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held_back: Option<String>,
-    /// Abandoned / live-answered calls of this run, in percent, once one was answered.
+    /// Abandoned / live-answered calls of the campaign (earlier runs included, as this
+    /// dialer counts them), in percent, once one was answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub abandon_rate_pct: Option<f64>,
 }

@@ -660,7 +660,7 @@ pub async fn run_prepared(
             live_answered = abandon.live,
             abandoned = abandon.abandoned,
             rate_pct = abandon.rate() * 100.0,
-            "abandon rate of this run"
+            "abandon rate of the campaign (earlier runs included)"
         );
         for (day, counts) in dialer.rules.abandon().per_day() {
             tracing::info!(%day, live_answered = counts.live, abandoned = counts.abandoned, rate_pct = counts.rate() * 100.0, "abandon rate by day (UTC)");
