@@ -236,7 +236,11 @@ impl Writer {
     }
 
     fn reopen(&mut self) {
-        match OpenOptions::new().append(true).create(true).open(&*self.path) {
+        match OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&*self.path)
+        {
             Ok(file) => {
                 self.file = file;
                 self.torn = false;
