@@ -17,8 +17,9 @@ pub const DIR_VARIABLE: &str = "VOICEAI_RECORDINGS_DIR";
 /// The recordings' format (Asterisk writes 16-bit PCM WAV at the bridge's rate).
 pub const FORMAT: &str = "wav";
 
-/// How long Asterisk may take to close the file once the recording was stopped.
-const FINISH_WITHIN: Duration = Duration::from_secs(10);
+/// How long Asterisk may take to close the file once the recording was stopped (it takes
+/// milliseconds; bounded well inside the drain's teardown grace).
+const FINISH_WITHIN: Duration = Duration::from_secs(5);
 
 /// How long one download may take (a stalled transfer must not hold the call's end
 /// forever).
