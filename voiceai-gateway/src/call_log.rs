@@ -3,8 +3,10 @@
 //!
 //! Calls hand their record to [`CallLog::log`], which never waits: the line goes through a
 //! bounded queue to one writer thread, the only one that touches the file, so lines never
-//! interleave. Each line is written with a single unbuffered write (nothing is left in a
-//! buffer when the process dies). A write that fails (a full disk, a file on a lost mount)
+//! interleave. Each line goes to the kernel whole as soon as it is written: the file is
+//! unbuffered and opened for appending, so nothing waits in a buffer when the process
+//! dies, and logrotate's `copytruncate` works as well as a move and SIGHUP
+//! ([`CallLog::reopen`]). A write that fails (a full disk, a file on a lost mount)
 //! is logged and counted, never fatal: the gateway keeps taking calls, and the next line
 //! starts on a line of its own even when the failed one was written in part.
 
@@ -270,7 +272,7 @@ impl Writer {
             return;
         }
         line.push(b'\n');
-        // One write of the whole line: the file is unbuffered and opened for appending.
+        // The whole line at once: the file is unbuffered and opened for appending.
         match self.file.write_all(&line) {
             Ok(()) => {
                 self.torn = false;
