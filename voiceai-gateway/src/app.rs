@@ -141,6 +141,12 @@ pub async fn serve(config: Config, stop: CancellationToken) -> Result<(), AppErr
         .into_iter()
         .map(|(server, client)| {
             let (app, updates) = client.app_connection([server.app.as_str()]).start();
+            if let Some(dir) = policy.recordings_dir.clone() {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    crate::calls::recording::recover(&app, &dir).await;
+                });
+            }
             ServerStart {
                 context: CallContext {
                     server: server.name.clone(),

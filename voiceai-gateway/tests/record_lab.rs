@@ -12,6 +12,8 @@
 //!   its `call_ended` and its log line say why, and the recording stays on Asterisk;
 //! - `/metrics` counts recordings saved and failed, and call log lines written;
 //! - SIGHUP reopens the call log (logrotate's `postrotate`), and is ignored without one;
+//! - at startup the gateway saves its own recordings left on Asterisk (by a gateway killed
+//!   mid-call, or a failed download) and deletes them there; others' are left alone;
 //! - a call the SIGTERM drain hangs up (`shutdown`) is saved and logged before the gateway
 //!   exits;
 //! - a recordings directory or call log that cannot be written stops the gateway at
@@ -282,12 +284,66 @@ fn check_log_line(line: &Value, ended: &Ended, caller: &str) {
     assert_eq!(texts, ["Hello, how can I help?", "Just testing."], "{line}");
 }
 
+/// Leaves a finished recording named `name` stored on Asterisk (a silent bridge recorded
+/// for a moment), as a gateway killed mid-call or a failed download does.
+async fn plant_recording(lab: &Lab, name: &str) {
+    let rest = Rest::new(lab);
+    let bridge = ari_lab::unique_name("rec-plant");
+    let ok = |reply: ari_lab::rest::Response, what: &str| {
+        assert!(
+            (200..300).contains(&reply.status),
+            "{what}: {} {}",
+            reply.status,
+            reply.text
+        );
+    };
+    ok(
+        rest.post(&format!("/bridges?type=mixing&bridgeId={bridge}"))
+            .await
+            .unwrap(),
+        "create the bridge",
+    );
+    ok(
+        rest.post(&format!(
+            "/bridges/{bridge}/record?name={name}&format=wav&ifExists=fail"
+        ))
+        .await
+        .unwrap(),
+        "record it",
+    );
+    ok(
+        rest.post(&format!("/recordings/live/{name}/stop"))
+            .await
+            .unwrap(),
+        "stop the recording",
+    );
+    ok(
+        rest.delete(&format!("/bridges/{bridge}")).await.unwrap(),
+        "destroy the bridge",
+    );
+}
+
 #[tokio::test]
 async fn calls_are_recorded_downloaded_and_logged_one_line_each() {
     let dir = tempfile::tempdir().unwrap();
     // Not there yet: the gateway creates it.
     let recordings = dir.path().join("recordings");
     let call_log = dir.path().join("calls.jsonl");
+    // Left on Asterisk by an earlier run: one of the gateway's, and someone else's.
+    let lab = Lab::get().await;
+    let hex: String = ari_lab::unique_name("x")
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        .chars()
+        .rev()
+        .chain(std::iter::repeat('0'))
+        .take(32)
+        .collect();
+    let left_over = format!("20261201-000000-CA{hex}");
+    let someone_elses = ari_lab::unique_name("not-the-gateway-s");
+    plant_recording(lab, &left_over).await;
+    plant_recording(lab, &someone_elses).await;
     let mut rig = Rig::start(&recordings, &call_log).await;
     assert!(recordings.is_dir(), "the gateway created --recordings-dir");
     assert_eq!(
@@ -295,6 +351,21 @@ async fn calls_are_recorded_downloaded_and_logged_one_line_each() {
         b"",
         "opened at startup, empty"
     );
+    // At startup the gateway saves its own left-over recording, and only that one.
+    rig.gateway
+        .wait_for_line("recording left on Asterisk saved", WAIT)
+        .await
+        .unwrap();
+    let recovered = recordings.join(format!("{left_over}.wav"));
+    ari_lab::audio::parse_wav(&std::fs::read(&recovered).unwrap()).unwrap();
+    assert!(!stored_on_asterisk(rig.lab, &left_over).await);
+    assert!(stored_on_asterisk(rig.lab, &someone_elses).await);
+    let reply = Rest::new(rig.lab)
+        .delete(&format!("/recordings/stored/{someone_elses}"))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 204, "{}", reply.text);
+    std::fs::remove_file(&recovered).unwrap();
 
     // First call: 2 s of tone.
     let first = rig.call("815550101", Duration::from_secs(2)).await;

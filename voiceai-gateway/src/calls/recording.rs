@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use ari_client::model::models::IfExists;
-use ari_client::{BridgeHandle, RecordOptions, RecordingHandle};
+use ari_client::model::operations::recordings;
+use ari_client::{AppConnection, BridgeHandle, RecordOptions, RecordingHandle};
 
 /// The flag of the directory.
 pub const DIR_FLAG: &str = "--recordings-dir";
@@ -63,6 +64,78 @@ pub fn name_for(call_id: &str, at: SystemTime) -> String {
         .collect();
     let (date, time) = stamp.split_at(stamp.len().min(8));
     format!("{date}-{time}-{call_id}")
+}
+
+/// Whether `name` is one the gateway gives its recordings ([`name_for`]:
+/// `YYYYMMDD-HHMMSS-CA<32 hex digits>`), so that only its own are ever recovered.
+pub fn is_ours(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let digits = |range: std::ops::Range<usize>| {
+        bytes
+            .get(range)
+            .is_some_and(|b| b.iter().all(u8::is_ascii_digit))
+    };
+    bytes.len() == 8 + 1 + 6 + 1 + 34
+        && digits(0..8)
+        && bytes[8] == b'-'
+        && digits(9..15)
+        && bytes[15] == b'-'
+        && &bytes[16..18] == b"CA"
+        && bytes[18..].iter().all(u8::is_ascii_hexdigit)
+}
+
+/// Saves the gateway's recordings left on Asterisk (a download that failed, a gateway
+/// that was killed mid-call): each stored recording with one of the gateway's names
+/// ([`is_ours`]) that is not being recorded is downloaded into `dir` and deleted on
+/// Asterisk. Runs at startup; returns how many were saved.
+pub async fn recover(app: &AppConnection, dir: &Path) -> usize {
+    let client = app.client();
+    let stored = match client
+        .recordings()
+        .list_stored(recordings::ListStored::new())
+        .await
+    {
+        Ok(stored) => stored,
+        Err(error) => {
+            tracing::info!(error = %error.chain(), "cannot list the recordings left on Asterisk (they are looked for at the next start)");
+            return 0;
+        }
+    };
+    let mut saved = 0;
+    for recording in stored {
+        let name = recording.name.to_string();
+        if recording.format != FORMAT || !is_ours(&name) {
+            continue;
+        }
+        // A live one belongs to a call in progress (another gateway's, on a shared
+        // Asterisk): its own gateway saves it.
+        match client
+            .recordings()
+            .get_live(recordings::GetLive::new(recording.name.clone()))
+            .await
+        {
+            Err(error) if error.is_not_found() => {}
+            _ => continue,
+        }
+        let handle = app.recording(recording.name.clone());
+        let path = dir.join(format!("{name}.{FORMAT}"));
+        match tokio::time::timeout(DOWNLOAD_WITHIN, handle.download_to_file(&path)).await {
+            Ok(Ok(bytes)) => {
+                tracing::info!(file = %path.display(), bytes, "recording left on Asterisk saved");
+                if let Err(error) = handle.delete_stored().await {
+                    tracing::warn!(error = %error.chain(), recording = %name, "cannot delete the recording from Asterisk");
+                }
+                saved += 1;
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error.chain(), recording = %name, "recording left on Asterisk not saved");
+            }
+            Err(_) => {
+                tracing::warn!(recording = %name, "recording left on Asterisk: download timed out")
+            }
+        }
+    }
+    saved
 }
 
 /// Starts recording `bridge` as `name` (never overwriting a stored recording).
@@ -146,6 +219,22 @@ mod tests {
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_124_906);
         let name = name_for("CA0123", at);
         assert_eq!(name, "20261201-113506-CA0123");
+    }
+
+    #[test]
+    fn only_the_gateway_s_own_names_are_recognised() {
+        let name = name_for("CA0123456789abcdef0123456789abcdef", SystemTime::now());
+        assert!(is_ours(&name), "{name}");
+        for other in [
+            "dialer-11309087-000000000001-001",
+            "20261201-113506-CA0123",
+            "20261201-113506-XX0123456789abcdef0123456789abcdef",
+            "2026120a-113506-CA0123456789abcdef0123456789abcdef",
+            "20261201-113506-CA0123456789abcdef0123456789abcdeg",
+            "",
+        ] {
+            assert!(!is_ours(other), "{other}");
+        }
     }
 
     #[test]
