@@ -11,6 +11,18 @@ pub const NOT_CHARTED: &[(&str, &str)] = &[];
 
 pub const DASHBOARD: &str = include_str!("../../deploy/grafana-dashboard.json");
 
+/// The alerting rules shipped beside the dashboard.
+pub const ALERTS: &str = include_str!("../../deploy/prometheus-alerts.yml");
+
+/// The PromQL of the alerting rules: every `expr:` line's text.
+pub fn alert_queries() -> Vec<String> {
+    ALERTS
+        .lines()
+        .filter_map(|line| line.trim_start().strip_prefix("expr:"))
+        .map(|expr| expr.trim().to_owned())
+        .collect()
+}
+
 /// Every metric name of the gateway's (`voiceai_*`, and the standard `process_*`) in
 /// `text`.
 pub fn metric_names(text: &str) -> Vec<String> {
@@ -95,8 +107,8 @@ pub fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
 }
 
 /// Checks the dashboard against `text` (a `/metrics` answer): every name its PromQL uses
-/// is exposed, every family exposed is charted or in [`NOT_CHARTED`]. Returns the number
-/// of families.
+/// is exposed, every family exposed is charted or in [`NOT_CHARTED`]; and every name the
+/// alerting rules use is exposed. Returns the number of families.
 pub fn check_dashboard(text: &str) -> Result<usize, String> {
     let families = families(text);
     let exposed: BTreeSet<&str> = families.values().flatten().map(String::as_str).collect();
@@ -135,6 +147,20 @@ pub fn check_dashboard(text: &str) -> Result<usize, String> {
     if !uncharted.is_empty() {
         return Err(format!(
             "families no panel charts (chart them or list them in NOT_CHARTED): {uncharted:?}"
+        ));
+    }
+    let alerts = alert_queries();
+    if alerts.len() < 5 {
+        return Err(format!("too few alert rules: {alerts:?}"));
+    }
+    let unknown: BTreeSet<String> = alerts
+        .iter()
+        .flat_map(|q| metric_names(q))
+        .filter(|name| !exposed.contains(name.as_str()))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(format!(
+            "the alerting rules use names /metrics does not expose: {unknown:?}"
         ));
     }
     Ok(families.len())
