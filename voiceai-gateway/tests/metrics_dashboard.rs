@@ -1,7 +1,8 @@
 //! `deploy/grafana-dashboard.json` against a real `GET /metrics` (the API in process):
 //! every metric name its PromQL uses is one `/metrics` exposes, and every metric family
 //! `/metrics` exposes is charted by some panel (or listed in `NOT_CHARTED` with the
-//! reason). `metrics_lab` checks the same against a gateway on the lab.
+//! reason); every name `deploy/prometheus-alerts.yml` uses is exposed too. `metrics_lab`
+//! checks the same against a gateway on the lab.
 
 mod api_support;
 mod metrics_support;
