@@ -1098,9 +1098,33 @@ impl Store {
         let error = self.query_error(action);
         let now = unix_millis_now();
         on_backend!(self, w, _r, d => {
+            // Some spare candidates: others may claim a few of them meanwhile.
+            let candidates: Vec<i64> = sqlx::query(sql::CLAIM_CANDIDATES)
+                .bind(self.dialer_id())
+                .bind(now)
+                .bind(i64::from(limit) * 2 + 8)
+                .fetch_all(w)
+                .await
+                .map_err(&error)?
+                .iter()
+                .map(|row| row.int(0))
+                .collect::<Result<_, _>>()
+                .map_err(&error)?;
+            if candidates.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut select = String::from(sql::CLAIM_LOCK);
+            for index in 0..candidates.len() {
+                select.push_str(if index == 0 { "?" } else { ", ?" });
+            }
+            select.push_str(sql::CLAIM_LOCK_TAIL);
+            select.push_str(d::LOCK_ROWS_SKIP_LOCKED);
+            let mut query = sqlx::query(&select);
+            for id in &candidates {
+                query = query.bind(*id);
+            }
             let mut tx = w.begin_with(d::BEGIN_WRITE).await.map_err(&error)?;
-            let select = format!("{}{}", sql::CLAIMABLE, d::LOCK_ROWS_SKIP_LOCKED);
-            let rows = sqlx::query(&select)
+            let rows = query
                 .bind(self.dialer_id())
                 .bind(now)
                 .bind(i64::from(limit))
@@ -1108,8 +1132,9 @@ impl Store {
                 .await
                 .map_err(&error)?;
             if rows.is_empty() {
+                // All taken meanwhile: the next claim reads new candidates.
                 tx.rollback().await.map_err(&error)?;
-                return Ok(Vec::new());
+                return Box::pin(self.claim(limit)).await;
             }
             let mut update = String::from(sql::CLAIM);
             for index in 0..rows.len() {

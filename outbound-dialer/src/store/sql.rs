@@ -29,14 +29,30 @@ pub(super) const INSERT_NUMBERS_ROW: &str = "(?, ?, ?)";
 
 pub(super) const NEXT_PENDING: &str =
     "SELECT id, number, data FROM numbers WHERE state = 'pending' ORDER BY id LIMIT ?";
-/// Pending numbers nobody holds (unclaimed, or claimed by the asking dialer, or by one
-/// whose lease ran out), in list order; followed by the backend's row-lock clause (`FOR
-/// UPDATE SKIP LOCKED` on MySQL: dialers claiming at once each get other rows, none
-/// waits). The subquery reads `dialers` without locking it.
-pub(super) const CLAIMABLE: &str = "SELECT id, number, data FROM numbers \
-     WHERE state = 'pending' AND (claimed_by IS NULL OR claimed_by = ? OR claimed_by NOT IN \
-     (SELECT id FROM dialers WHERE stopped_at IS NULL AND lease_until >= ?)) \
-     ORDER BY id LIMIT ?";
+/// A pending number nobody holds: unclaimed, or claimed by the asking dialer (first `?`),
+/// or by one that stopped or whose lease ran out (second `?`: now). The subquery reads
+/// `dialers` without locking it.
+macro_rules! claimable {
+    () => {
+        "state = 'pending' AND (claimed_by IS NULL OR claimed_by = ? OR claimed_by NOT IN \
+         (SELECT id FROM dialers WHERE stopped_at IS NULL AND lease_until >= ?))"
+    };
+}
+
+/// The first claimable numbers in list order, read without locking anything: the
+/// candidates of a claim.
+pub(super) const CLAIM_CANDIDATES: &str = concat!(
+    "SELECT id FROM numbers WHERE ",
+    claimable!(),
+    " ORDER BY id LIMIT ?"
+);
+/// Followed by `?` once per candidate, then [`CLAIM_LOCK_TAIL`] and the backend's
+/// row-lock clause (`FOR UPDATE SKIP LOCKED` on MySQL): the candidates still claimable,
+/// locked by primary key only, skipping those another dialer is claiming. Dialers
+/// claiming at once get other rows and none waits; and since no claim locks a row it
+/// does not take, starting or ending another dialer's calls never waits for a claim.
+pub(super) const CLAIM_LOCK: &str = "SELECT id, number, data FROM numbers WHERE id IN (";
+pub(super) const CLAIM_LOCK_TAIL: &str = concat!(") AND ", claimable!(), " ORDER BY id LIMIT ?");
 /// Followed by `?` once per claimed row, comma separated, and `)`. By primary key only:
 /// the rows are this transaction's already.
 pub(super) const CLAIM: &str = "UPDATE numbers SET claimed_by = ? WHERE id IN (";
