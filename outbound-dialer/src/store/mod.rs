@@ -819,6 +819,27 @@ impl Store {
         })
     }
 
+    /// Runs a write transaction again (up to three more times, after 10-80 ms) when MySQL
+    /// rolled it back for a deadlock or a lock wait timeout: InnoDB asks its clients to
+    /// retry those, and each of these transactions is safe to run again whole.
+    async fn retrying<T, F, Fut>(&self, mut once: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let mut retries = 0u32;
+        loop {
+            match once().await {
+                Err(error) if retries < 3 && self.is_shared() && is_transient(&error) => {
+                    retries += 1;
+                    tracing::debug!(%error, retries, "MySQL rolled a transaction back; running it again");
+                    tokio::time::sleep(Duration::from_millis(10 << retries)).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
     /// The file, or the database's URL without its password.
     pub fn path(&self) -> &Path {
         &self.path
@@ -1094,6 +1115,10 @@ impl Store {
     /// # Errors
     /// A failed query, or a stored number that is not valid.
     pub async fn claim(&self, limit: u32) -> Result<Vec<PendingNumber>, StoreError> {
+        self.retrying(|| self.claim_once(limit)).await
+    }
+
+    async fn claim_once(&self, limit: u32) -> Result<Vec<PendingNumber>, StoreError> {
         let action = "claim numbers";
         let error = self.query_error(action);
         let now = unix_millis_now();
@@ -1134,7 +1159,7 @@ impl Store {
             if rows.is_empty() {
                 // All taken meanwhile: the next claim reads new candidates.
                 tx.rollback().await.map_err(&error)?;
-                return Box::pin(self.claim(limit)).await;
+                return Box::pin(self.claim_once(limit)).await;
             }
             let mut update = String::from(sql::CLAIM);
             for index in 0..rows.len() {
@@ -1291,7 +1316,16 @@ impl Store {
     pub async fn begin_attempt(
         &self,
         number_id: NumberId,
-        channel_id_of: impl FnOnce(u32) -> String,
+        channel_id_of: impl Fn(u32) -> String,
+    ) -> Result<Attempt, StoreError> {
+        self.retrying(|| self.begin_attempt_once(number_id, &channel_id_of))
+            .await
+    }
+
+    async fn begin_attempt_once(
+        &self,
+        number_id: NumberId,
+        channel_id_of: &impl Fn(u32) -> String,
     ) -> Result<Attempt, StoreError> {
         let action = "begin an attempt";
         let error = self.query_error(action);
@@ -1429,6 +1463,17 @@ impl Store {
         &self,
         attempt_id: AttemptId,
         update: Update<'_>,
+        events: &[(CallEventKind, UnixMillis, Option<i64>, Option<String>)],
+        action: &'static str,
+    ) -> Result<bool, StoreError> {
+        self.retrying(|| self.update_attempt_once(attempt_id, &update, events, action))
+            .await
+    }
+
+    async fn update_attempt_once(
+        &self,
+        attempt_id: AttemptId,
+        update: &Update<'_>,
         events: &[(CallEventKind, UnixMillis, Option<i64>, Option<String>)],
         action: &'static str,
     ) -> Result<bool, StoreError> {
@@ -1987,6 +2032,19 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
     error
         .as_database_error()
         .is_some_and(|error| error.is_unique_violation())
+}
+
+/// A MySQL deadlock (1213) or lock wait timeout (1205): the transaction was rolled back
+/// and may simply run again.
+fn is_transient(error: &StoreError) -> bool {
+    let StoreError::Query { source, .. } = error else {
+        return false;
+    };
+    source
+        .downcast_ref::<sqlx::Error>()
+        .and_then(sqlx::Error::as_database_error)
+        .and_then(|e| e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+        .is_some_and(|e| matches!(e.number(), 1205 | 1213))
 }
 
 fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
