@@ -124,6 +124,21 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             summary.inserted,
             summary.duplicates,
         );
+        // What every dialer's status line costs on a campaign this size.
+        let started = Instant::now();
+        let counts = store.counts().await?;
+        let counts_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let started = Instant::now();
+        let open = store.has_open_numbers().await?;
+        let open_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let started = Instant::now();
+        let orphans = store.orphaned().await?;
+        let orphans_ms = started.elapsed().as_secs_f64() * 1000.0;
+        println!(
+            "store status n={} counts_ms={counts_ms:.1} open_numbers_ms={open_ms:.2} ({open}) orphans_ms={orphans_ms:.1} (orphans {})",
+            counts.total,
+            orphans.len()
+        );
         store.close().await;
 
         // Three dialers claim and start numbers at once.

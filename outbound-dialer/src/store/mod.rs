@@ -1875,6 +1875,21 @@ impl Store {
         .boxed()
     }
 
+    /// Whether any number of the campaign is still pending or being dialled (by any
+    /// dialer): cheap, unlike [`Store::counts`].
+    ///
+    /// # Errors
+    /// A failed read.
+    pub async fn has_open_numbers(&self) -> Result<bool, StoreError> {
+        on_backend!(self, _w, r, _d => {
+            sqlx::query(sql::ANY_OPEN_NUMBER)
+                .fetch_optional(r)
+                .await
+                .map(|row| row.is_some())
+                .map_err(self.query_error("look for numbers left"))
+        })
+    }
+
     /// Numbers by state, ended attempts by outcome and the last minute's ends, of the
     /// whole campaign (every dialer's), read in one snapshot.
     ///

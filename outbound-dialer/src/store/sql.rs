@@ -139,6 +139,9 @@ pub(super) const ATTEMPTS_PAGE: &str = concat!(
      ORDER BY a.number_id, a.attempt LIMIT ?"
 );
 
+/// Whether a number is pending or being dialled: one index probe, however large the list.
+pub(super) const ANY_OPEN_NUMBER: &str =
+    "SELECT 1 FROM numbers WHERE state IN ('pending', 'dialing') LIMIT 1";
 pub(super) const COUNT_NUMBERS: &str = "SELECT state, COUNT(*) FROM numbers GROUP BY state";
 pub(super) const COUNT_OUTCOMES: &str =
     "SELECT outcome, COUNT(*) FROM attempts WHERE state = 'ended' GROUP BY outcome";
