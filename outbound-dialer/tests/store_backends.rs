@@ -666,3 +666,39 @@ async fn dialers_claiming_at_once_start_every_number_once(fixture: Fixture) {
         store.close().await;
     }
 }
+
+/// MySQL's own refusals: a database that does not exist (what to do, the password never
+/// shown), a wrong password, another program's database.
+#[tokio::test]
+async fn mariadb_refusals_say_what_to_fix_without_the_password() {
+    let server = ari_lab::mariadb::MariaDb::get();
+    let missing = MySqlTarget::Url(format!(
+        "mysql://{}:{}@127.0.0.1:{}/no_such_database_here",
+        server.user, server.password, server.port
+    ));
+    let error = Store::open_mysql(&missing, "spring").await.unwrap_err();
+    let message = outbound_dialer::app::error_chain(&error);
+    assert!(matches!(error, StoreError::Open { .. }), "{message}");
+    assert!(message.contains("CREATE DATABASE"), "{message}");
+    assert!(!message.contains(&server.password), "{message}");
+    assert!(message.contains("mysql://lab:***@127.0.0.1:"), "{message}");
+
+    let db = server.database("refusals");
+    let wrong = MySqlTarget::Url(format!(
+        "mysql://{}:not-the-password@127.0.0.1:{}/{}",
+        server.user, server.port, db.name
+    ));
+    let message =
+        outbound_dialer::app::error_chain(&Store::open_mysql(&wrong, "spring").await.unwrap_err());
+    assert!(!message.contains("not-the-password"), "{message}");
+    assert!(message.contains("Access denied"), "{message}");
+
+    db.sql("CREATE TABLE customers (id INT)").unwrap();
+    let foreign = MySqlTarget::Url(db.url.clone());
+    let error = Store::open_mysql(&foreign, "spring").await.unwrap_err();
+    assert!(matches!(error, StoreError::NotAStore { .. }), "{error:?}");
+    assert!(
+        db.sql("SHOW TABLES").unwrap().trim() == "customers",
+        "another program's database is left alone"
+    );
+}
