@@ -403,8 +403,8 @@ impl Dialer {
             let theirs = attempt.asterisk.as_deref().map(asterisk_of);
             // One dialer (SQLite) asks its own Asterisk, as before: its ARI URL may just be
             // spelt differently from the last run's.
-            let here = !self.store.is_shared()
-                || theirs.as_deref().is_none_or(|url| url == self.asterisk);
+            let here =
+                !self.store.is_shared() || theirs.as_deref().is_none_or(|url| url == self.asterisk);
             if !here
                 && live
                     .iter()
