@@ -846,9 +846,13 @@ async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), Campa
                         Some(_) => {}
                     }
                 }
-                let sleep = wake.map_or(Duration::from_secs(3600), |at| {
+                let mut sleep = wake.map_or(Duration::from_secs(3600), |at| {
                     until(dialer.rules.now(), at).max(Duration::from_millis(20))
                 });
+                if dialer.store.is_shared() {
+                    // A stopped dialer's numbers and calls may come back at any moment.
+                    sleep = sleep.min(SHARED_POLL);
+                }
                 tokio::select! {
                     Some(done) = dialer.calls.join_next() => dialer.reap(done).await?,
                     () = tokio::time::sleep(sleep) => {}
