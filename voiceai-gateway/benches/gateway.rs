@@ -667,6 +667,8 @@ async fn synthetic(options: &Options) -> Result<Figures, BenchError> {
         hwm_kib: usage.hwm_kib,
         rss_samples: usage.rss_samples,
         gateway_names: vec!["gateway".to_owned()],
+        // Calls that did not come up are reported as problems.
+        calls_lost: None,
         threads: usage.threads,
         to_backend,
         to_asterisk,

@@ -53,6 +53,8 @@ struct LabReport {
     /// Frames echoed (whole session), and how many of them never reached Asterisk.
     sent: u64,
     lost_to_asterisk: Option<u64>,
+    /// The session ran to its end (drained, counted, closed by the backend).
+    completed: bool,
     error: Option<String>,
 }
 
@@ -267,6 +269,7 @@ async fn lab_session(ws: WebSocketStream<TcpStream>, context: Arc<LabContext>) {
             _ => {}
         }
     }
+    report.completed = phase == Phase::Done;
     if phase != Phase::Done && report.error.is_none() {
         report.error = Some(format!("session ended in phase {phase:?}"));
     }
@@ -335,10 +338,21 @@ impl Sipp {
         if !template.contains(&quoted) {
             return Err("uac.xml no longer plays the default pcap".into());
         }
+        // The scenario hangs up when no BYE came within a minute; a soak's calls last longer.
+        let bye_wait = r#"<recv request="BYE" timeout="60000""#;
+        if !template.contains(bye_wait) {
+            return Err("uac.xml no longer waits 60 s for the BYE".into());
+        }
+        let longer = format!(
+            r#"<recv request="BYE" timeout="{}""#,
+            (audio + Duration::from_secs(60)).as_millis()
+        );
         let scenario = dir.join("uac.xml");
         std::fs::write(
             &scenario,
-            template.replace(&quoted, &format!("\"{}\"", pcap.display())),
+            template
+                .replace(&quoted, &format!("\"{}\"", pcap.display()))
+                .replace(bye_wait, &longer),
         )?;
         let sip_port = std::net::UdpSocket::bind("127.0.0.1:0")?
             .local_addr()?
@@ -681,6 +695,8 @@ pub(crate) async fn run(options: &Options, calls: usize) -> Result<Figures, Benc
         counted: true,
         ..Direction::default()
     };
+    // A call lost: it never streamed, or its session ended before the run ended it.
+    let calls_lost = calls - streaming.min(calls) + reports.iter().filter(|r| !r.completed).count();
     let (mut jitter, mut marks, mut held) = (Vec::new(), Vec::new(), Vec::new());
     for report in reports {
         if let Some(error) = &report.error {
@@ -717,6 +733,7 @@ pub(crate) async fn run(options: &Options, calls: usize) -> Result<Figures, Benc
         threads: usage.threads,
         rss_samples: usage.rss_samples,
         gateway_names: instances.iter().map(|i| i.name.clone()).collect(),
+        calls_lost: Some(calls_lost),
         to_backend,
         to_asterisk,
         problems,

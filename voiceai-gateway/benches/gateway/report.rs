@@ -45,6 +45,8 @@ pub(crate) struct Figures {
     pub(crate) rss_samples: Vec<(std::time::Duration, Vec<u64>)>,
     /// The gateways, in the order of each sample's values.
     pub(crate) gateway_names: Vec<String>,
+    /// Lab: calls that never streamed or whose session ended early (`None`: not counted).
+    pub(crate) calls_lost: Option<usize>,
     /// Asterisk → backend.
     pub(crate) to_backend: Direction,
     /// Backend → Asterisk.
@@ -159,8 +161,22 @@ impl Figures {
             );
         }
         self.print_rss_trend();
+        // The same problem of many calls is one line with its count.
+        let mut seen: Vec<(&str, usize)> = Vec::new();
         for problem in &self.problems {
-            println!("problem: {problem}");
+            match seen.iter_mut().find(|(p, _)| *p == problem.as_str()) {
+                Some((_, count)) => *count += 1,
+                None => seen.push((problem, 1)),
+            }
+        }
+        for (problem, count) in seen {
+            match count {
+                1 => println!("problem: {problem}"),
+                n => println!("problem ({n} times): {problem}"),
+            }
+        }
+        if let Some(lost) = self.calls_lost {
+            println!("calls lost: {lost} (never streamed, or ended before the run ended them)");
         }
         let p99 = self.p99_ms();
         println!(
