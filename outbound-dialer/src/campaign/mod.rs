@@ -297,7 +297,15 @@ impl Dialer {
                 ..plan
             }),
             CallResult::Ended(end, _) => {
-                self.rules.ended(plan.attempt_id, &end);
+                if let Some(retry) = self.rules.ended(plan.attempt_id, &end) {
+                    // Stored: a crash or another dialer keeps the retry.
+                    self.store
+                        .requeue_at(
+                            crate::store::NumberId(retry.number_id),
+                            retry.due.timestamp_millis(),
+                        )
+                        .await?;
+                }
                 let abandon = self.rules.abandon().total();
                 self.tally.set_abandon(abandon.live, abandon.abandoned);
                 self.tally.outcome(end.outcome);
@@ -319,14 +327,9 @@ impl Dialer {
         }
         loop {
             if self.pending.is_empty() {
-                // Held numbers whose calling window opened first, then new claims (unless
-                // too many wait for their window already).
-                let mut next = self.rules.take_open();
-                if next.is_empty() && self.rules.may_claim() {
-                    next = self.store.claim(self.claim_batch).await?;
-                    next.retain(|number| !self.rules.is_held(number.id.0));
-                }
-                self.pending = next.into();
+                // Numbers that wait (a retry, a calling window) are not claimed before
+                // their time.
+                self.pending = self.store.claim(self.claim_batch).await?.into();
             }
             let Some(number) = self.pending.pop_front() else {
                 return Ok(None);
@@ -336,7 +339,8 @@ impl Dialer {
                 NumberVerdict::Dial => {}
                 NumberVerdict::Later(open) => {
                     tracing::debug!(number = %number.number, opens = %open.to_rfc3339(), "outside its calling window");
-                    self.rules.hold(number, open);
+                    // In the store: claimable again (by any dialer) once it opens.
+                    self.store.defer(number.id, open.timestamp_millis()).await?;
                     continue;
                 }
                 NumberVerdict::Skip(outcome, message) => {
@@ -671,12 +675,6 @@ pub async fn run_prepared(
             tracing::info!(%day, live_answered = counts.live, abandoned = counts.abandoned, rate_pct = counts.rate() * 100.0, "abandon rate by day (UTC)");
         }
     }
-    if dialer.rules.scheduled_retries() > 0 {
-        tracing::warn!(
-            retries = dialer.rules.scheduled_retries(),
-            "the run stopped with retries scheduled; their numbers keep their last outcome"
-        );
-    }
     outcome?;
     let state = RunState::Finished;
     // A shared campaign is finished when every number has its outcome, whoever ends last.
@@ -740,14 +738,6 @@ async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), Campa
             orphans_checked = tokio::time::Instant::now();
             dialer.reconcile_orphans(control).await?;
         }
-        // Retries that came due are pending again (and read again, in list order).
-        let due = dialer.rules.due_retries();
-        for number_id in &due {
-            dialer
-                .store
-                .requeue(crate::store::NumberId(*number_id))
-                .await?;
-        }
         // The breaker and the abandon rate may hold new calls back.
         // Calls count until their outcome is accounted (a freed slot may precede it).
         let unaccounted = u32::try_from(dialer.calls.len()).unwrap_or(u32::MAX);
@@ -810,13 +800,15 @@ async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), Campa
                 drop(slot);
                 // Nothing to start now: wait for a call to end (it may need a retry), a
                 // retry to come due or a calling window to open.
-                let wake = dialer.rules.next_wake();
+                let wake = dialer
+                    .store
+                    .next_not_before()
+                    .await?
+                    .map(crate::rules::clock::from_unix_millis);
                 if let Some(at) = wake {
                     dialer.tally.set_held_back(Some(format!(
-                        "nothing callable until {} ({} retries scheduled, {} numbers outside their calling window)",
-                        at.to_rfc3339(),
-                        dialer.rules.scheduled_retries(),
-                        dialer.rules.held()
+                        "nothing callable until {} (numbers wait for a retry or their calling window)",
+                        at.to_rfc3339()
                     )));
                 }
                 if dialer.calls.is_empty() {
@@ -838,8 +830,6 @@ async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), Campa
                             announced = Some(at);
                             tracing::info!(
                                 until = %at.to_rfc3339(),
-                                retries = dialer.rules.scheduled_retries(),
-                                outside_calling_window = dialer.rules.held(),
                                 "nothing callable now: sleeping until then"
                             );
                         }

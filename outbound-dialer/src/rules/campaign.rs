@@ -1,9 +1,10 @@
 //! The rules as the campaign loop uses them: asked before each originate (DNC, calling
 //! hours, breaker, abandon-rate concurrency) and told each outcome (retry scheduling,
 //! breaker and abandon accounting). Holds the run's rule state; no I/O but the DNC file.
+//! What waits for a time (a retry's delay, a calling window) waits in the store
+//! (`numbers.not_before`), so it survives a crash and any dialer of the campaign takes it.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -17,11 +18,15 @@ use super::hours::CallingHours;
 use super::retry::RetryPolicy;
 use crate::call::CallEnd;
 use crate::outcome::Outcome;
-use crate::store::PendingNumber;
 
-/// Most numbers held for their calling window at once: past it the dialer claims no more
-/// and sleeps until the first of them may be called (memory stays bounded).
-pub const HOLD_LIMIT: usize = 4096;
+/// A number to dial again, not before `due`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// The number's row id.
+    pub number_id: i64,
+    /// When the retry is due.
+    pub due: DateTime<Utc>,
+}
 
 /// Whether a number may be dialled now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,12 +66,6 @@ pub struct CampaignRules {
     breaker: Breaker,
     /// Attempts in flight: attempt id → (number id, attempt number).
     attempts: HashMap<i64, (i64, u32)>,
-    /// Retries due: (when, number id).
-    retries: BinaryHeap<Reverse<(DateTime<Utc>, i64)>>,
-    /// Numbers held (claimed, not dialled) until their window opens, by opening time.
-    held: BTreeMap<DateTime<Utc>, Vec<PendingNumber>>,
-    /// Their ids.
-    held_ids: HashSet<i64>,
     /// The breaker trip last announced (said once per trip).
     announced_trip: u32,
     max_cc: u32,
@@ -98,9 +97,6 @@ impl CampaignRules {
             abandon: AbandonControl::new(rules.max_abandon_rate, max_cc),
             breaker: Breaker::new(rules.breaker_threshold, rules.breaker_cooldown),
             attempts: HashMap::new(),
-            retries: BinaryHeap::new(),
-            held: BTreeMap::new(),
-            held_ids: HashSet::new(),
             announced_trip: 0,
             max_cc: max_cc.max(1),
         })
@@ -144,44 +140,6 @@ impl CampaignRules {
         }
     }
 
-    /// Keeps a claimed number outside its window until `open`.
-    pub fn hold(&mut self, number: PendingNumber, open: DateTime<Utc>) {
-        if self.held_ids.insert(number.id.0) {
-            self.held.entry(open).or_default().push(number);
-        }
-    }
-
-    /// The held numbers whose window has opened (checked again before their call).
-    pub fn take_open(&mut self) -> Vec<PendingNumber> {
-        let now = self.clock.now();
-        let later = self
-            .held
-            .split_off(&(now + chrono::Duration::milliseconds(1)));
-        let open: Vec<PendingNumber> = std::mem::replace(&mut self.held, later)
-            .into_values()
-            .flatten()
-            .collect();
-        for number in &open {
-            self.held_ids.remove(&number.id.0);
-        }
-        open
-    }
-
-    /// Whether more numbers may be claimed (fewer than [`HOLD_LIMIT`] held).
-    pub fn may_claim(&self) -> bool {
-        self.held_ids.len() < HOLD_LIMIT
-    }
-
-    /// Numbers held for their window.
-    pub fn held(&self) -> usize {
-        self.held_ids.len()
-    }
-
-    /// Whether this number is held for its window (a store read may return it again).
-    pub fn is_held(&self, number_id: i64) -> bool {
-        self.held_ids.contains(&number_id)
-    }
-
     /// A call may start (breaker, abandon-rate concurrency) with `active` calls whose
     /// outcome is not accounted yet?
     pub fn start_gate(&mut self, active: u32) -> StartGate {
@@ -213,9 +171,9 @@ impl CampaignRules {
         self.attempts.insert(attempt_id, (number_id, attempt));
     }
 
-    /// An attempt ended: accounts it, and schedules the number's retry when its outcome
-    /// asks for one. Returns when the retry is due.
-    pub fn ended(&mut self, attempt_id: i64, end: &CallEnd) -> Option<DateTime<Utc>> {
+    /// An attempt ended: accounts it, and says when the number is to be dialled again
+    /// when its outcome asks for a retry (the caller stores it).
+    pub fn ended(&mut self, attempt_id: i64, end: &CallEnd) -> Option<Retry> {
         let now = self.clock.now();
         match self
             .breaker
@@ -253,34 +211,7 @@ impl CampaignRules {
             from_unix_millis(end.ended_at).max(now),
         )?;
         tracing::info!(outcome = %end.outcome, attempt, due = %due.to_rfc3339(), "retry scheduled");
-        self.retries.push(Reverse((due, number_id)));
-        Some(due)
-    }
-
-    /// Numbers whose retry is due now (each returned once).
-    pub fn due_retries(&mut self) -> Vec<i64> {
-        let now = self.clock.now();
-        let mut due = Vec::new();
-        while let Some(Reverse((at, number_id))) = self.retries.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.retries.pop();
-            due.push(number_id);
-        }
-        due
-    }
-
-    /// Retries not yet due.
-    pub fn scheduled_retries(&self) -> usize {
-        self.retries.len()
-    }
-
-    /// The next moment something becomes callable (a retry due, a window opening).
-    pub fn next_wake(&self) -> Option<DateTime<Utc>> {
-        let retry = self.retries.peek().map(|Reverse((at, _))| *at);
-        let window = self.held.keys().next().copied();
-        retry.into_iter().chain(window).min()
+        Some(Retry { number_id, due })
     }
 
     /// Takes in an attempt a past run stored (a resumed campaign): the abandon rate is the
@@ -308,15 +239,6 @@ mod tests {
     use super::*;
     use crate::rules::clock::{FakeClock, parse_utc};
     use crate::rules::hours::{CallingHours, CallingWindow};
-    use crate::store::NumberId;
-
-    fn number(id: i64, digits: &str) -> PendingNumber {
-        PendingNumber {
-            id: NumberId(id),
-            number: digits.to_owned(),
-            data: BTreeMap::new(),
-        }
-    }
 
     fn end(outcome: Outcome, cause: Option<i64>, at: &str) -> CallEnd {
         CallEnd {
@@ -337,30 +259,18 @@ mod tests {
     }
 
     #[test]
-    fn a_number_outside_its_window_is_held_until_it_opens() {
+    fn a_number_outside_its_window_waits_until_it_opens() {
         let clock = Arc::new(FakeClock::at_rfc3339("2026-03-02T07:59:50Z"));
         let mut rules = rules(&clock, |r| {
             r.hours = CallingHours::new(CallingWindow::default(), chrono_tz::Tz::UTC)
         });
-        let n = number(1, "1001");
-        let NumberVerdict::Later(open) = rules.check_number(&n.number, &n.data) else {
-            panic!("closed before 08:00");
-        };
-        assert_eq!(open, parse_utc("2026-03-02T08:00:00Z"));
-        rules.hold(n.clone(), open);
-        rules.hold(n.clone(), open);
-        assert_eq!(rules.held(), 1, "held once");
-        assert!(rules.is_held(1));
-        assert_eq!(rules.next_wake(), Some(open));
-        assert!(rules.take_open().is_empty());
-        clock.advance(Duration::from_secs(10));
-        let open_now = rules.take_open();
-        assert_eq!(open_now.len(), 1);
-        assert!(!rules.is_held(1) && rules.next_wake().is_none());
+        let data = BTreeMap::new();
         assert_eq!(
-            rules.check_number(&open_now[0].number, &open_now[0].data),
-            NumberVerdict::Dial
+            rules.check_number("1001", &data),
+            NumberVerdict::Later(parse_utc("2026-03-02T08:00:00Z"))
         );
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(rules.check_number("1001", &data), NumberVerdict::Dial);
     }
 
     #[test]
@@ -397,17 +307,19 @@ mod tests {
         });
         rules.started(10, 1, 1);
         rules.started(11, 2, 2);
-        let due = rules.ended(10, &end(Outcome::Busy, Some(17), "2026-03-02T12:00:00Z"));
-        assert_eq!(due, Some(parse_utc("2026-03-02T12:00:05Z")));
+        let retry = rules.ended(10, &end(Outcome::Busy, Some(17), "2026-03-02T12:00:00Z"));
+        assert_eq!(
+            retry,
+            Some(Retry {
+                number_id: 1,
+                due: parse_utc("2026-03-02T12:00:05Z")
+            })
+        );
         // The last allowed attempt: no retry.
         assert_eq!(
             rules.ended(11, &end(Outcome::Busy, Some(17), "2026-03-02T12:00:00Z")),
             None
         );
-        assert!(rules.due_retries().is_empty());
-        clock.advance(Duration::from_secs(5));
-        assert_eq!(rules.due_retries(), vec![1]);
-        assert!(rules.due_retries().is_empty(), "each retry once");
         // Two trunk failures in a row: new calls wait.
         assert_eq!(rules.start_gate(0), StartGate::Go);
         for id in [12, 13] {

@@ -1084,6 +1084,7 @@ impl Store {
         let action = "read the next numbers";
         on_backend!(self, _w, r, _d => {
             let rows = sqlx::query(sql::NEXT_PENDING)
+                .bind(unix_millis_now())
                 .bind(i64::from(limit))
                 .fetch_all(r)
                 .await
@@ -1127,6 +1128,7 @@ impl Store {
             let candidates: Vec<i64> = sqlx::query(sql::CLAIM_CANDIDATES)
                 .bind(self.dialer_id())
                 .bind(now)
+                .bind(now)
                 .bind(i64::from(limit) * 2 + 8)
                 .fetch_all(w)
                 .await
@@ -1151,6 +1153,7 @@ impl Store {
             let mut tx = w.begin_with(d::BEGIN_WRITE).await.map_err(&error)?;
             let rows = query
                 .bind(self.dialer_id())
+                .bind(now)
                 .bind(now)
                 .bind(i64::from(limit))
                 .fetch_all(&mut *tx)
@@ -1454,6 +1457,72 @@ impl Store {
             path: self.path.clone(),
             number_id,
         })
+    }
+
+    /// Puts a done number back in the queue for a retry that is not due before
+    /// `not_before`: claims skip it until then, and its next [`Store::begin_attempt`]
+    /// writes attempt N+1. Returns false if the number is not done.
+    ///
+    /// # Errors
+    /// A failed write.
+    pub async fn requeue_at(
+        &self,
+        number_id: NumberId,
+        not_before: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        self.number_update(sql::REQUEUE_AT, number_id, not_before, "schedule a retry")
+            .await
+    }
+
+    /// Lets a pending number go until `not_before` (outside its calling window): claims
+    /// skip it until then, whichever dialer asks. Returns false if it is not pending.
+    ///
+    /// # Errors
+    /// A failed write.
+    pub async fn defer(
+        &self,
+        number_id: NumberId,
+        not_before: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        self.number_update(sql::DEFER, number_id, not_before, "defer a number")
+            .await
+    }
+
+    async fn number_update(
+        &self,
+        statement: &'static str,
+        number_id: NumberId,
+        at: UnixMillis,
+        action: &'static str,
+    ) -> Result<bool, StoreError> {
+        let changed = on_backend!(self, w, _r, _d => {
+            sqlx::query(statement)
+                .bind(at)
+                .bind(number_id.0)
+                .execute(w)
+                .await
+                .map_err(self.query_error(action))?
+                .rows_affected()
+        });
+        Ok(changed > 0)
+    }
+
+    /// When the next pending number that waits (a retry, a calling window) may be
+    /// claimed, if one waits.
+    ///
+    /// # Errors
+    /// A failed read.
+    pub async fn next_not_before(&self) -> Result<Option<UnixMillis>, StoreError> {
+        let action = "read when the next number may be dialled";
+        let now = unix_millis_now();
+        let next: Option<i64> = on_backend!(self, _w, r, _d => {
+            sqlx::query_scalar(sql::NEXT_NOT_BEFORE)
+                .bind(now)
+                .fetch_one(r)
+                .await
+                .map_err(self.query_error(action))?
+        });
+        Ok(next)
     }
 
     /// Runs a guarded update of one attempt and, when it changed the row, writes the

@@ -29,6 +29,11 @@ const MIGRATIONS: super::embedded::Migrations = &[
         "claims dialers call events",
         include_str!("migrations/mysql/0002_claims_dialers_call_events.sql"),
     ),
+    (
+        3,
+        "not before",
+        include_str!("migrations/mysql/0003_not_before.sql"),
+    ),
 ];
 
 /// A write transaction: InnoDB locks rows as they are written.

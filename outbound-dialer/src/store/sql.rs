@@ -27,15 +27,17 @@ pub(super) const SET_FINGERPRINT: &str =
 pub(super) const INSERT_NUMBERS: &str = " INTO numbers (number, data, line) VALUES ";
 pub(super) const INSERT_NUMBERS_ROW: &str = "(?, ?, ?)";
 
-pub(super) const NEXT_PENDING: &str =
-    "SELECT id, number, data FROM numbers WHERE state = 'pending' ORDER BY id LIMIT ?";
+pub(super) const NEXT_PENDING: &str = "SELECT id, number, data FROM numbers \
+     WHERE state = 'pending' AND (not_before IS NULL OR not_before <= ?) ORDER BY id LIMIT ?";
 /// A pending number nobody holds: unclaimed, or claimed by the asking dialer (first `?`),
-/// or by one that stopped or whose lease ran out (second `?`: now). The subquery reads
-/// `dialers` without locking it.
+/// or by one that stopped or whose lease ran out (second `?`: now), and not waiting for a
+/// time (third `?`: now; a retry's delay, a calling window). The subquery reads `dialers`
+/// without locking it.
 macro_rules! claimable {
     () => {
         "state = 'pending' AND (claimed_by IS NULL OR claimed_by = ? OR claimed_by NOT IN \
-         (SELECT id FROM dialers WHERE stopped_at IS NULL AND lease_until >= ?))"
+         (SELECT id FROM dialers WHERE stopped_at IS NULL AND lease_until >= ?)) \
+         AND (not_before IS NULL OR not_before <= ?)"
     };
 }
 
@@ -69,6 +71,15 @@ pub(super) const SET_NUMBER_DIALING: &str = "UPDATE numbers SET state = 'dialing
 pub(super) const REQUEUE: &str = "UPDATE numbers SET state = 'pending', claimed_by = NULL \
      WHERE id = ? AND state = 'done'";
 pub(super) const NUMBER_EXISTS: &str = "SELECT 1 FROM numbers WHERE id = ?";
+/// A done number back in the queue, not to be claimed before `not_before` (a retry).
+pub(super) const REQUEUE_AT: &str = "UPDATE numbers SET state = 'pending', claimed_by = NULL, \
+     not_before = ? WHERE id = ? AND state = 'done'";
+/// A pending number let go until `not_before` (outside its calling window).
+pub(super) const DEFER: &str =
+    "UPDATE numbers SET claimed_by = NULL, not_before = ? WHERE id = ? AND state = 'pending'";
+/// The next time a waiting number may be claimed.
+pub(super) const NEXT_NOT_BEFORE: &str =
+    "SELECT MIN(not_before) FROM numbers WHERE state = 'pending' AND not_before > ?";
 /// An attempt that never reached Asterisk is taken back: its number is pending again.
 pub(super) const VOID_ATTEMPT_NUMBER: &str = "UPDATE numbers SET state = 'pending' \
      WHERE id = (SELECT number_id FROM attempts WHERE id = ? AND state = 'dialing')";

@@ -24,6 +24,11 @@ const MIGRATIONS: super::embedded::Migrations = &[
         "claims dialers call events",
         include_str!("migrations/sqlite/0002_claims_dialers_call_events.sql"),
     ),
+    (
+        3,
+        "not before",
+        include_str!("migrations/sqlite/0003_not_before.sql"),
+    ),
 ];
 
 /// SQLite's `BEGIN` takes the write lock at the first write, and a reader that must become
