@@ -55,6 +55,8 @@ struct LabReport {
     lost_to_asterisk: Option<u64>,
     /// The session ran to its end (drained, counted, closed by the backend).
     completed: bool,
+    /// The call it belongs to (a call has several sessions when its backend reconnects).
+    call_sid: String,
     error: Option<String>,
 }
 
@@ -270,6 +272,7 @@ async fn lab_session(ws: WebSocketStream<TcpStream>, context: Arc<LabContext>) {
         }
     }
     report.completed = phase == Phase::Done;
+    report.call_sid = call_sid;
     if phase != Phase::Done && report.error.is_none() {
         report.error = Some(format!("session ended in phase {phase:?}"));
     }
@@ -695,8 +698,13 @@ pub(crate) async fn run(options: &Options, calls: usize) -> Result<Figures, Benc
         counted: true,
         ..Direction::default()
     };
-    // A call lost: it never streamed, or its session ended before the run ended it.
-    let calls_lost = calls - streaming.min(calls) + reports.iter().filter(|r| !r.completed).count();
+    // A call lost: it never streamed, or none of its sessions ran to the run's end.
+    let completed: std::collections::HashSet<&str> = reports
+        .iter()
+        .filter(|r| r.completed)
+        .map(|r| r.call_sid.as_str())
+        .collect();
+    let calls_lost = calls.saturating_sub(completed.len());
     let (mut jitter, mut marks, mut held) = (Vec::new(), Vec::new(), Vec::new());
     for report in reports {
         if let Some(error) = &report.error {
