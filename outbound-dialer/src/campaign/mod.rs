@@ -27,7 +27,7 @@ use crate::outcome::Outcome;
 use crate::pacing::{Pacer, Slot};
 use crate::rules::campaign::{CampaignRules, NumberVerdict, StartGate};
 use crate::rules::clock::{SystemClock, until};
-use crate::rules::dnc::DncList;
+use crate::rules::dnc::DncFile;
 use crate::status::{CampaignStatus, RunState};
 use crate::store::{
     Attempt, AttemptState, DialerInfo, ImportSummary, PendingNumber, Store, StoreError,
@@ -118,13 +118,9 @@ fn source(config: &Config) -> Result<Source, NumbersError> {
 /// Imports the list unless the store has this very list already (a resumed run, or
 /// another dialer of the campaign imported it: they take turns under the store's import
 /// lock).
-async fn import(
-    store: &Store,
-    source: &Source,
-    dnc: Option<&DncList>,
-) -> Result<(ImportSummary, u64), CampaignError> {
+async fn import(store: &Store, source: &Source) -> Result<(ImportSummary, u64), CampaignError> {
     let lock = store.import_lock().await?;
-    let imported = import_unlocked(store, source, dnc).await;
+    let imported = import_unlocked(store, source).await;
     lock.release().await;
     imported
 }
@@ -132,7 +128,6 @@ async fn import(
 async fn import_unlocked(
     store: &Store,
     source: &Source,
-    dnc: Option<&DncList>,
 ) -> Result<(ImportSummary, u64), CampaignError> {
     let fingerprint = source.fingerprint()?;
     if store.input_fingerprint().await?.as_deref() == Some(fingerprint.as_str()) {
@@ -141,22 +136,15 @@ async fn import_unlocked(
     }
     let mut input = source.open()?;
     let mut invalid = 0_u64;
-    let mut on_dnc = 0_u64;
     let summary = store
-        .import(
-            input
-                .entries(|bad| {
-                    invalid += 1;
-                    tracing::warn!(line = bad.line, reason = %bad.reason, excerpt = %bad.excerpt, "invalid line skipped");
-                })
-                .inspect(|entry| {
-                    if let (Ok(entry), Some(dnc)) = (entry, dnc) {
-                        on_dnc += u64::from(dnc.contains(&entry.number));
-                    }
-                }),
-        )
+        .import(input.entries(|bad| {
+            invalid += 1;
+            tracing::warn!(line = bad.line, reason = %bad.reason, excerpt = %bad.excerpt, "invalid line skipped");
+        }))
         .await?;
     input.finish()?;
+    // Checked against the store's do-not-call table (the file is loaded into it first).
+    let on_dnc = store.pending_dnc_count().await?;
     if on_dnc > 0 {
         tracing::info!(
             numbers = on_dnc,
@@ -233,8 +221,10 @@ struct Dialer {
     pending: VecDeque<PendingNumber>,
     /// Recordings of earlier runs being fetched.
     downloads: JoinSet<()>,
-    /// Campaign rules: DNC, hours, retries, abandon rate, breaker.
+    /// Campaign rules: hours, retries, abandon rate, breaker.
     rules: CampaignRules,
+    /// The `--dnc-file`, loaded into the store's `dnc` table again when it changes.
+    dnc: Option<DncFile>,
     /// Numbers claimed at a time: with several dialers, about what this one can start
     /// soon, so the others get the rest.
     claim_batch: u32,
@@ -334,7 +324,18 @@ impl Dialer {
             let Some(number) = self.pending.pop_front() else {
                 return Ok(None);
             };
-            // Right before the originate: the DNC list (re-read if it changed), the hours.
+            // Right before the originate: the store's DNC table (what any dialer or an
+            // operator added until now; the file again first if it changed), the hours.
+            if let Some(file) = self.dnc.as_mut() {
+                if file.refresh() {
+                    load_dnc(&self.store, file).await?;
+                }
+            }
+            if let Some(source) = self.store.is_dnc(&number.number).await? {
+                let message = format!("not dialled: on the do-not-call list (from {source})");
+                self.never_dial(number, Outcome::Dnc, message).await?;
+                continue;
+            }
             match self.rules.check_number(&number.number, &number.data) {
                 NumberVerdict::Dial => {}
                 NumberVerdict::Later(open) => {
@@ -454,7 +455,7 @@ impl Dialer {
     }
 
     /// Stores an outcome for a number that must not be dialled (DNC): an attempt row
-    /// that never reaches Asterisk.
+    /// that never reaches Asterisk, without `originated_at`.
     async fn never_dial(
         &mut self,
         number: PendingNumber,
@@ -463,18 +464,6 @@ impl Dialer {
     ) -> Result<(), CampaignError> {
         let key = self.key.clone();
         let number_id = number.id;
-        let attempt = match self
-            .store
-            .begin_attempt(number_id, |attempt| {
-                AttemptIds::new(&key, number_id.0, attempt).callee
-            })
-            .await
-        {
-            Ok(attempt) => attempt,
-            Err(StoreError::NotPending { .. }) => return Ok(()),
-            Err(error) => return Err(error.into()),
-        };
-        tracing::info!(number = %number.number, %outcome, reason = %message, "not dialled");
         let ending = crate::store::Ending {
             outcome,
             cause: None,
@@ -482,7 +471,22 @@ impl Dialer {
             message: Some(message),
             ended_at: crate::store::unix_millis_now(),
         };
-        self.store.finish(attempt.id, &ending).await?;
+        match self
+            .store
+            .finish_without_call(
+                number_id,
+                |attempt| AttemptIds::new(&key, number_id.0, attempt).callee,
+                &ending,
+            )
+            .await
+        {
+            Ok(_) => {}
+            // Taken meanwhile (a stale batch).
+            Err(StoreError::NotPending { .. }) => return Ok(()),
+            Err(error) => return Err(error.into()),
+        }
+        let reason = ending.message.as_deref().unwrap_or("");
+        tracing::info!(number = %number.number, %outcome, %reason, "not dialled");
         self.tally.outcome(outcome);
         Ok(())
     }
@@ -502,6 +506,7 @@ pub async fn run(config: &Config, control: &Arc<RunControl>) -> Result<Summary, 
 /// A campaign ready to dial: its list imported, ARI reached, the trunk checked.
 pub struct Prepared {
     store: Store,
+    dnc: Option<DncFile>,
     connection: AppConnection,
     imported: ImportSummary,
     invalid_lines: u64,
@@ -522,15 +527,17 @@ impl Prepared {
 pub async fn prepare(config: &Config) -> Result<Prepared, CampaignError> {
     let source = source(config)?;
     let store = Store::open_at(&config.db, &config.campaign).await?;
-    // Checked at import (counted) and again before each call (the file may change).
+    // Into the store's table, checked at import (counted) and again before each call.
     let dnc = config
         .rules
         .dnc_file
         .as_deref()
-        .map(crate::rules::dnc::DncFile::open)
+        .map(DncFile::open)
         .transpose()?;
-    let (imported, invalid_lines) =
-        import(&store, &source, dnc.as_ref().map(|file| file.list())).await?;
+    if let Some(file) = &dnc {
+        load_dnc(&store, file).await?;
+    }
+    let (imported, invalid_lines) = import(&store, &source).await?;
     let connection = connect(config).await?;
     store.register_dialer(&dialer_info(config)).await?;
     if store.is_shared() {
@@ -538,10 +545,21 @@ pub async fn prepare(config: &Config) -> Result<Prepared, CampaignError> {
     }
     Ok(Prepared {
         store,
+        dnc,
         connection,
         imported,
         invalid_lines,
     })
+}
+
+/// Loads the DNC file into the store's `dnc` table (idempotent: numbers already there are
+/// kept as they are), where every dialer of the campaign sees it.
+async fn load_dnc(store: &Store, file: &DncFile) -> Result<(), StoreError> {
+    let source = file.path().display().to_string();
+    let added = store.load_dnc(file.list().iter(), &source).await?;
+    let total = store.dnc_count().await?;
+    tracing::info!(file = %source, numbers = file.list().len(), added, total, "do-not-call list loaded into the store");
+    Ok(())
 }
 
 /// What the store records about this dialer.
@@ -601,6 +619,7 @@ pub async fn run_prepared(
 ) -> Result<Summary, CampaignError> {
     let Prepared {
         store,
+        dnc,
         connection,
         imported,
         invalid_lines,
@@ -621,7 +640,8 @@ pub async fn run_prepared(
         not_sent: VecDeque::new(),
         pending: VecDeque::new(),
         downloads: JoinSet::new(),
-        rules: CampaignRules::new(&config.rules, config.max_cc, Arc::new(SystemClock))?,
+        rules: CampaignRules::new(&config.rules, config.max_cc, Arc::new(SystemClock)),
+        dnc,
         claim_batch: if store.is_shared() {
             config.max_cc.clamp(1, PENDING_BATCH)
         } else {

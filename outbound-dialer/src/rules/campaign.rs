@@ -1,6 +1,7 @@
 //! The rules as the campaign loop uses them: asked before each originate (DNC, calling
 //! hours, breaker, abandon-rate concurrency) and told each outcome (retry scheduling,
-//! breaker and abandon accounting). Holds the run's rule state; no I/O but the DNC file.
+//! breaker and abandon accounting). Holds the run's rule state; no I/O. The DNC check
+//! reads the store's `dnc` table (the campaign loop asks it before these rules).
 //! What waits for a time (a retry's delay, a calling window) waits in the store
 //! (`numbers.not_before`), so it survives a crash and any dialer of the campaign takes it.
 
@@ -13,7 +14,6 @@ use super::abandon::{AbandonControl, Change, LiveCall};
 use super::args::Rules;
 use super::breaker::{Breaker, Gate, Transition};
 use super::clock::{Clock, from_unix_millis};
-use super::dnc::{DncError, DncFile};
 use super::hours::CallingHours;
 use super::retry::RetryPolicy;
 use crate::call::CallEnd;
@@ -33,7 +33,7 @@ pub struct Retry {
 pub enum NumberVerdict {
     /// Dial it.
     Dial,
-    /// Never dial it: store this outcome and message instead (DNC, unknown zone).
+    /// Never dial it: store this outcome and message instead (unknown zone).
     Skip(Outcome, String),
     /// Outside its calling window: not before this.
     Later(DateTime<Utc>),
@@ -61,7 +61,6 @@ pub struct CampaignRules {
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
     hours: CallingHours,
-    dnc: Option<DncFile>,
     abandon: AbandonControl,
     breaker: Breaker,
     /// Attempts in flight: attempt id → (number id, attempt number).
@@ -73,14 +72,7 @@ pub struct CampaignRules {
 
 impl CampaignRules {
     /// The rules of a run of at most `max_cc` calls at once, on `clock`.
-    ///
-    /// # Errors
-    /// The DNC file cannot be read.
-    pub fn new(rules: &Rules, max_cc: u32, clock: Arc<dyn Clock>) -> Result<Self, DncError> {
-        let dnc = rules.dnc_file.as_deref().map(DncFile::open).transpose()?;
-        if let Some(dnc) = &dnc {
-            tracing::info!(file = %dnc.path().display(), numbers = dnc.list().len(), "do-not-call list read");
-        }
+    pub fn new(rules: &Rules, max_cc: u32, clock: Arc<dyn Clock>) -> Self {
         tracing::info!(
             retries = %rules.retry.describe(),
             calling_window = %rules.hours.window(),
@@ -89,17 +81,16 @@ impl CampaignRules {
             amd = rules.amd.is_some(),
             "campaign rules"
         );
-        Ok(CampaignRules {
+        CampaignRules {
             clock,
             retry: rules.retry.clone(),
             hours: rules.hours.clone(),
-            dnc,
             abandon: AbandonControl::new(rules.max_abandon_rate, max_cc),
             breaker: Breaker::new(rules.breaker_threshold, rules.breaker_cooldown),
             attempts: HashMap::new(),
             announced_trip: 0,
             max_cc: max_cc.max(1),
-        })
+        }
     }
 
     /// Now, on the rules' clock.
@@ -107,28 +98,9 @@ impl CampaignRules {
         self.clock.now()
     }
 
-    /// Whether a number is on the DNC list (as last read; for the import's count).
-    pub fn is_dnc(&self, number: &str) -> bool {
-        self.dnc
-            .as_ref()
-            .is_some_and(|dnc| dnc.list().contains(number))
-    }
-
-    /// Asked right before a number's originate: the DNC file (re-read if it changed),
-    /// then its calling window.
+    /// Asked right before a number's originate (after the store's DNC check): its
+    /// calling window.
     pub fn check_number(&mut self, number: &str, data: &BTreeMap<String, String>) -> NumberVerdict {
-        if let Some(dnc) = &mut self.dnc {
-            dnc.refresh();
-            if dnc.list().contains(number) {
-                return NumberVerdict::Skip(
-                    Outcome::Dnc,
-                    format!(
-                        "not dialled: on the do-not-call list {}",
-                        dnc.path().display()
-                    ),
-                );
-            }
-        }
         let now = self.clock.now();
         match self.hours.next_open(number, data, now) {
             Ok(open) if open <= now => NumberVerdict::Dial,
@@ -255,7 +227,7 @@ mod tests {
     fn rules(clock: &Arc<FakeClock>, configure: impl FnOnce(&mut Rules)) -> CampaignRules {
         let mut rules = Rules::default();
         configure(&mut rules);
-        CampaignRules::new(&rules, 4, clock.clone()).unwrap()
+        CampaignRules::new(&rules, 4, clock.clone())
     }
 
     #[test]
@@ -271,30 +243,6 @@ mod tests {
         );
         clock.advance(Duration::from_secs(10));
         assert_eq!(rules.check_number("1001", &data), NumberVerdict::Dial);
-    }
-
-    #[test]
-    fn dnc_numbers_are_skipped_with_their_outcome() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("dnc.txt");
-        std::fs::write(&path, "1002\n").unwrap();
-        let clock = Arc::new(FakeClock::at_rfc3339("2026-03-02T12:00:00Z"));
-        let mut rules = rules(&clock, |r| r.dnc_file = Some(path.clone()));
-        assert!(rules.is_dnc("1002"));
-        assert!(matches!(
-            rules.check_number("1002", &BTreeMap::new()),
-            NumberVerdict::Skip(Outcome::Dnc, _)
-        ));
-        assert_eq!(
-            rules.check_number("1001", &BTreeMap::new()),
-            NumberVerdict::Dial
-        );
-        // Added to the file mid-campaign: not dialled either.
-        std::fs::write(&path, "1002\n1001\n").unwrap();
-        assert!(matches!(
-            rules.check_number("1001", &BTreeMap::new()),
-            NumberVerdict::Skip(Outcome::Dnc, _)
-        ));
     }
 
     #[test]

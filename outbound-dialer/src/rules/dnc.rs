@@ -1,8 +1,9 @@
 //! Do-not-call: a DNC file (one number per line; `#` starts a comment; blank lines are
 //! skipped; numbers normalised as the number list's, so `+1 (212) 555-0100` and
-//! `12125550100` are one number). Checked at import (counted and logged) and again right
-//! before each originate, after re-reading the file if it changed: a number added to the
-//! file mid-campaign is not dialled either. DNC numbers get the outcome `dnc`.
+//! `12125550100` are one number). The dialer loads it into the store's `dnc` table at
+//! start and again when the file changes; the table is what is checked at import (counted
+//! and logged) and right before each originate, so a number added to the file or the
+//! table mid-campaign is not dialled either. DNC numbers get the outcome `dnc`.
 
 use std::collections::HashSet;
 use std::io::{BufRead as _, Read as _};
@@ -103,6 +104,11 @@ impl DncList {
         self.numbers.contains(number)
     }
 
+    /// Its numbers, in no order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.numbers.iter().map(String::as_str)
+    }
+
     /// How many numbers it holds.
     pub fn len(&self) -> usize {
         self.numbers.len()
@@ -156,10 +162,10 @@ impl DncFile {
         Ok(())
     }
 
-    /// Re-reads the file if it changed since the last read. A file that became
-    /// unreadable keeps the last list (and says so): numbers never leave the list by
-    /// accident.
-    pub fn refresh(&mut self) {
+    /// Re-reads the file if it changed since the last read; returns whether it did. A
+    /// file that became unreadable keeps the last list (and says so): numbers never leave
+    /// the list by accident.
+    pub fn refresh(&mut self) -> bool {
         let changed = match std::fs::metadata(&self.path) {
             Ok(meta) => meta.modified().ok() != self.modified || meta.len() != self.len,
             Err(error) => {
@@ -167,12 +173,17 @@ impl DncFile {
                 false
             }
         };
-        if changed {
-            match self.load() {
-                Ok(()) => {
-                    tracing::info!(file = %self.path.display(), numbers = self.list.len(), "do-not-call file re-read")
-                }
-                Err(error) => tracing::warn!(%error, "keeping the do-not-call list read before"),
+        if !changed {
+            return false;
+        }
+        match self.load() {
+            Ok(()) => {
+                tracing::info!(file = %self.path.display(), numbers = self.list.len(), "do-not-call file re-read");
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "keeping the do-not-call list read before");
+                false
             }
         }
     }
@@ -234,12 +245,13 @@ mod tests {
         let mut file = DncFile::open(&path).unwrap();
         assert!(file.list().contains("1000"));
         assert!(!file.list().contains("2000"));
+        assert!(!file.refresh(), "unchanged");
         std::fs::write(&path, "1000\n2000\n").unwrap();
-        file.refresh();
+        assert!(file.refresh());
         assert!(file.list().contains("2000"));
         // Gone: the last list stays.
         std::fs::remove_file(&path).unwrap();
-        file.refresh();
+        assert!(!file.refresh());
         assert!(file.list().contains("2000"));
         let missing = DncFile::open(&dir.path().join("nope.txt"))
             .unwrap_err()

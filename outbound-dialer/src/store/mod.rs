@@ -985,6 +985,133 @@ impl Store {
         statement
     }
 
+    /// Adds do-not-call numbers (normalised; others are skipped) to the store's `dnc` table,
+    /// which every dialer of the campaign checks right before each originate. A number
+    /// already there keeps its first `source` and time, so loading the same list again
+    /// changes nothing; numbers are never removed here. Sorted and written in batches of
+    /// [`IMPORT_BATCH`] (each its own transaction, run again on a MySQL deadlock), so
+    /// dialers loading the same file at once take row locks in one order. Returns how many
+    /// numbers were new.
+    ///
+    /// # Errors
+    /// A failed write (the batches before it stay).
+    pub async fn load_dnc<I, S>(&self, numbers: I, source: &str) -> Result<u64, StoreError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut numbers: Vec<String> = numbers
+            .into_iter()
+            .filter_map(|number| normalize(number.as_ref()).ok())
+            .collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        // The column holds 255 characters (MySQL).
+        let source: String = source.chars().take(255).collect();
+        let added_at = unix_millis_now();
+        let mut added = 0;
+        for batch in numbers.chunks(IMPORT_BATCH) {
+            added += self
+                .retrying(|| self.load_dnc_batch(batch, &source, added_at))
+                .await?;
+        }
+        Ok(added)
+    }
+
+    async fn load_dnc_batch(
+        &self,
+        batch: &[String],
+        source: &str,
+        added_at: UnixMillis,
+    ) -> Result<u64, StoreError> {
+        let error = self.query_error("load the do-not-call list");
+        let rows_per_insert = on_backend!(self, _w, _r, d => d::ROWS_PER_INSERT);
+        let mut added = 0;
+        on_backend!(self, w, _r, d => {
+            let mut tx = w.begin_with(d::BEGIN_WRITE).await.map_err(&error)?;
+            for rows in batch.chunks(rows_per_insert) {
+                let statement = self.insert_rows_sql(sql::INSERT_DNC, sql::INSERT_DNC_ROW, rows.len());
+                let mut query = sqlx::query(&statement);
+                for number in rows {
+                    query = query.bind(number).bind(source).bind(added_at);
+                }
+                added += query.execute(&mut *tx).await.map_err(&error)?.rows_affected();
+            }
+            tx.commit().await.map_err(&error)?;
+        });
+        Ok(added)
+    }
+
+    /// Whether a (normalised) number is on the do-not-call list, and where it came from:
+    /// one primary-key probe, so it is asked right before each originate and sees what any
+    /// dialer or operator added until then.
+    ///
+    /// # Errors
+    /// A failed read.
+    pub async fn is_dnc(&self, number: &str) -> Result<Option<String>, StoreError> {
+        let source: Option<String> = on_backend!(self, _w, r, _d => {
+            sqlx::query_scalar(sql::IS_DNC)
+                .bind(number)
+                .fetch_optional(r)
+                .await
+                .map_err(self.query_error("read the do-not-call list"))?
+        });
+        Ok(source)
+    }
+
+    /// How many numbers the do-not-call list holds.
+    ///
+    /// # Errors
+    /// A failed read.
+    pub async fn dnc_count(&self) -> Result<u64, StoreError> {
+        self.count_one(sql::COUNT_DNC, "count the do-not-call list")
+            .await
+    }
+
+    /// How many pending numbers of the campaign are on the do-not-call list.
+    ///
+    /// # Errors
+    /// A failed read.
+    pub async fn pending_dnc_count(&self) -> Result<u64, StoreError> {
+        self.count_one(
+            sql::COUNT_PENDING_DNC,
+            "count the list's do-not-call numbers",
+        )
+        .await
+    }
+
+    async fn count_one(
+        &self,
+        statement: &'static str,
+        action: &'static str,
+    ) -> Result<u64, StoreError> {
+        let count: i64 = on_backend!(self, _w, r, _d => {
+            sqlx::query_scalar(statement)
+                .fetch_one(r)
+                .await
+                .map_err(self.query_error(action))?
+        });
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// The backend's multi-row insert of `rows` rows into `head`, skipping duplicates.
+    fn insert_rows_sql(&self, head: &str, row: &str, rows: usize) -> String {
+        let (verb, ignore) =
+            on_backend!(self, _w, _r, d => (d::INSERT_NUMBERS_VERB, d::IGNORE_DUPLICATE_NUMBERS));
+        let mut statement =
+            String::with_capacity(verb.len() + head.len() + rows * (row.len() + 2) + 40);
+        statement.push_str(verb);
+        statement.push_str(head);
+        for index in 0..rows {
+            if index > 0 {
+                statement.push_str(", ");
+            }
+            statement.push_str(row);
+        }
+        statement.push_str(ignore);
+        statement
+    }
+
     /// Keeps other dialers of this campaign from importing at the same time (MySQL: a
     /// named lock; SQLite: nothing, one dialer per file). Check [`Store::input_fingerprint`]
     /// after taking it: the one before may have imported the list.
@@ -1321,16 +1448,40 @@ impl Store {
         number_id: NumberId,
         channel_id_of: impl Fn(u32) -> String,
     ) -> Result<Attempt, StoreError> {
-        self.retrying(|| self.begin_attempt_once(number_id, &channel_id_of))
+        self.retrying(|| self.begin_attempt_once(number_id, &channel_id_of, None))
             .await
     }
 
+    /// Records an outcome for a pending number that is not dialled (a DNC number): attempt
+    /// N+1 written `ended` at once, with no `originated_at` (nothing was sent), and the
+    /// number done, under the same checks and row lock as [`Store::begin_attempt`].
+    ///
+    /// # Errors
+    /// As [`Store::begin_attempt`]: [`StoreError::NotPending`] for a number being dialled,
+    /// done or claimed by another running dialer, an unknown number, a failed write.
+    pub async fn finish_without_call(
+        &self,
+        number_id: NumberId,
+        channel_id_of: impl Fn(u32) -> String,
+        ending: &Ending,
+    ) -> Result<Attempt, StoreError> {
+        self.retrying(|| self.begin_attempt_once(number_id, &channel_id_of, Some(ending)))
+            .await
+    }
+
+    /// Writes the next attempt of a pending number: `dialing`, or, with `without_call`,
+    /// `ended` with that outcome and never originated.
     async fn begin_attempt_once(
         &self,
         number_id: NumberId,
         channel_id_of: &impl Fn(u32) -> String,
+        without_call: Option<&Ending>,
     ) -> Result<Attempt, StoreError> {
-        let action = "begin an attempt";
+        let action = if without_call.is_some() {
+            "record an outcome without a call"
+        } else {
+            "begin an attempt"
+        };
         let error = self.query_error(action);
         let asterisk = self.me.asterisk();
         on_backend!(self, w, _r, d => {
@@ -1374,15 +1525,28 @@ impl Store {
                 u32::try_from(last + 1).map_err(|_| self.corrupt("attempt", last.to_string()))?;
             let channel_id = channel_id_of(attempt);
             let originated_at = unix_millis_now();
-            let inserted = sqlx::query(sql::INSERT_ATTEMPT)
-                .bind(number_id.0)
-                .bind(i64::from(attempt))
-                .bind(&channel_id)
-                .bind(originated_at)
-                .bind(self.dialer_id())
-                .bind(asterisk.as_deref())
-                .execute(&mut *tx)
-                .await;
+            let inserted = match without_call {
+                None => sqlx::query(sql::INSERT_ATTEMPT)
+                    .bind(number_id.0)
+                    .bind(i64::from(attempt))
+                    .bind(&channel_id)
+                    .bind(originated_at)
+                    .bind(self.dialer_id())
+                    .bind(asterisk.as_deref()),
+                Some(ending) => sqlx::query(sql::INSERT_ATTEMPT_WITHOUT_CALL)
+                    .bind(number_id.0)
+                    .bind(i64::from(attempt))
+                    .bind(&channel_id)
+                    .bind(ending.outcome.as_str())
+                    .bind(ending.cause)
+                    .bind(ending.cause_text.as_deref())
+                    .bind(ending.message.as_deref())
+                    .bind(ending.ended_at)
+                    .bind(self.dialer_id())
+                    .bind(asterisk.as_deref()),
+            }
+            .execute(&mut *tx)
+            .await;
             let id = match inserted {
                 Ok(done) => AttemptId(done.inserted_id()),
                 Err(source) if is_unique_violation(&source) => {
@@ -1393,7 +1557,12 @@ impl Store {
                 }
                 Err(source) => return Err(error(source)),
             };
-            sqlx::query(sql::SET_NUMBER_DIALING)
+            let set_number = if without_call.is_some() {
+                sql::SET_NUMBER_DONE_WITHOUT_CALL
+            } else {
+                sql::SET_NUMBER_DIALING
+            };
+            sqlx::query(set_number)
                 .bind(self.dialer_id())
                 .bind(number_id.0)
                 .execute(&mut *tx)
@@ -1403,21 +1572,25 @@ impl Store {
             Ok(Attempt {
                 id,
                 number_id,
-                state: AttemptState::Dialing,
+                state: if without_call.is_some() {
+                    AttemptState::Ended
+                } else {
+                    AttemptState::Dialing
+                },
                 dialer: Some(self.dialer_id().to_owned()),
                 asterisk,
                 record: AttemptRecord {
                     number,
                     data,
                     attempt,
-                    outcome: None,
-                    cause: None,
-                    cause_text: None,
-                    message: None,
-                    originated_at: Some(originated_at),
+                    outcome: without_call.map(|ending| ending.outcome),
+                    cause: without_call.and_then(|ending| ending.cause),
+                    cause_text: without_call.and_then(|ending| ending.cause_text.clone()),
+                    message: without_call.and_then(|ending| ending.message.clone()),
+                    originated_at: without_call.is_none().then_some(originated_at),
                     answered_at: None,
                     target_connected_at: None,
-                    ended_at: None,
+                    ended_at: without_call.map(|ending| ending.ended_at),
                     channel_id,
                     target_channel_id: None,
                     bridge_id: None,

@@ -34,6 +34,7 @@ const MIGRATIONS: super::embedded::Migrations = &[
         "not before",
         include_str!("migrations/mysql/0003_not_before.sql"),
     ),
+    (4, "dnc", include_str!("migrations/mysql/0004_dnc.sql")),
 ];
 
 /// A write transaction: InnoDB locks rows as they are written.

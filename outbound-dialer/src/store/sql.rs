@@ -159,3 +159,21 @@ pub(super) const COUNT_OUTCOMES: &str =
 /// Attempts ended since a time, and the first of them: the campaign's pace.
 pub(super) const RECENT_ENDS: &str =
     "SELECT COUNT(*), MIN(ended_at) FROM attempts WHERE ended_at >= ?";
+
+/// After the backend's `INSERT` (or `INSERT IGNORE`), followed by `(?, ?, ?)` once per
+/// row and the backend's ignore-duplicates clause (`dnc`'s key is `number` too): a number
+/// already on the list keeps its first source and time.
+pub(super) const INSERT_DNC: &str = " INTO dnc (number, source, added_at) VALUES ";
+pub(super) const INSERT_DNC_ROW: &str = "(?, ?, ?)";
+/// One primary-key probe: whether a number is on the do-not-call list.
+pub(super) const IS_DNC: &str = "SELECT source FROM dnc WHERE number = ?";
+pub(super) const COUNT_DNC: &str = "SELECT COUNT(*) FROM dnc";
+/// Pending numbers of the list that are on the do-not-call list (counted at import).
+pub(super) const COUNT_PENDING_DNC: &str =
+    "SELECT COUNT(*) FROM numbers n JOIN dnc d ON d.number = n.number WHERE n.state = 'pending'";
+/// An attempt that never reached Asterisk and never will (a DNC number): ended at once,
+/// no `originated_at`.
+pub(super) const INSERT_ATTEMPT_WITHOUT_CALL: &str = "INSERT INTO attempts (number_id, attempt, channel_id, state, outcome, cause, cause_text, message, ended_at, dialer, asterisk) \
+     VALUES (?, ?, ?, 'ended', ?, ?, ?, ?, ?, ?, ?)";
+pub(super) const SET_NUMBER_DONE_WITHOUT_CALL: &str = "UPDATE numbers SET state = 'done', claimed_by = ? \
+     WHERE id = ? AND state = 'pending'";

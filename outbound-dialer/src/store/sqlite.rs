@@ -29,6 +29,7 @@ const MIGRATIONS: super::embedded::Migrations = &[
         "not before",
         include_str!("migrations/sqlite/0003_not_before.sql"),
     ),
+    (4, "dnc", include_str!("migrations/sqlite/0004_dnc.sql")),
 ];
 
 /// SQLite's `BEGIN` takes the write lock at the first write, and a reader that must become

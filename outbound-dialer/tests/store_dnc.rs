@@ -1,0 +1,212 @@
+//! The store's `dnc` table (store v4), on SQLite and on the lab's MariaDB: a DNC list is
+//! loaded idempotently (normalised, first source kept), a number an operator INSERTs is
+//! seen at once, 100 000 numbers load in a few seconds, and a DNC number's outcome is an
+//! attempt row that never claims to have been originated.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use outbound_dialer::numbers::NumberEntry;
+use outbound_dialer::outcome::Outcome;
+use outbound_dialer::store::{
+    AttemptState, DialerInfo, Ending, Location, MySqlTarget, Store, StoreError, unix_millis_now,
+};
+
+enum Fixture {
+    Sqlite(tempfile::TempDir),
+    MySql(ari_lab::mariadb::TestDatabase),
+}
+
+impl Fixture {
+    fn location(&self) -> Location {
+        match self {
+            Fixture::Sqlite(dir) => Location::Sqlite(dir.path().join("c.sqlite")),
+            Fixture::MySql(db) => Location::MySql(MySqlTarget::Url(db.url.clone())),
+        }
+    }
+
+    async fn with(&self, numbers: &[&str]) -> Store {
+        let store = Store::open_at(&self.location(), "dnc").await.unwrap();
+        let entries = numbers.iter().enumerate().map(|(i, n)| {
+            Ok::<_, Infallible>(NumberEntry {
+                line: i as u64 + 1,
+                number: (*n).to_owned(),
+                data: BTreeMap::new(),
+            })
+        });
+        store.import(entries).await.unwrap();
+        store
+            .register_dialer(&DialerInfo {
+                app: "dnc-app".to_owned(),
+                asterisk: "http://127.0.0.1:8088".to_owned(),
+                max_cc: 4,
+                lease: Duration::from_secs(30),
+            })
+            .await
+            .unwrap();
+        store
+    }
+
+    /// An operator's own INSERT, outside the dialer.
+    async fn operator_adds(&self, number: &str) {
+        let statement = format!(
+            "INSERT INTO dnc (number, source, added_at) VALUES ('{number}', 'operator', {})",
+            unix_millis_now()
+        );
+        match self {
+            Fixture::Sqlite(dir) => {
+                let options = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(dir.path().join("c.sqlite"))
+                    .busy_timeout(Duration::from_secs(10));
+                let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+                sqlx::query(&statement).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+            Fixture::MySql(db) => {
+                db.sql(&statement).unwrap();
+            }
+        }
+    }
+}
+
+async fn the_dnc_table(fixture: Fixture) {
+    let store = fixture.with(&["12125550100", "1002", "1003"]).await;
+    assert_eq!(store.dnc_count().await.unwrap(), 0);
+    assert_eq!(store.is_dnc("1002").await.unwrap(), None);
+
+    // Normalised as the number list; an unusable line is skipped.
+    let added = store
+        .load_dnc(
+            ["+1 (212) 555-0100", "1002", "1002", "not a number"],
+            "dnc.txt",
+        )
+        .await
+        .unwrap();
+    assert_eq!(added, 2);
+    assert_eq!(store.dnc_count().await.unwrap(), 2);
+    assert_eq!(store.pending_dnc_count().await.unwrap(), 2);
+    assert_eq!(
+        store.is_dnc("12125550100").await.unwrap().as_deref(),
+        Some("dnc.txt")
+    );
+    assert_eq!(store.is_dnc("1003").await.unwrap(), None);
+
+    // Loaded again (a restart, another dialer, a changed file): nothing changes but what
+    // is new; a number keeps where it first came from.
+    let added = store.load_dnc(["1002", "4004"], "api").await.unwrap();
+    assert_eq!(added, 1);
+    assert_eq!(store.dnc_count().await.unwrap(), 3);
+    assert_eq!(
+        store.is_dnc("1002").await.unwrap().as_deref(),
+        Some("dnc.txt")
+    );
+    assert_eq!(store.is_dnc("4004").await.unwrap().as_deref(), Some("api"));
+
+    // An operator's INSERT is seen by the next check.
+    fixture.operator_adds("1003").await;
+    assert_eq!(
+        store.is_dnc("1003").await.unwrap().as_deref(),
+        Some("operator")
+    );
+    assert_eq!(store.pending_dnc_count().await.unwrap(), 3);
+
+    // 100 000 numbers, twice (the second time all known).
+    let big: Vec<String> = (0..100_000u64).map(|i| format!("3{i:010}")).collect();
+    let started = Instant::now();
+    assert_eq!(store.load_dnc(&big, "big.txt").await.unwrap(), 100_000);
+    let first = started.elapsed();
+    let started = Instant::now();
+    assert_eq!(store.load_dnc(&big, "big.txt").await.unwrap(), 0);
+    let again = started.elapsed();
+    println!("100 000 DNC numbers loaded in {first:?}, again in {again:?}");
+    assert!(
+        first < Duration::from_secs(30) && again < Duration::from_secs(30),
+        "{first:?} / {again:?}"
+    );
+    assert_eq!(store.dnc_count().await.unwrap(), 100_004);
+    assert!(store.is_dnc("30000099999").await.unwrap().is_some());
+}
+
+async fn a_dnc_outcome_is_not_an_originate(fixture: Fixture) {
+    let store = fixture.with(&["1001", "1002"]).await;
+    let claimed = store.claim(10).await.unwrap();
+    let (first, second) = (claimed[0].id, claimed[1].id);
+    let ended_at = unix_millis_now();
+    let ending = Ending {
+        outcome: Outcome::Dnc,
+        cause: None,
+        cause_text: None,
+        message: Some("not dialled: on the do-not-call list".to_owned()),
+        ended_at,
+    };
+    let attempt = store
+        .finish_without_call(first, |n| format!("dnc-{}-{n}", first.0), &ending)
+        .await
+        .unwrap();
+    assert_eq!(attempt.state, AttemptState::Ended);
+    assert_eq!(attempt.record.originated_at, None);
+    let stored = store.attempt(attempt.id).await.unwrap();
+    assert_eq!(stored.state, AttemptState::Ended);
+    assert_eq!(stored.record.attempt, 1);
+    assert_eq!(stored.record.outcome, Some(Outcome::Dnc));
+    assert_eq!(stored.record.originated_at, None, "nothing was sent");
+    assert_eq!(stored.record.ended_at, Some(ended_at));
+    assert_eq!(
+        stored.record.message.as_deref(),
+        Some("not dialled: on the do-not-call list")
+    );
+    // The number is done: never claimed, never started again.
+    assert_eq!(
+        store
+            .claim(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|n| n.id)
+            .collect::<Vec<_>>(),
+        [second]
+    );
+    assert!(matches!(
+        store
+            .finish_without_call(first, |n| format!("dnc-{}-{n}", first.0), &ending)
+            .await,
+        Err(StoreError::NotPending { .. })
+    ));
+    assert!(matches!(
+        store
+            .begin_attempt(first, |n| format!("dnc-{}-{n}", first.0))
+            .await,
+        Err(StoreError::NotPending { .. })
+    ));
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.done, counts.pending), (1, 1));
+    assert_eq!(counts.by_outcome[&Outcome::Dnc], 1);
+    assert!(store.unfinished().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnc_table_on_sqlite() {
+    the_dnc_table(Fixture::Sqlite(tempfile::tempdir().unwrap())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnc_table_on_mariadb() {
+    the_dnc_table(Fixture::MySql(
+        ari_lab::mariadb::MariaDb::get().database("dnctable"),
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnc_outcome_without_call_on_sqlite() {
+    a_dnc_outcome_is_not_an_originate(Fixture::Sqlite(tempfile::tempdir().unwrap())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnc_outcome_without_call_on_mariadb() {
+    a_dnc_outcome_is_not_an_originate(Fixture::MySql(
+        ari_lab::mariadb::MariaDb::get().database("dncnocall"),
+    ))
+    .await;
+}
