@@ -210,3 +210,22 @@ async fn dnc_outcome_without_call_on_mariadb() {
     ))
     .await;
 }
+
+/// Several dialers of a MySQL campaign load the same file at start at once: no deadlock
+/// fails either, and every number is added once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dialers_loading_one_list_at_once_on_mariadb() {
+    let fixture = Fixture::MySql(ari_lab::mariadb::MariaDb::get().database("dncshared"));
+    let first = fixture.with(&["1001"]).await;
+    let second = Store::open_at(&fixture.location(), "dnc").await.unwrap();
+    // Each process reads the file into a hash set: in its own order.
+    let list: Vec<String> = (0..30_000u64).map(|i| format!("5{i:010}")).collect();
+    let reversed: Vec<String> = list.iter().rev().cloned().collect();
+    let (a, b) = tokio::join!(
+        first.load_dnc(&list, "dnc.txt"),
+        second.load_dnc(&reversed, "dnc.txt")
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 30_000);
+    assert_eq!(first.dnc_count().await.unwrap(), 30_000);
+    assert!(second.is_dnc("50000000000").await.unwrap().is_some());
+}
