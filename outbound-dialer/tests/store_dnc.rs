@@ -1,7 +1,8 @@
 //! The store's `dnc` table (store v4), on SQLite and on the lab's MariaDB: a DNC list is
 //! loaded idempotently (normalised, first source kept), a number an operator INSERTs is
-//! seen at once, 100 000 numbers load in a few seconds, and a DNC number's outcome is an
-//! attempt row that never claims to have been originated.
+//! seen at once, 100 000 numbers load in a few seconds, an attempt is never begun for a
+//! DNC number, and a DNC number's outcome is an attempt row that never claims to have
+//! been originated.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -140,6 +141,18 @@ async fn a_dnc_outcome_is_not_an_originate(fixture: Fixture) {
         message: Some("not dialled: on the do-not-call list".to_owned()),
         ended_at,
     };
+    // On the list: begin_attempt, the write before an originate, refuses it and writes
+    // nothing (the check in the transaction itself).
+    store.load_dnc(["1001"], "dnc.txt").await.unwrap();
+    match store
+        .begin_attempt(first, |n| format!("dnc-{}-{n}", first.0))
+        .await
+    {
+        Err(StoreError::OnDnc { from, .. }) => assert_eq!(from, "dnc.txt"),
+        other => panic!("{other:?}"),
+    }
+    assert!(store.unfinished().await.unwrap().is_empty());
+    assert_eq!(store.counts().await.unwrap().pending, 2);
     let attempt = store
         .finish_without_call(first, |n| format!("dnc-{}-{n}", first.0), &ending)
         .await

@@ -371,6 +371,12 @@ impl Dialer {
                 }
                 // Taken meanwhile (a stale batch): never dial it twice.
                 Err(StoreError::NotPending { .. }) => continue,
+                // Added to the DNC table since the check above.
+                Err(StoreError::OnDnc { from, .. }) => {
+                    let message = format!("not dialled: on the do-not-call list (from {from})");
+                    self.never_dial(number, Outcome::Dnc, message).await?;
+                    continue;
+                }
                 Err(error) => return Err(error.into()),
             }
         }

@@ -187,6 +187,19 @@ pub enum StoreError {
         /// Its state (`dialing`, `done`, or `claimed by <dialer>`).
         state: String,
     },
+    /// The number is on the do-not-call list (the `dnc` table): no attempt is begun.
+    #[error(
+        "campaign store {}: number {number_id} is on the do-not-call list (from {from}): it is not dialled",
+        .path.display()
+    )]
+    OnDnc {
+        /// The file.
+        path: PathBuf,
+        /// The number.
+        number_id: NumberId,
+        /// Where the DNC entry came from (`dnc.source`).
+        from: String,
+    },
     /// Another attempt already has this channel id.
     #[error("campaign store {}: channel id {channel_id:?} belongs to another attempt", .path.display())]
     ChannelIdTaken {
@@ -1441,7 +1454,8 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::NotPending`] for a number being dialled, done, or claimed by another
-    /// running dialer (so a stale list does not dial twice), [`StoreError::ChannelIdTaken`],
+    /// running dialer (so a stale list does not dial twice), [`StoreError::OnDnc`] for a
+    /// number on the do-not-call list, [`StoreError::ChannelIdTaken`],
     /// an unknown number, a failed write.
     pub async fn begin_attempt(
         &self,
@@ -1503,6 +1517,7 @@ impl Store {
             let last = row.int(3).map_err(&error)?;
             let claimed_by = row.opt_text(4).map_err(&error)?;
             let lease_until = row.opt_int(5).map_err(&error)?;
+            let on_dnc = row.opt_text(6).map_err(&error)?;
             let number = self.checked_number(number)?;
             let data = self.decode_data(&data)?;
             if state != "pending" {
@@ -1520,6 +1535,14 @@ impl Store {
                         state: format!("claimed by {other}"),
                     });
                 }
+            }
+            // The last check before an originate, in the transaction that writes it.
+            if let (Some(source), None) = (on_dnc, without_call) {
+                return Err(StoreError::OnDnc {
+                    path: self.path.clone(),
+                    number_id,
+                    from: source,
+                });
             }
             let attempt =
                 u32::try_from(last + 1).map_err(|_| self.corrupt("attempt", last.to_string()))?;

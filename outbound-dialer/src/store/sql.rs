@@ -62,7 +62,8 @@ pub(super) const CLAIM: &str = "UPDATE numbers SET claimed_by = ? WHERE id IN ("
 /// attempt is written, so two dialers cannot both start it.
 pub(super) const NUMBER_FOR_ATTEMPT: &str = "SELECT number, data, state, \
      (SELECT COALESCE(MAX(attempt), 0) FROM attempts WHERE number_id = ?), claimed_by, \
-     (SELECT lease_until FROM dialers WHERE id = numbers.claimed_by AND stopped_at IS NULL) \
+     (SELECT lease_until FROM dialers WHERE id = numbers.claimed_by AND stopped_at IS NULL), \
+     (SELECT source FROM dnc WHERE dnc.number = numbers.number) \
      FROM numbers WHERE id = ?";
 pub(super) const INSERT_ATTEMPT: &str = "INSERT INTO attempts (number_id, attempt, channel_id, state, originated_at, dialer, asterisk) \
      VALUES (?, ?, ?, 'dialing', ?, ?, ?)";
