@@ -5,60 +5,17 @@
 //! ever starting a number twice.
 
 use std::collections::{BTreeMap, HashSet};
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
+
+mod store_fixture;
 
 use futures::TryStreamExt as _;
 use outbound_dialer::numbers::NumberEntry;
 use outbound_dialer::outcome::Outcome;
 use outbound_dialer::status::RunState;
-use outbound_dialer::store::{
-    AttemptState, CallEventKind, DialerInfo, Ending, Location, MySqlTarget, Store, StoreError,
-};
-
-/// Where one test's store lives.
-enum Fixture {
-    Sqlite(tempfile::TempDir),
-    MySql(ari_lab::mariadb::TestDatabase),
-}
-
-impl Fixture {
-    fn sqlite() -> Fixture {
-        Fixture::Sqlite(tempfile::tempdir().unwrap())
-    }
-
-    fn mariadb() -> Fixture {
-        Fixture::MySql(ari_lab::mariadb::MariaDb::get().database("store"))
-    }
-
-    fn location(&self) -> Location {
-        match self {
-            Fixture::Sqlite(dir) => Location::Sqlite(dir.path().join("c.sqlite")),
-            Fixture::MySql(db) => Location::MySql(MySqlTarget::Url(db.url.clone())),
-        }
-    }
-
-    fn shared(&self) -> bool {
-        matches!(self, Fixture::MySql(_))
-    }
-
-    async fn open(&self) -> Store {
-        Store::open_at(&self.location(), "spring").await.unwrap()
-    }
-
-    /// A store with these numbers, its dialer registered.
-    async fn with(&self, numbers: &[&str]) -> Store {
-        let store = self.open().await;
-        let lines = numbers
-            .iter()
-            .enumerate()
-            .map(|(i, n)| entry(i as u64 + 1, n));
-        store.import(lines).await.unwrap();
-        store.register_dialer(&info("app-a", 30_000)).await.unwrap();
-        store
-    }
-}
+use outbound_dialer::store::{AttemptState, CallEventKind, Ending, MySqlTarget, Store, StoreError};
+use store_fixture::{Fixture, ending, entry, info};
 
 /// Each body runs once per backend, as `<name>::sqlite` and `<name>::mariadb`.
 macro_rules! on_both {
@@ -71,7 +28,7 @@ macro_rules! on_both {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn mariadb() {
-                super::$name(super::Fixture::mariadb()).await;
+                super::$name(super::Fixture::mariadb("store")).await;
             }
         })*
     };
@@ -86,33 +43,6 @@ on_both!(
     a_gone_dialers_calls_are_taken_over_once,
     dialers_claiming_at_once_start_every_number_once,
 );
-
-fn entry(line: u64, number: &str) -> Result<NumberEntry, Infallible> {
-    Ok(NumberEntry {
-        line,
-        number: number.to_owned(),
-        data: BTreeMap::new(),
-    })
-}
-
-fn info(app: &str, lease_ms: u64) -> DialerInfo {
-    DialerInfo {
-        app: app.to_owned(),
-        asterisk: "http://127.0.0.1:8088".to_owned(),
-        max_cc: 4,
-        lease: Duration::from_millis(lease_ms),
-    }
-}
-
-fn ending(outcome: Outcome, at: i64) -> Ending {
-    Ending {
-        outcome,
-        cause: None,
-        cause_text: None,
-        message: None,
-        ended_at: at,
-    }
-}
 
 /// Polls `check` (a store query) until it yields something, within ten seconds: for
 /// leases running out, which no event announces.

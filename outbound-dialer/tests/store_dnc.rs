@@ -4,51 +4,15 @@
 //! DNC number, and a DNC number's outcome is an attempt row that never claims to have
 //! been originated.
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
+mod store_fixture;
+
 use std::time::{Duration, Instant};
 
-use outbound_dialer::numbers::NumberEntry;
 use outbound_dialer::outcome::Outcome;
-use outbound_dialer::store::{
-    AttemptState, DialerInfo, Ending, Location, MySqlTarget, Store, StoreError, unix_millis_now,
-};
-
-enum Fixture {
-    Sqlite(tempfile::TempDir),
-    MySql(ari_lab::mariadb::TestDatabase),
-}
+use outbound_dialer::store::{AttemptState, Ending, StoreError, unix_millis_now};
+use store_fixture::Fixture;
 
 impl Fixture {
-    fn location(&self) -> Location {
-        match self {
-            Fixture::Sqlite(dir) => Location::Sqlite(dir.path().join("c.sqlite")),
-            Fixture::MySql(db) => Location::MySql(MySqlTarget::Url(db.url.clone())),
-        }
-    }
-
-    async fn with(&self, numbers: &[&str]) -> Store {
-        let store = Store::open_at(&self.location(), "dnc").await.unwrap();
-        let entries = numbers.iter().enumerate().map(|(i, n)| {
-            Ok::<_, Infallible>(NumberEntry {
-                line: i as u64 + 1,
-                number: (*n).to_owned(),
-                data: BTreeMap::new(),
-            })
-        });
-        store.import(entries).await.unwrap();
-        store
-            .register_dialer(&DialerInfo {
-                app: "dnc-app".to_owned(),
-                asterisk: "http://127.0.0.1:8088".to_owned(),
-                max_cc: 4,
-                lease: Duration::from_secs(30),
-            })
-            .await
-            .unwrap();
-        store
-    }
-
     /// An operator's own INSERT, outside the dialer.
     async fn operator_adds(&self, number: &str) {
         let statement = format!(
@@ -200,37 +164,31 @@ async fn a_dnc_outcome_is_not_an_originate(fixture: Fixture) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dnc_table_on_sqlite() {
-    the_dnc_table(Fixture::Sqlite(tempfile::tempdir().unwrap())).await;
+    the_dnc_table(Fixture::sqlite()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dnc_table_on_mariadb() {
-    the_dnc_table(Fixture::MySql(
-        ari_lab::mariadb::MariaDb::get().database("dnctable"),
-    ))
-    .await;
+    the_dnc_table(Fixture::mariadb("dnctable")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dnc_outcome_without_call_on_sqlite() {
-    a_dnc_outcome_is_not_an_originate(Fixture::Sqlite(tempfile::tempdir().unwrap())).await;
+    a_dnc_outcome_is_not_an_originate(Fixture::sqlite()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dnc_outcome_without_call_on_mariadb() {
-    a_dnc_outcome_is_not_an_originate(Fixture::MySql(
-        ari_lab::mariadb::MariaDb::get().database("dncnocall"),
-    ))
-    .await;
+    a_dnc_outcome_is_not_an_originate(Fixture::mariadb("dncnocall")).await;
 }
 
 /// Several dialers of a MySQL campaign load the same file at start at once: no deadlock
 /// fails either, and every number is added once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dialers_loading_one_list_at_once_on_mariadb() {
-    let fixture = Fixture::MySql(ari_lab::mariadb::MariaDb::get().database("dncshared"));
+    let fixture = Fixture::mariadb("dncshared");
     let first = fixture.with(&["1001"]).await;
-    let second = Store::open_at(&fixture.location(), "dnc").await.unwrap();
+    let second = fixture.open().await;
     // Each process reads the file into a hash set: in its own order.
     let list: Vec<String> = (0..30_000u64).map(|i| format!("5{i:010}")).collect();
     let reversed: Vec<String> = list.iter().rev().cloned().collect();

@@ -2,51 +2,13 @@
 //! outside its calling window is deferred, a retry is requeued for a time, and claims skip
 //! both until then — on SQLite and on the lab's MariaDB.
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
+mod store_fixture;
+
 use std::time::Duration;
 
-use outbound_dialer::numbers::NumberEntry;
 use outbound_dialer::outcome::Outcome;
-use outbound_dialer::store::{
-    DialerInfo, Ending, Location, MySqlTarget, PendingNumber, Store, unix_millis_now,
-};
-
-enum Fixture {
-    Sqlite(tempfile::TempDir),
-    MySql(ari_lab::mariadb::TestDatabase),
-}
-
-impl Fixture {
-    fn location(&self) -> Location {
-        match self {
-            Fixture::Sqlite(dir) => Location::Sqlite(dir.path().join("c.sqlite")),
-            Fixture::MySql(db) => Location::MySql(MySqlTarget::Url(db.url.clone())),
-        }
-    }
-
-    async fn with(&self, numbers: &[&str]) -> Store {
-        let store = Store::open_at(&self.location(), "rules").await.unwrap();
-        let entries = numbers.iter().enumerate().map(|(i, n)| {
-            Ok::<_, Infallible>(NumberEntry {
-                line: i as u64 + 1,
-                number: (*n).to_owned(),
-                data: BTreeMap::new(),
-            })
-        });
-        store.import(entries).await.unwrap();
-        store
-            .register_dialer(&DialerInfo {
-                app: "rules-app".to_owned(),
-                asterisk: "http://127.0.0.1:8088".to_owned(),
-                max_cc: 4,
-                lease: Duration::from_secs(30),
-            })
-            .await
-            .unwrap();
-        store
-    }
-}
+use outbound_dialer::store::{Ending, PendingNumber, unix_millis_now};
+use store_fixture::Fixture;
 
 fn ids(numbers: &[PendingNumber]) -> Vec<i64> {
     numbers.iter().map(|n| n.id.0).collect()
@@ -115,14 +77,10 @@ async fn deferred_and_retried_numbers_wait_for_their_time(fixture: Fixture) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_sqlite() {
-    deferred_and_retried_numbers_wait_for_their_time(Fixture::Sqlite(tempfile::tempdir().unwrap()))
-        .await;
+    deferred_and_retried_numbers_wait_for_their_time(Fixture::sqlite()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_mariadb() {
-    deferred_and_retried_numbers_wait_for_their_time(Fixture::MySql(
-        ari_lab::mariadb::MariaDb::get().database("notbefore"),
-    ))
-    .await;
+    deferred_and_retried_numbers_wait_for_their_time(Fixture::mariadb("notbefore")).await;
 }
