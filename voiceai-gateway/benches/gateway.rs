@@ -439,29 +439,16 @@ async fn synthetic(options: &Options) -> Result<Figures, BenchError> {
     };
     let listen = format!("127.0.0.1:{}", free_port()?);
     let audiosocket = format!("127.0.0.1:{}", free_port()?);
-    let args: Vec<String> = [
-        "--listen",
-        &listen,
-        "--app",
-        &app,
-        "--backend-url",
-        &format!("ws://{backend_address}/bench"),
-        "--media",
-        "audiosocket",
-        "--audiosocket-listen",
-        &audiosocket,
-        "--max-calls",
-        &(calls + 10).to_string(),
-        "--hold-music",
-        "none",
-        "--fallback-endpoint",
-        "none",
-        "--log-level",
-        &options.log_level,
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
+    let mut args = child::bench_args(&listen, &app, backend_address, calls, &options.log_level);
+    args.extend(
+        [
+            "--media",
+            "audiosocket",
+            "--audiosocket-listen",
+            &audiosocket,
+        ]
+        .map(String::from),
+    );
     let env = [
         ("ARI_URL", format!("http://{ari_address}")),
         ("ARI_USERNAME", "bench".to_owned()),

@@ -29,24 +29,7 @@ pub struct AriServer {
     /// The ARI user.
     pub username: String,
     /// The ARI password.
-    pub password: SecretText,
-}
-
-/// A password kept out of `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretText(String);
-
-impl SecretText {
-    /// The value itself, for the one place that uses it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretText(..)")
-    }
+    pub password: Secret,
 }
 
 impl fmt::Debug for AriServer {
@@ -255,11 +238,8 @@ fn parse_entry(
         None => default_name(&endpoint),
     };
     let (username, password) = match credentials {
-        Some((user, pass)) => (user, SecretText(pass)),
-        None => (
-            username.to_owned(),
-            SecretText(password.expose().to_owned()),
-        ),
+        Some((user, pass)) => (user, Secret::new(pass)),
+        None => (username.to_owned(), password.clone()),
     };
     Ok(AriServer {
         name,

@@ -30,6 +30,36 @@ pub(crate) struct Gateway {
     dir: PathBuf,
 }
 
+/// The flags every bench gateway runs with: its API, app and echo backend, room for
+/// `calls`, no hold music or fallback (a bench call that loses its backend is lost).
+pub(crate) fn bench_args(
+    listen: &str,
+    app: &str,
+    backend: std::net::SocketAddr,
+    calls: usize,
+    log_level: &str,
+) -> Vec<String> {
+    [
+        "--listen",
+        listen,
+        "--app",
+        app,
+        "--backend-url",
+        &format!("ws://{backend}/bench"),
+        "--max-calls",
+        &(calls + 10).to_string(),
+        "--hold-music",
+        "none",
+        "--fallback-endpoint",
+        "none",
+        "--log-level",
+        log_level,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
 /// A free TCP port on 127.0.0.1.
 pub(crate) fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?

@@ -486,25 +486,13 @@ impl Instance {
             let context = context.clone();
             backend::serve(move |ws| lab_session(ws, context.clone())).await?
         };
-        let mut args: Vec<String> = [
-            "--listen",
+        let mut args = crate::child::bench_args(
             &listen.to_string(),
-            "--app",
             &app,
-            "--backend-url",
-            &format!("ws://{backend_address}/bench"),
-            "--max-calls",
-            &(calls + 10).to_string(),
-            "--hold-music",
-            "none",
-            "--fallback-endpoint",
-            "none",
-            "--log-level",
+            backend_address,
+            calls,
             &options.log_level,
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+        );
         media_args(&options.media, index, options.gateways, &mut args)?;
         let env = [
             ("ARI_URL", lab.ari_url.clone()),
