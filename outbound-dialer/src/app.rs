@@ -240,9 +240,66 @@ impl Control for Controller {
         }
         .boxed()
     }
+
+    fn dnc_add(
+        &self,
+        numbers: Vec<String>,
+        source: String,
+    ) -> BoxFuture<'_, Result<u64, ControlError>> {
+        self.with_store(move |store| {
+            async move { store.load_dnc(numbers.iter(), &source).await }.boxed()
+        })
+    }
+
+    fn dnc_remove(&self, number: String) -> BoxFuture<'_, Result<bool, ControlError>> {
+        self.with_store(move |store| async move { store.remove_dnc(&number).await }.boxed())
+    }
+
+    fn dnc_lookup(
+        &self,
+        number: String,
+    ) -> BoxFuture<'_, Result<Option<crate::store::DncEntry>, ControlError>> {
+        self.with_store(move |store| async move { store.dnc_entry(&number).await }.boxed())
+    }
+
+    fn dnc_count(&self) -> BoxFuture<'_, Result<u64, ControlError>> {
+        self.with_store(|store| async move { store.dnc_count().await }.boxed())
+    }
 }
 
 impl Controller {
+    /// Runs `op` on the campaign's store: the run's while one is under way (a shared
+    /// campaign's dialers all see it at once), else the store opened for this request
+    /// and closed after it, so a later `/start` (or another dialer of an SQLite file)
+    /// can open it. Under the state lock: a `/start` waits for it.
+    fn with_store<T, F>(&self, op: F) -> BoxFuture<'_, Result<T, ControlError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(Store) -> BoxFuture<'static, Result<T, crate::store::StoreError>>
+            + Send
+            + 'static,
+    {
+        async move {
+            let failed = |error: crate::store::StoreError| ControlError::Internal {
+                message: error_chain(&error),
+                source: None,
+            };
+            let mut state = self.state.lock().await;
+            state.reap();
+            if let Some(run) = &state.run {
+                return op(run.store.clone()).await.map_err(failed);
+            }
+            let config = self.config()?;
+            let store = Store::open_at(&config.db, &config.campaign)
+                .await
+                .map_err(|e| ControlError::CannotRun(error_chain(&e)))?;
+            let result = op(store.clone()).await;
+            store.close().await;
+            result.map_err(failed)
+        }
+        .boxed()
+    }
+
     fn order(
         &self,
         action: &'static str,

@@ -1,6 +1,11 @@
 //! `outbound-dialer serve`: the seed's HTTP controller. `GET /start`, `GET /status`,
 //! `POST /pause`, `POST /resume` and `POST /stop` drive a campaign through [`Control`],
-//! which the campaign runner implements.
+//! which the campaign runner implements. The campaign's do-not-call list (the store's
+//! `dnc` table, which every dialer of the campaign checks right before each originate):
+//! `POST /dnc` adds numbers (`{"number": ...}` or `{"numbers": [...]}`, optional
+//! `"source"`), `GET /dnc` counts them, `GET /dnc/{number}` looks one up and
+//! `DELETE /dnc/{number}` takes one off; numbers are normalised as the import does, and a
+//! number that is not one is 400.
 //!
 //! Every answer is JSON: `{"status":"success", ...}`, or `{"status":"error","message":...}`
 //! with 404 (unknown route), 405 (known route, other method), 409 (wrong state),
@@ -13,7 +18,9 @@ use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,8 +28,10 @@ use axum::{Json, Router};
 use futures::future::BoxFuture;
 use serde::Serialize;
 
+use crate::numbers::normalize;
 use crate::report::ReportSummary;
 use crate::status::{CampaignStatus, RunState};
+use crate::store::DncEntry;
 
 /// Where the seed's controller listened; `serve` binds loopback only.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 3000));
@@ -110,7 +119,43 @@ pub trait Control: Send + Sync + 'static {
     fn write_report(&self) -> BoxFuture<'_, Result<Option<ReportSummary>, ControlError>> {
         Box::pin(async { Ok(None) })
     }
+
+    /// Adds normalised numbers to the campaign's do-not-call list, from `source`; answers
+    /// how many were not on it yet. The default has no list (503).
+    fn dnc_add(
+        &self,
+        numbers: Vec<String>,
+        source: String,
+    ) -> BoxFuture<'_, Result<u64, ControlError>> {
+        let _ = (numbers, source);
+        Box::pin(async { Err(no_dnc_list()) })
+    }
+
+    /// Takes a normalised number off the list; whether it was on it.
+    fn dnc_remove(&self, number: String) -> BoxFuture<'_, Result<bool, ControlError>> {
+        let _ = number;
+        Box::pin(async { Err(no_dnc_list()) })
+    }
+
+    /// A normalised number's entry on the list, if it is on it.
+    fn dnc_lookup(&self, number: String) -> BoxFuture<'_, Result<Option<DncEntry>, ControlError>> {
+        let _ = number;
+        Box::pin(async { Err(no_dnc_list()) })
+    }
+
+    /// How many numbers the list holds.
+    fn dnc_count(&self) -> BoxFuture<'_, Result<u64, ControlError>> {
+        Box::pin(async { Err(no_dnc_list()) })
+    }
 }
+
+/// What a [`Control`] without a do-not-call list answers.
+fn no_dnc_list() -> ControlError {
+    ControlError::CannotRun("this controller has no do-not-call list".to_owned())
+}
+
+/// Numbers one `POST /dnc` may add (a bigger list is a `--dnc-file`).
+pub const MAX_DNC_PER_REQUEST: usize = 10_000;
 
 /// The `status` field of every answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -148,6 +193,49 @@ pub struct StatusReply {
     /// Why the report could not be written; the status is still current.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report_error: Option<String>,
+}
+
+/// `POST /dnc`: `{"status":"success","message":...,"added":N,"numbers":[...]}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DncAddReply {
+    /// Always [`ReplyStatus::Success`].
+    pub status: ReplyStatus,
+    /// What happened, for people.
+    pub message: String,
+    /// How many of the numbers were not on the list yet.
+    pub added: u64,
+    /// The numbers as stored (normalised, duplicates once), in the request's order.
+    pub numbers: Vec<String>,
+}
+
+/// `GET /dnc`: `{"status":"success","count":N}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DncCountReply {
+    /// Always [`ReplyStatus::Success`].
+    pub status: ReplyStatus,
+    /// Numbers on the list.
+    pub count: u64,
+}
+
+/// `GET /dnc/{number}` and `DELETE /dnc/{number}`: the number and whether it is on the list
+/// now, with its source and time when it is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DncNumberReply {
+    /// Always [`ReplyStatus::Success`].
+    pub status: ReplyStatus,
+    /// What happened, for people (`DELETE` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The number, normalised.
+    pub number: String,
+    /// Whether it is on the list now (after a `DELETE`: false; one that was not is 404).
+    pub dnc: bool,
+    /// Where it came from (a file name, `api`, `operator`), when on the list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// When it was added, Unix ms, when on the list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub added_at: Option<i64>,
 }
 
 /// Every failure: `{"status":"error","message":...}`.
@@ -262,6 +350,159 @@ async fn stop(State(control): State<Shared>) -> Result<Json<MessageReply>, ApiEr
     ))
 }
 
+fn bad_request(message: String) -> ApiError {
+    ApiError {
+        code: StatusCode::BAD_REQUEST,
+        message,
+    }
+}
+
+/// A number from the request, normalised as the import does; 400 when it is not one.
+fn dnc_number(raw: &str) -> Result<String, ApiError> {
+    normalize(raw).map_err(|why| bad_request(format!("{raw:?} is not a phone number: {why}")))
+}
+
+/// The `{number}` of `/dnc/{number}`, normalised.
+fn path_number(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(raw) = path.map_err(|why| bad_request(format!("the number in the path: {why}")))?;
+    dnc_number(&raw)
+}
+
+/// The numbers and source of a `POST /dnc` body; every number must be one, else nothing
+/// is added.
+fn dnc_body(body: &[u8]) -> Result<(Vec<String>, String), ApiError> {
+    const SHAPE: &str = r#"send a JSON object: {"number": "+15551234567"} or {"numbers": ["+15551234567", ...]}, optionally with "source""#;
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|why| bad_request(format!("the body is not JSON ({why}): {SHAPE}")))?;
+    let Some(object) = value.as_object() else {
+        return Err(bad_request(format!(
+            "the body is not a JSON object: {SHAPE}"
+        )));
+    };
+    let raw: Vec<&serde_json::Value> = match (object.get("number"), object.get("numbers")) {
+        (Some(one), None) => vec![one],
+        (None, Some(serde_json::Value::Array(many))) => many.iter().collect(),
+        (None, Some(_)) => return Err(bad_request(format!("\"numbers\" is not a list: {SHAPE}"))),
+        (Some(_), Some(_)) => {
+            return Err(bad_request(format!(
+                "both \"number\" and \"numbers\": {SHAPE}"
+            )));
+        }
+        (None, None) => {
+            return Err(bad_request(format!(
+                "no \"number\" or \"numbers\": {SHAPE}"
+            )));
+        }
+    };
+    if raw.is_empty() {
+        return Err(bad_request("\"numbers\" is empty".to_owned()));
+    }
+    if raw.len() > MAX_DNC_PER_REQUEST {
+        return Err(bad_request(format!(
+            "{} numbers in one request, at most {MAX_DNC_PER_REQUEST}: load a bigger list with --dnc-file",
+            raw.len()
+        )));
+    }
+    let mut numbers: Vec<String> = Vec::with_capacity(raw.len());
+    for (index, value) in raw.into_iter().enumerate() {
+        let number = match value {
+            serde_json::Value::String(text) => dnc_number(text),
+            // A number written as a JSON number has no '+' or separators to lose.
+            serde_json::Value::Number(n) if n.is_u64() => dnc_number(&n.to_string()),
+            other => Err(bad_request(format!(
+                "{other} is not a phone number (a string)"
+            ))),
+        }
+        .map_err(|error| ApiError {
+            message: format!("number {} of the request: {}", index + 1, error.message),
+            ..error
+        })?;
+        if !numbers.contains(&number) {
+            numbers.push(number);
+        }
+    }
+    let source = match object.get("source") {
+        None => "api".to_owned(),
+        Some(serde_json::Value::String(source)) if !source.trim().is_empty() => {
+            source.trim().chars().take(255).collect()
+        }
+        Some(other) => {
+            return Err(bad_request(format!(
+                "\"source\" must be a non-empty string, not {other}"
+            )));
+        }
+    };
+    Ok((numbers, source))
+}
+
+async fn dnc_add(
+    State(control): State<Shared>,
+    body: Bytes,
+) -> Result<Json<DncAddReply>, ApiError> {
+    let (numbers, source) = dnc_body(&body)?;
+    let added = control.dnc_add(numbers.clone(), source.clone()).await?;
+    let already = numbers.len() as u64 - added.min(numbers.len() as u64);
+    tracing::info!(numbers = numbers.len(), added, %source, "numbers added to the do-not-call list");
+    let mut message = format!(
+        "{added} number{} added to the do-not-call list",
+        if added == 1 { "" } else { "s" }
+    );
+    if already > 0 {
+        let _ = write!(message, " ({already} already on it)");
+    }
+    Ok(Json(DncAddReply {
+        status: ReplyStatus::Success,
+        message,
+        added,
+        numbers,
+    }))
+}
+
+async fn dnc_count(State(control): State<Shared>) -> Result<Json<DncCountReply>, ApiError> {
+    Ok(Json(DncCountReply {
+        status: ReplyStatus::Success,
+        count: control.dnc_count().await?,
+    }))
+}
+
+async fn dnc_lookup(
+    State(control): State<Shared>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<DncNumberReply>, ApiError> {
+    let number = path_number(path)?;
+    let entry = control.dnc_lookup(number.clone()).await?;
+    Ok(Json(DncNumberReply {
+        status: ReplyStatus::Success,
+        message: None,
+        number,
+        dnc: entry.is_some(),
+        source: entry.as_ref().map(|e| e.source.clone()),
+        added_at: entry.map(|e| e.added_at),
+    }))
+}
+
+async fn dnc_remove(
+    State(control): State<Shared>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<DncNumberReply>, ApiError> {
+    let number = path_number(path)?;
+    if !control.dnc_remove(number.clone()).await? {
+        return Err(ApiError {
+            code: StatusCode::NOT_FOUND,
+            message: format!("{number} is not on the do-not-call list"),
+        });
+    }
+    tracing::info!(%number, "number taken off the do-not-call list");
+    Ok(Json(DncNumberReply {
+        status: ReplyStatus::Success,
+        message: Some(format!("{number} taken off the do-not-call list")),
+        number,
+        dnc: false,
+        source: None,
+        added_at: None,
+    }))
+}
+
 async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError {
         code: StatusCode::NOT_FOUND,
@@ -284,6 +525,8 @@ pub fn router(control: Arc<dyn Control>) -> Router {
         .route("/pause", post(pause))
         .route("/resume", post(resume))
         .route("/stop", post(stop))
+        .route("/dnc", get(dnc_count).post(dnc_add))
+        .route("/dnc/{number}", get(dnc_lookup).delete(dnc_remove))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(control)

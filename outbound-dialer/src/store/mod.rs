@@ -382,6 +382,17 @@ pub struct DialerInfo {
     pub lease: Duration,
 }
 
+/// A number on the do-not-call list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DncEntry {
+    /// The number, normalised.
+    pub number: String,
+    /// Where it came from (a file name, `api`, `operator`).
+    pub source: String,
+    /// When it was added.
+    pub added_at: UnixMillis,
+}
+
 /// A dialer as the store knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DialerRow {
@@ -1079,6 +1090,48 @@ impl Store {
     pub async fn dnc_count(&self) -> Result<u64, StoreError> {
         self.count_one(sql::COUNT_DNC, "count the do-not-call list")
             .await
+    }
+
+    /// One number's do-not-call entry (the number normalised), if it is on the list.
+    ///
+    /// # Errors
+    /// A failed read.
+    pub async fn dnc_entry(&self, number: &str) -> Result<Option<DncEntry>, StoreError> {
+        let error = self.query_error("read the do-not-call list");
+        let entry = on_backend!(self, _w, r, _d => {
+            match sqlx::query(sql::DNC_ENTRY)
+                .bind(number)
+                .fetch_optional(r)
+                .await
+                .map_err(&error)?
+            {
+                Some(row) => Some(DncEntry {
+                    number: number.to_owned(),
+                    source: row.text(0).map_err(&error)?,
+                    added_at: row.int(1).map_err(&error)?,
+                }),
+                None => None,
+            }
+        });
+        Ok(entry)
+    }
+
+    /// Takes a (normalised) number off the do-not-call list: dialers may call it again
+    /// from their next check on (an attempt already ended as `dnc` stays so). Returns
+    /// whether it was on the list.
+    ///
+    /// # Errors
+    /// A failed write.
+    pub async fn remove_dnc(&self, number: &str) -> Result<bool, StoreError> {
+        let removed = on_backend!(self, w, _r, _d => {
+            sqlx::query(sql::DELETE_DNC)
+                .bind(number)
+                .execute(w)
+                .await
+                .map_err(self.query_error("remove a number from the do-not-call list"))?
+                .rows_affected()
+        });
+        Ok(removed > 0)
     }
 
     /// How many pending numbers of the campaign are on the do-not-call list.

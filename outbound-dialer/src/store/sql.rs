@@ -169,6 +169,10 @@ pub(super) const INSERT_DNC_ROW: &str = "(?, ?, ?)";
 /// One primary-key probe: whether a number is on the do-not-call list.
 pub(super) const IS_DNC: &str = "SELECT source FROM dnc WHERE number = ?";
 pub(super) const COUNT_DNC: &str = "SELECT COUNT(*) FROM dnc";
+/// One do-not-call entry by its number: where it came from, when (Unix ms).
+pub(super) const DNC_ENTRY: &str = "SELECT source, added_at FROM dnc WHERE number = ?";
+/// Takes a number off the do-not-call list.
+pub(super) const DELETE_DNC: &str = "DELETE FROM dnc WHERE number = ?";
 /// Pending numbers of the list that are on the do-not-call list (counted at import).
 pub(super) const COUNT_PENDING_DNC: &str =
     "SELECT COUNT(*) FROM numbers n JOIN dnc d ON d.number = n.number WHERE n.state = 'pending'";
