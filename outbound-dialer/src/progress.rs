@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::outcome::Outcome;
-use crate::status::{CampaignStatus, RunState};
+use crate::status::{CampaignStatus, PausedBy, RunState};
 
 /// The bar on screen, if any, so that log lines can be written around it.
 static ACTIVE_BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
@@ -224,9 +224,10 @@ fn ordered_outcomes(status: &CampaignStatus) -> impl Iterator<Item = (&str, u64)
 }
 
 fn bar_message(status: &CampaignStatus) -> String {
-    let state = match status.state {
-        RunState::Running => String::new(),
-        other => format!("[{}] ", other.as_str()),
+    let state = match (status.state, status.paused_by) {
+        (RunState::Running, _) => String::new(),
+        (RunState::Paused, Some(PausedBy::Breaker)) => "[paused by the circuit breaker] ".to_owned(),
+        (other, _) => format!("[{}] ", other.as_str()),
     };
     format!(
         "{state}{} · {} active · {:.1} calls/min · ETA {}",
@@ -241,9 +242,10 @@ fn bar_message(status: &CampaignStatus) -> String {
 /// 12.5 calls/min, ETA 5m 03s`.
 pub fn status_line(status: &CampaignStatus) -> String {
     format!(
-        "campaign {} {}: {}/{} done ({}), {} active, {:.1} calls/min, ETA {}",
+        "campaign {} {}{}: {}/{} done ({}), {} active, {:.1} calls/min, ETA {}",
         status.campaign,
         status.state.as_str(),
+        paused_by_text(status),
         status.finished(),
         status.total,
         outcome_counts(status),
@@ -251,6 +253,48 @@ pub fn status_line(status: &CampaignStatus) -> String {
         finite_or_zero(status.calls_per_minute),
         eta_text(status.eta_seconds)
     )
+}
+
+/// ` by the circuit breaker (why) until T` while the breaker pauses the campaign, ` by
+/// the operator` for `/pause`; nothing otherwise.
+fn paused_by_text(status: &CampaignStatus) -> String {
+    match status.paused_by {
+        Some(PausedBy::Breaker) => {
+            let mut text = " by the circuit breaker".to_owned();
+            if let Some(reason) = &status.pause_reason {
+                text.push_str(&format!(" ({reason})"));
+            }
+            match &status.paused_until {
+                Some(until) => text.push_str(&format!(", probe call at {until}")),
+                None => text.push_str(", a probe call is out"),
+            }
+            text
+        }
+        Some(PausedBy::Operator) => " by the operator".to_owned(),
+        None => String::new(),
+    }
+}
+
+/// The breaker's pauses, a line each: when it paused and why, its probes, when it resumed.
+fn breaker_lines(status: &CampaignStatus) -> Vec<String> {
+    status
+        .breaker_pauses
+        .iter()
+        .map(|pause| {
+            let mut line = format!(
+                "paused by the circuit breaker at {}: {}",
+                pause.paused_at, pause.reason
+            );
+            if !pause.probes.is_empty() {
+                line.push_str(&format!("; probe calls at {}", pause.probes.join(", ")));
+            }
+            match &pause.resumed_at {
+                Some(at) => line.push_str(&format!("; resumed at {at}")),
+                None => line.push_str("; still paused at the end"),
+            }
+            line
+        })
+        .collect()
 }
 
 fn finite_or_zero(value: f64) -> f64 {
@@ -300,6 +344,7 @@ pub fn summary_lines(status: &CampaignStatus) -> Vec<String> {
         };
         lines.push(format!("  {name:<width$} {count:>7} {share:>5.1}%"));
     }
+    lines.extend(breaker_lines(status));
     lines
 }
 
@@ -344,6 +389,57 @@ mod tests {
             "campaign spring idle: 0/0 done (no calls ended yet), 0 active, 0.0 calls/min, \
              ETA unknown"
         );
+    }
+
+    #[test]
+    fn the_log_line_says_who_paused_and_until_when() {
+        let mut paused = status(RunState::Paused, 3, 1);
+        paused.paused_by = Some(PausedBy::Breaker);
+        paused.pause_reason = Some("circuit breaker open: the last 20 calls failed".into());
+        paused.paused_until = Some("2026-03-02T10:01:00Z".into());
+        assert_eq!(
+            status_line(&paused),
+            "campaign spring paused by the circuit breaker (circuit breaker open: the last 20 \
+             calls failed), probe call at 2026-03-02T10:01:00Z: 4/10 done (answered 3, busy 1), \
+             1 active, 12.5 calls/min, ETA 5m 04s"
+        );
+        paused.paused_until = None;
+        assert!(
+            status_line(&paused).contains("failed), a probe call is out: 4/10"),
+            "{}",
+            status_line(&paused)
+        );
+        assert!(bar_message(&paused).starts_with("[paused by the circuit breaker] answered 3"));
+        paused.paused_by = Some(PausedBy::Operator);
+        assert!(status_line(&paused).starts_with("campaign spring paused by the operator: 4/10"));
+    }
+
+    #[test]
+    fn the_summary_lists_the_breakers_pauses() {
+        let mut done = status(RunState::Finished, 3, 1);
+        done.breaker_pauses = vec![
+            crate::status::BreakerPause {
+                paused_at: "2026-03-02T10:00:00Z".into(),
+                reason: "circuit breaker open: the last 3 calls failed".into(),
+                probes: vec!["2026-03-02T10:01:00Z".into(), "2026-03-02T10:02:01Z".into()],
+                resumed_at: Some("2026-03-02T10:02:03Z".into()),
+            },
+            crate::status::BreakerPause {
+                paused_at: "2026-03-02T10:05:00Z".into(),
+                reason: "circuit breaker open: the last 3 calls failed".into(),
+                probes: Vec::new(),
+                resumed_at: None,
+            },
+        ];
+        let lines = summary_lines(&done);
+        assert_eq!(lines.len(), 3 + Outcome::ALL.len() + 2);
+        assert_eq!(
+            lines[3 + Outcome::ALL.len()],
+            "paused by the circuit breaker at 2026-03-02T10:00:00Z: circuit breaker open: the \
+             last 3 calls failed; probe calls at 2026-03-02T10:01:00Z, 2026-03-02T10:02:01Z; \
+             resumed at 2026-03-02T10:02:03Z"
+        );
+        assert!(lines[4 + Outcome::ALL.len()].ends_with("calls failed; still paused at the end"));
     }
 
     #[test]

@@ -63,6 +63,69 @@ pub struct CampaignStatus {
     /// dialer counts them), in percent, once one was answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub abandon_rate_pct: Option<f64>,
+    /// Who paused it, while `state` is `paused`: the operator (`/pause`) or the circuit
+    /// breaker (the trunk failed the last calls).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_by: Option<PausedBy>,
+    /// Why the breaker paused it, while it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause_reason: Option<String>,
+    /// When the breaker lets a probe call through (RFC 3339, UTC), while it pauses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_until: Option<String>,
+    /// This run's pauses by the circuit breaker, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub breaker_pauses: Vec<BreakerPause>,
+}
+
+/// Who paused the campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PausedBy {
+    /// `/pause` (serve mode).
+    Operator,
+    /// The circuit breaker: the trunk failed the last calls.
+    Breaker,
+}
+
+impl PausedBy {
+    /// The name the API shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PausedBy::Operator => "operator",
+            PausedBy::Breaker => "breaker",
+        }
+    }
+}
+
+/// One pause by the circuit breaker, times in RFC 3339 (UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BreakerPause {
+    /// When it tripped.
+    pub paused_at: String,
+    /// Why (the trunk's failures, the last cause).
+    pub reason: String,
+    /// When each probe call was let through after a cool-down.
+    pub probes: Vec<String>,
+    /// When a call got through the trunk again and dialling resumed; absent while it holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed_at: Option<String>,
+}
+
+impl From<&crate::rules::breaker::Pause> for BreakerPause {
+    fn from(pause: &crate::rules::breaker::Pause) -> Self {
+        BreakerPause {
+            paused_at: rfc3339(pause.since),
+            reason: pause.reason.clone(),
+            probes: pause.probes.iter().copied().map(rfc3339).collect(),
+            resumed_at: pause.resumed.map(rfc3339),
+        }
+    }
+}
+
+/// A time as the API shows it: RFC 3339, UTC, whole seconds.
+pub fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 impl CampaignStatus {
@@ -79,6 +142,10 @@ impl CampaignStatus {
             eta_seconds: None,
             held_back: None,
             abandon_rate_pct: None,
+            paused_by: None,
+            pause_reason: None,
+            paused_until: None,
+            breaker_pauses: Vec::new(),
         }
     }
 

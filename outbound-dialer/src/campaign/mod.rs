@@ -28,7 +28,7 @@ use crate::pacing::{Pacer, Slot};
 use crate::rules::campaign::{CampaignRules, NumberVerdict, StartGate};
 use crate::rules::clock::{SystemClock, until};
 use crate::rules::dnc::DncFile;
-use crate::status::{CampaignStatus, RunState};
+use crate::status::{CampaignStatus, PausedBy, RunState};
 use crate::store::{
     Attempt, AttemptState, DialerInfo, ImportSummary, PendingNumber, Store, StoreError,
 };
@@ -703,6 +703,11 @@ pub async fn run_prepared(
     }
     outcome?;
     let state = RunState::Finished;
+    // The breaker's pauses as the last calls left them (one may have closed it).
+    tally.set_breaker(tally::Breaker {
+        holding: None,
+        pauses: dialer.rules.breaker().pauses().to_vec(),
+    });
     // A shared campaign is finished when every number has its outcome, whoever ends last.
     let counts = store.counts().await?;
     if !store.is_shared() || (counts.pending == 0 && counts.in_progress == 0) {
@@ -778,6 +783,19 @@ async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), Campa
                 "{reason}; no new calls until {}",
                 until.to_rfc3339()
             )),
+        });
+        // For the status: paused by the breaker, why, until when, and its pauses so far.
+        let breaker = dialer.rules.breaker();
+        dialer.tally.set_breaker(tally::Breaker {
+            holding: match &gate {
+                StartGate::Breaker { until, reason } => Some((
+                    reason.clone(),
+                    // While the probe is out the wait is its end, not a time.
+                    (!breaker.is_probing()).then_some(*until),
+                )),
+                _ => None,
+            },
+            pauses: breaker.pauses().to_vec(),
         });
         match gate {
             StartGate::Go => {}
@@ -897,6 +915,19 @@ async fn status_of(
     status.calls_per_minute = tally.per_minute();
     status.held_back = tally.held_back();
     status.abandon_rate_pct = tally.abandon_rate_pct();
+    let breaker = tally.breaker();
+    status.breaker_pauses = breaker.pauses.iter().map(Into::into).collect();
+    match (state, breaker.holding) {
+        // The operator's pause is the operator's, whatever the breaker does meanwhile.
+        (RunState::Paused, _) => status.paused_by = Some(PausedBy::Operator),
+        (RunState::Running, Some((reason, until))) => {
+            status.state = RunState::Paused;
+            status.paused_by = Some(PausedBy::Breaker);
+            status.pause_reason = Some(reason);
+            status.paused_until = until.map(crate::status::rfc3339);
+        }
+        _ => {}
+    }
     if store.is_shared() {
         // Every dialer's calls and pace, from the database.
         status.active_calls = counts.in_progress;

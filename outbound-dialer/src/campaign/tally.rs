@@ -17,6 +17,18 @@ pub(super) struct Tally {
     held_back: Mutex<Option<String>>,
     /// The run's live-answered and abandoned calls.
     abandon: Mutex<(u64, u64)>,
+    /// The circuit breaker: why and until when it holds new calls now, and its pauses.
+    breaker: Mutex<Breaker>,
+}
+
+/// What the status shows of the circuit breaker.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Breaker {
+    /// Why it holds new calls back now, and until when (the next probe; `None` while a
+    /// probe is out).
+    pub(super) holding: Option<(String, Option<chrono::DateTime<chrono::Utc>>)>,
+    /// The run's pauses, oldest first.
+    pub(super) pauses: Vec<crate::rules::breaker::Pause>,
 }
 
 impl Tally {
@@ -44,6 +56,21 @@ impl Tally {
     /// Why new calls are held back, if they are.
     pub(super) fn held_back(&self) -> Option<String> {
         self.held_back.lock().ok().and_then(|why| why.clone())
+    }
+
+    /// Says what the circuit breaker does now.
+    pub(super) fn set_breaker(&self, breaker: Breaker) {
+        if let Ok(mut now) = self.breaker.lock() {
+            *now = breaker;
+        }
+    }
+
+    /// What the circuit breaker does now.
+    pub(super) fn breaker(&self) -> Breaker {
+        self.breaker
+            .lock()
+            .map(|breaker| breaker.clone())
+            .unwrap_or_default()
     }
 
     /// The run's abandon counts so far (live-answered, abandoned).

@@ -47,6 +47,20 @@ pub enum Gate {
     },
 }
 
+/// One pause of the campaign by the breaker: from its trip to the call that got through
+/// (a failed probe continues the same pause).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pause {
+    /// When it opened.
+    pub since: DateTime<Utc>,
+    /// Why, in words (as when it opened).
+    pub reason: String,
+    /// When each probe call was let through.
+    pub probes: Vec<DateTime<Utc>>,
+    /// When a call got through the trunk again and it closed; `None` while it holds.
+    pub resumed: Option<DateTime<Utc>>,
+}
+
 /// Counts trunk failures in a row and decides whether calls may start.
 #[derive(Debug, Clone)]
 pub struct Breaker {
@@ -56,6 +70,8 @@ pub struct Breaker {
     last_cause: Option<i64>,
     state: State,
     trips: u32,
+    /// The pauses so far, oldest first.
+    pauses: Vec<Pause>,
 }
 
 /// What a recorded end changed.
@@ -79,7 +95,18 @@ impl Breaker {
             last_cause: None,
             state: State::Closed,
             trips: 0,
+            pauses: Vec::new(),
         }
+    }
+
+    /// Whether a probe call is out (nothing else starts until it ends).
+    pub fn is_probing(&self) -> bool {
+        self.state == State::Probing
+    }
+
+    /// The campaign's pauses by the breaker so far, oldest first.
+    pub fn pauses(&self) -> &[Pause] {
+        &self.pauses
     }
 
     /// How often it opened.
@@ -109,6 +136,9 @@ impl Breaker {
             State::Closed => Gate::Open,
             State::Open { until } if now >= *until => {
                 self.state = State::Probing;
+                if let Some(pause) = self.pauses.last_mut() {
+                    pause.probes.push(now);
+                }
                 Gate::Probe
             }
             State::Open { until } => Gate::Wait {
@@ -138,17 +168,31 @@ impl Breaker {
                 State::Open { .. } => false,
             };
             if trip {
+                let probe_failed = self.state == State::Probing;
                 self.state = State::Open {
                     until: now + cooldown,
                 };
                 self.trips += 1;
-                return Transition::Opened(self.reason());
+                let reason = self.reason();
+                match self.pauses.last_mut() {
+                    Some(pause) if probe_failed && pause.resumed.is_none() => {}
+                    _ => self.pauses.push(Pause {
+                        since: now,
+                        reason: reason.clone(),
+                        probes: Vec::new(),
+                        resumed: None,
+                    }),
+                }
+                return Transition::Opened(reason);
             }
             Transition::None
         } else {
             self.in_a_row = 0;
             if self.state != State::Closed {
                 self.state = State::Closed;
+                if let Some(pause) = self.pauses.last_mut() {
+                    pause.resumed = Some(now);
+                }
                 return Transition::Closed;
             }
             Transition::None
@@ -228,6 +272,38 @@ mod tests {
         // This one gets through: closed.
         assert_eq!(breaker.record(Some(16), clock.now()), Transition::Closed);
         assert_eq!(breaker.gate(clock.now()), Gate::Open);
+    }
+
+    #[test]
+    fn pauses_record_the_trip_each_probe_and_the_resume() {
+        let clock = FakeClock::at_rfc3339("2026-03-02T10:00:00Z");
+        let start = clock.now();
+        let at = |s: i64| start + chrono::Duration::seconds(s);
+        let mut breaker = Breaker::new(2, Duration::from_secs(30));
+        breaker.record(Some(34), clock.now());
+        breaker.record(Some(34), clock.now());
+        clock.advance(Duration::from_secs(30));
+        assert_eq!(breaker.gate(clock.now()), Gate::Probe);
+        clock.advance(Duration::from_secs(2));
+        // The failed probe continues the same pause.
+        breaker.record(Some(38), clock.now());
+        clock.advance(Duration::from_secs(30));
+        assert_eq!(breaker.gate(clock.now()), Gate::Probe);
+        clock.advance(Duration::from_secs(1));
+        breaker.record(Some(16), clock.now());
+        assert_eq!(breaker.pauses().len(), 1, "{:?}", breaker.pauses());
+        let pause = &breaker.pauses()[0];
+        assert_eq!(pause.since, start);
+        assert!(pause.reason.contains("last 2 calls"), "{}", pause.reason);
+        assert_eq!(pause.probes, vec![at(30), at(62)]);
+        assert_eq!(pause.resumed, Some(at(63)));
+        // A later trip is a second pause, still holding.
+        breaker.record(Some(34), clock.now());
+        breaker.record(Some(34), clock.now());
+        assert_eq!(breaker.pauses().len(), 2);
+        assert_eq!(breaker.pauses()[1].since, at(63));
+        assert_eq!(breaker.pauses()[1].resumed, None);
+        assert!(breaker.pauses()[1].probes.is_empty());
     }
 
     #[test]

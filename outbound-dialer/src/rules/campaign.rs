@@ -138,6 +138,11 @@ impl CampaignRules {
         first
     }
 
+    /// The circuit breaker (its pauses so far, whether a probe is out).
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
     /// An attempt was written and will be dialled.
     pub fn started(&mut self, attempt_id: i64, number_id: i64, attempt: u32) {
         self.attempts.insert(attempt_id, (number_id, attempt));
