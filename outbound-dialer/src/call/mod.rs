@@ -37,8 +37,11 @@ pub struct CallSettings {
     pub call_timeout: Duration,
     /// How long the target may take to answer.
     pub target_timeout: Duration,
-    /// Played to a callee whose target failed.
+    /// Played to a callee whose target failed or did not come in time (abandoned).
     pub target_failed_sound: String,
+    /// How long a live callee waits for the target before it is abandoned (the target
+    /// attempt hung up, the message played); `None`: up to `target_timeout`.
+    pub abandon_after: Option<Duration>,
     /// Recording format.
     pub recording_format: String,
     /// Longest recording.
@@ -133,6 +136,9 @@ pub trait AttemptLog: Send + Sync {
         at: UnixMillis,
         ids: &'a AttemptIds,
     ) -> BoxFuture<'a, Result<(), LogError>>;
+    /// A live callee is there (the answer, or AMD's verdict): the abandon rate counts
+    /// from `at`.
+    fn live(&self, attempt_id: i64, at: UnixMillis) -> BoxFuture<'_, Result<(), LogError>>;
     /// The attempt ended.
     fn finished<'a>(
         &'a self,
@@ -204,6 +210,11 @@ pub async fn run(
                         },
                         None => at,
                     };
+                    if let Err(error) = log.live(plan.attempt_id, live_at).await {
+                        dial::hang_up(&callee, ari_client::model::models::HangupReason::Normal)
+                            .await;
+                        return Err(error);
+                    }
                     talk::Answered::new(callee).live_at(live_at)
                 }
                 dial::Dialled::Ended(end) => {

@@ -1,6 +1,8 @@
 //! An answered callee: bridge it, bring in the target, record, and wait for either leg
-//! to end; then tear everything down. A target that does not come means the callee hears
-//! a short message and is hung up (`target_failed`, an abandoned call).
+//! to end; then tear everything down. A target that does not come, or does not come
+//! within `--abandon-after` (2 s) of the callee's live moment, means the target attempt is
+//! hung up and the callee hears a short identification message and is hung up
+//! (`target_failed`, an abandoned call).
 
 use std::time::Duration;
 
@@ -135,9 +137,8 @@ pub(super) async fn talk(
     let mut connected_at = None;
     let (bridge, mut target, mut recording) = match connected {
         Some(parts) => parts,
-        None => match connect(connection, settings, plan, &mut callee).await {
-            Ok(parts) => {
-                let at = now_ms();
+        None => match connect(connection, settings, plan, &mut callee, live_at).await {
+            Ok((parts, at)) => {
                 connected_at = Some(at);
                 if let Err(error) = log.connected(plan.attempt_id, at, &plan.ids).await {
                     // Nothing may run that the store does not know of.
@@ -219,13 +220,15 @@ async fn finish_recording(recording: &mut RecordingHandle) {
         .await;
 }
 
-/// Bridge, target, recording; or the end of a call whose target did not come.
+/// Bridge, target, recording, and when the target joined the bridge; or the end of a call
+/// whose target did not come (in time: `settings.abandon_after` from `live_at`).
 async fn connect(
     connection: &AppConnection,
     settings: &CallSettings,
     plan: &CallPlan,
     callee: &mut ChannelHandle,
-) -> Result<(BridgeHandle, ChannelHandle, RecordingHandle), CallEnd> {
+    live_at: Option<i64>,
+) -> Result<((BridgeHandle, ChannelHandle, RecordingHandle), i64), CallEnd> {
     let failed = |message: String| ended(Outcome::TargetFailed, None, Some(message));
     let created = connection
         .create_bridge(
@@ -291,7 +294,20 @@ async fn connect(
         )
         .await);
     };
-    // The target answers, fails, or the callee leaves first.
+    // A live callee waits for the target this long from its live moment (not from now:
+    // the bridge and the originate took some of it); none after a restart.
+    let abandon_at = live_at.zip(settings.abandon_after).map(|(at, after)| {
+        let after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
+        let left = at.saturating_add(after_ms).saturating_sub(now_ms()).max(0);
+        tokio::time::Instant::now() + Duration::from_millis(left.unsigned_abs())
+    });
+    let too_late = async {
+        match abandon_at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    // The target answers, fails, does not come in time, or the callee leaves first.
     let outcome = tokio::select! {
         answered = target.events.within(settings.target_timeout).wait_until(|e| matches!(e, Event::StasisStart(_) | Event::ChannelDestroyed(_))) => match answered {
             Ok(event) if event.downcast::<StasisStart>().is_some() => Ok(()),
@@ -302,6 +318,10 @@ async fn connect(
             LegEnd::Vanished => "the call was gone after a reconnect".to_owned(),
             _ => "the callee hung up before the target answered".to_owned(),
         }),
+        () = too_late => Err(format!(
+            "abandoned: no target connected within {} s of the callee's answer (--abandon-after)",
+            settings.abandon_after.unwrap_or_default().as_secs_f64()
+        )),
     };
     if let Err(message) = outcome {
         hang_up(&target, HangupReason::Normal).await;
@@ -317,6 +337,8 @@ async fn connect(
         )
         .await);
     }
+    // The moment the callee hears the target: the abandon rule's "connected".
+    let joined_at = now_ms();
     let options = RecordOptions::default()
         .max_duration_seconds(i64::try_from(settings.max_recording.as_secs()).unwrap_or(i64::MAX))
         .if_exists(IfExists::Fail);
@@ -331,7 +353,7 @@ async fn connect(
             connection.recording(plan.ids.recording.as_str())
         }
     };
-    Ok((bridge, target, recording))
+    Ok(((bridge, target, recording), joined_at))
 }
 
 /// The callee answered but no target came: play the message, hang up, say why.

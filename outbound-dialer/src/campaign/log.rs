@@ -33,6 +33,17 @@ impl AttemptLog for StoreLog {
         &'a self,
         attempt_id: i64,
         at: UnixMillis,
+    fn live(&self, attempt_id: i64, at: UnixMillis) -> BoxFuture<'_, Result<(), LogError>> {
+        async move {
+            self.store
+                .live(AttemptId(attempt_id), at)
+                .await
+                .map(drop)
+                .map_err(failed)
+        }
+        .boxed()
+    }
+
         ids: &'a AttemptIds,
     ) -> BoxFuture<'a, Result<(), LogError>> {
         async move {

@@ -2,6 +2,7 @@
 //! dial every pending number under the pacer's limits until each has an outcome, and
 //! write the report.
 
+mod abandon;
 mod control;
 mod log;
 mod tally;
@@ -100,6 +101,7 @@ fn settings(config: &Config) -> CallSettings {
         call_timeout: config.call_timeout,
         target_timeout: config.target_timeout,
         target_failed_sound: config.target_failed_sound.clone(),
+        abandon_after: config.rules.abandon_after,
         recording_format: config.recording_format.clone(),
         max_recording: config.max_recording,
         recordings_dir: config.recordings_dir.clone(),
@@ -223,6 +225,8 @@ struct Dialer {
     downloads: JoinSet<()>,
     /// Campaign rules: hours, retries, abandon rate, breaker.
     rules: CampaignRules,
+    /// The campaign's abandon counts, read from the store (every dialer's calls).
+    abandon: abandon::AbandonFeed,
     /// The `--dnc-file`, loaded into the store's `dnc` table again when it changes.
     dnc: Option<DncFile>,
     /// Numbers claimed at a time: with several dialers, about what this one can start
@@ -296,8 +300,13 @@ impl Dialer {
                         )
                         .await?;
                 }
-                let abandon = self.rules.abandon().total();
-                self.tally.set_abandon(abandon.live, abandon.abandoned);
+                if end.live_at.is_some() {
+                    // The campaign's rate, with this call in it, from the store.
+                    self.abandon.call_ended();
+                    self.abandon
+                        .refresh(&self.store, &mut self.rules, &self.tally)
+                        .await;
+                }
                 self.tally.outcome(end.outcome);
                 if end.outcome == Outcome::Congestion {
                     self.pacer.congested().await;
@@ -632,6 +641,9 @@ pub async fn run_prepared(
     } = prepared;
     store.set_status(RunState::Running).await?;
     let tally = Arc::new(Tally::default());
+    let mut rules = CampaignRules::new(&config.rules, config.max_cc, Arc::new(SystemClock));
+    // The campaign's rate (every dialer's calls, earlier runs' too) from the start.
+    let abandon = abandon::AbandonFeed::start(&store, &mut rules, &tally).await?;
     let mut dialer = Dialer {
         connection,
         settings: Arc::new(settings(config)),
@@ -646,7 +658,8 @@ pub async fn run_prepared(
         not_sent: VecDeque::new(),
         pending: VecDeque::new(),
         downloads: JoinSet::new(),
-        rules: CampaignRules::new(&config.rules, config.max_cc, Arc::new(SystemClock)),
+        rules,
+        abandon,
         dnc,
         claim_batch: if store.is_shared() {
             config.max_cc.clamp(1, PENDING_BATCH)
@@ -655,9 +668,6 @@ pub async fn run_prepared(
         },
         asterisk: asterisk_of(&config.ari.url),
     };
-    replay_abandons(&store, &mut dialer.rules).await?;
-    let abandon = dialer.rules.abandon().total();
-    tally.set_abandon(abandon.live, abandon.abandoned);
     let renewer = tokio::spawn(renew_leases(store.clone(), config.lease));
     let reporter = tokio::spawn(publish_status(
         store.clone(),
@@ -689,13 +699,17 @@ pub async fn run_prepared(
     if let Err(error) = store.retire().await {
         tracing::warn!(error = %crate::app::error_chain(&error), "cannot release the dialer's claims; they return when its lease runs out");
     }
+    dialer
+        .abandon
+        .read(&dialer.store, &mut dialer.rules, &dialer.tally)
+        .await;
     let abandon = dialer.rules.abandon().total();
     if abandon.live > 0 {
         tracing::info!(
             live_answered = abandon.live,
             abandoned = abandon.abandoned,
             rate_pct = abandon.rate() * 100.0,
-            "abandon rate of the campaign (earlier runs included)"
+            "abandon rate of the campaign over the last 30 days (every dialer's calls, earlier runs included)"
         );
         for (day, counts) in dialer.rules.abandon().per_day() {
             tracing::info!(%day, live_answered = counts.live, abandoned = counts.abandoned, rate_pct = counts.rate() * 100.0, "abandon rate by day (UTC)");
@@ -717,6 +731,7 @@ pub async fn run_prepared(
     control.publish(status.clone());
     if let Some(path) = &config.report {
         write_report(&store, path).await?;
+        abandon::write_day_report(&store, &dialer.rules, path).await?;
     }
     dialer.connection.close();
     Ok(Summary {
@@ -761,6 +776,11 @@ async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), Campa
         while let Some(done) = dialer.calls.try_join_next() {
             dialer.reap(done).await?;
         }
+        // Other dialers' calls count in the campaign's abandon rate too.
+        dialer
+            .abandon
+            .refresh(&dialer.store, &mut dialer.rules, &dialer.tally)
+            .await;
         if !control.may_dial().await {
             return Ok(());
         }
@@ -971,20 +991,6 @@ async fn publish_status(
             Err(error) => tracing::warn!(%error, "cannot read the campaign's counts"),
         }
     }
-}
-
-/// Feeds the rules the outcomes earlier runs stored, so the abandon rate is the
-/// campaign's (one pass over the attempts; nothing to read on a new campaign).
-async fn replay_abandons(store: &Store, rules: &mut CampaignRules) -> Result<(), StoreError> {
-    use futures::StreamExt as _;
-    let mut attempts = Box::pin(store.attempts());
-    while let Some(record) = attempts.next().await {
-        let record = record?;
-        if let (Some(outcome), Some(ended_at)) = (record.outcome, record.ended_at) {
-            rules.replay(outcome, ended_at);
-        }
-    }
-    Ok(())
 }
 
 /// Writes the per-attempt report from the store.

@@ -75,6 +75,17 @@ pub struct RuleArgs {
         global = true
     )]
     pub max_abandon_rate: String,
+    /// How long a live callee (answered, or AMD's verdict) waits for the target: then the
+    /// target attempt is hung up, the callee hears --target-failed-sound and is hung up
+    /// (an abandoned call, outcome target_failed). `0`: wait up to --target-timeout (a
+    /// target connected after 2 s still counts as abandoned).
+    #[arg(
+        long,
+        env = "DIALER_ABANDON_AFTER",
+        default_value = "2s",
+        global = true
+    )]
+    pub abandon_after: String,
     /// Trunk failures in a row (cause 34/38/41/42, SIP 503) that pause new calls (0: never).
     #[arg(long, env = "DIALER_BREAKER_THRESHOLD", default_value_t = DEFAULT_THRESHOLD, global = true)]
     pub breaker_threshold: u32,
@@ -119,6 +130,9 @@ pub struct Rules {
     pub amd: Option<AmdSettings>,
     /// Highest abandon rate (0..=1).
     pub max_abandon_rate: f64,
+    /// How long a live callee waits for the target before it is abandoned (hears the
+    /// message, is hung up); `None`: up to the target timeout.
+    pub abandon_after: Option<Duration>,
     /// Trunk failures in a row that open the breaker (0: never).
     pub breaker_threshold: u32,
     /// How long it stays open.
@@ -134,6 +148,7 @@ impl Default for Rules {
             dnc_file: None,
             amd: None,
             max_abandon_rate: super::abandon::DEFAULT_MAX_RATE,
+            abandon_after: Some(super::abandon::ABANDON_AFTER),
             breaker_threshold: DEFAULT_THRESHOLD,
             breaker_cooldown: DEFAULT_COOLDOWN,
         }
@@ -191,6 +206,22 @@ impl RuleArgs {
             "DIALER_MAX_ABANDON_RATE",
             &self.max_abandon_rate,
         ))?;
+        let abandon_after = parse_duration(&self.abandon_after)
+            .and_then(|d| {
+                if d > MAX_ABANDON_AFTER {
+                    Err(RuleError::new(format!(
+                        "must be at most {} s (US TSR: 2 s; 0 waits for the target up to --target-timeout)",
+                        MAX_ABANDON_AFTER.as_secs()
+                    )))
+                } else {
+                    Ok((!d.is_zero()).then_some(d))
+                }
+            })
+            .map_err(invalid(
+                "--abandon-after",
+                "DIALER_ABANDON_AFTER",
+                &self.abandon_after,
+            ))?;
         let cooldown = parse_duration(&self.breaker_cooldown)
             .and_then(|d| {
                 if d < Duration::from_secs(1) {
@@ -232,11 +263,15 @@ impl RuleArgs {
             dnc_file: self.dnc_file,
             amd,
             max_abandon_rate: rate,
+            abandon_after,
             breaker_threshold: self.breaker_threshold,
             breaker_cooldown: cooldown,
         })
     }
 }
+
+/// The longest `--abandon-after`: a callee kept waiting longer is an abandoned call anyway.
+const MAX_ABANDON_AFTER: Duration = Duration::from_secs(60);
 
 /// `3`, `3%` or `2.5 %`: a percentage of 0..=100, as a fraction.
 fn parse_percent(text: &str) -> Result<f64, RuleError> {
@@ -277,6 +312,24 @@ mod tests {
         assert_eq!(rules.breaker_threshold, 20);
         assert_eq!(rules.breaker_cooldown, Duration::from_secs(60));
         assert!(rules.amd.is_none() && rules.dnc_file.is_none());
+        assert_eq!(rules.abandon_after, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn abandon_after_takes_a_duration_or_zero() {
+        let after = |value: &str| {
+            rules(&[&format!("--abandon-after={value}")]).map(|r| r.abandon_after)
+        };
+        assert_eq!(after("1500ms").unwrap(), Some(Duration::from_millis(1500)));
+        assert_eq!(after("3").unwrap(), Some(Duration::from_secs(3)));
+        assert_eq!(after("0").unwrap(), None, "0: up to the target timeout");
+        for bad in ["2 seconds", "-1", "61s"] {
+            let error = after(bad).unwrap_err().to_string();
+            assert!(
+                error.contains("--abandon-after (DIALER_ABANDON_AFTER)"),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::abandon::{AbandonControl, Change, LiveCall};
+use super::abandon::{AbandonControl, Change};
 use super::args::Rules;
 use super::breaker::{Breaker, Gate, Transition};
 use super::clock::{Clock, from_unix_millis};
@@ -164,23 +164,8 @@ impl CampaignRules {
             }
             Transition::None => {}
         }
-        if let Some(live_at) = end.live_at {
-            let call = LiveCall::of(live_at, end.connected_at);
-            match self.abandon.record(call, now) {
-                Change::Lowered(to) => tracing::warn!(
-                    rate_pct = self.abandon.total().rate() * 100.0,
-                    max_pct = self.abandon.max_rate() * 100.0,
-                    concurrency = to,
-                    "abandon rate too high: concurrency lowered"
-                ),
-                Change::Raised(to) => tracing::info!(
-                    rate_pct = self.abandon.total().rate() * 100.0,
-                    concurrency = to,
-                    "abandon rate recovered: concurrency raised"
-                ),
-                Change::Same => {}
-            }
-        }
+        // Live-answered calls count through the store ([`CampaignRules::observe_abandon`]),
+        // which has every dialer's.
         let (number_id, attempt) = self.attempts.remove(&attempt_id)?;
         let due = self.retry.next_attempt_at(
             end.outcome,
@@ -191,16 +176,44 @@ impl CampaignRules {
         Some(Retry { number_id, due })
     }
 
-    /// Takes in an attempt a past run stored (a resumed campaign): the abandon rate is the
-    /// campaign's, not the run's. `answered` counts as connected and `target_failed` as
-    /// abandoned (the stored times cannot tell a late connection after AMD).
-    pub fn replay(&mut self, outcome: Outcome, ended_at: i64) {
-        let call = match outcome {
-            Outcome::Answered => LiveCall::Connected,
-            Outcome::TargetFailed => LiveCall::Abandoned,
-            _ => return,
-        };
-        self.abandon.record(call, from_unix_millis(ended_at));
+    /// Takes in the campaign's abandon counts per day as the store has them (every
+    /// dialer's calls, earlier runs' too): the concurrency follows the campaign's rate.
+    pub fn observe_abandon(
+        &mut self,
+        days: BTreeMap<chrono::NaiveDate, super::abandon::AbandonCounts>,
+    ) -> Change {
+        let change = self.abandon.observe(days, self.clock.now().date_naive());
+        self.log_abandon_change(change);
+        change
+    }
+
+    fn log_abandon_change(&self, change: Change) {
+        let total = self.abandon.total();
+        match change {
+            Change::Lowered(to) => tracing::warn!(
+                rate_pct = total.rate() * 100.0,
+                max_pct = self.abandon.max_rate() * 100.0,
+                live_answered = total.live,
+                abandoned = total.abandoned,
+                concurrency = to,
+                "abandon rate too high: concurrency lowered"
+            ),
+            Change::Raised(to) => tracing::info!(
+                rate_pct = total.rate() * 100.0,
+                live_answered = total.live,
+                abandoned = total.abandoned,
+                concurrency = to,
+                "abandon rate recovered: concurrency raised"
+            ),
+            Change::Same => {}
+        }
+    }
+
+    /// Since when (Unix ms) the abandon rate's window runs: the first UTC day of it.
+    pub fn abandon_window_start(&self) -> i64 {
+        AbandonControl::window_start(self.clock.now().date_naive())
+            .and_hms_opt(0, 0, 0)
+            .map_or(0, |start| start.and_utc().timestamp_millis())
     }
 
     /// The abandon counts, for the summary.
@@ -287,45 +300,52 @@ mod tests {
         assert!(!rules.announce_trip(), "said once per trip");
     }
 
+    fn counts(live: u64, abandoned: u64) -> super::super::abandon::AbandonCounts {
+        super::super::abandon::AbandonCounts { live, abandoned }
+    }
+
     #[test]
-    fn a_resumed_campaign_counts_its_stored_calls() {
+    fn a_resumed_campaign_starts_from_the_stored_rate() {
         let clock = Arc::new(FakeClock::at_rfc3339("2026-03-02T12:00:00Z"));
         let mut rules = rules(&clock, |_| {});
-        let at = parse_utc("2026-03-01T12:00:00Z").timestamp_millis();
-        for outcome in [
-            Outcome::Answered,
-            Outcome::Busy,
-            Outcome::TargetFailed,
-            Outcome::Machine,
-        ] {
-            rules.replay(outcome, at);
-        }
+        let yesterday = parse_utc("2026-03-01T12:00:00Z").date_naive();
+        rules.observe_abandon([(yesterday, counts(2, 1))].into());
         assert_eq!(rules.abandon().total().live, 2);
         assert_eq!(rules.abandon().total().abandoned, 1);
         assert_eq!(rules.abandon().per_day().len(), 1);
         // 50 % is over 3 %: the run starts with fewer calls.
         assert!(matches!(rules.start_gate(3), StartGate::Concurrency(_)));
+        assert_eq!(
+            rules.abandon_window_start(),
+            parse_utc("2026-02-01T00:00:00Z").timestamp_millis(),
+            "30 UTC days, today included"
+        );
     }
 
     #[test]
     fn abandoned_calls_lower_the_concurrency_allowed() {
         let clock = Arc::new(FakeClock::at_rfc3339("2026-03-02T12:00:00Z"));
         let mut rules = rules(&clock, |_| {});
-        let at = parse_utc("2026-03-02T12:00:00Z").timestamp_millis();
-        let abandoned = CallEnd {
-            live_at: Some(at),
-            ..end(Outcome::TargetFailed, Some(16), "2026-03-02T12:00:03Z")
-        };
+        let today = clock.now().date_naive();
+        rules.observe_abandon(BTreeMap::new());
         assert_eq!(rules.start_gate(3), StartGate::Go);
-        rules.ended(1, &abandoned);
+        // An abandoned call (this dialer's or another's) in the campaign's counts.
+        assert_eq!(
+            rules.observe_abandon([(today, counts(1, 1))].into()),
+            Change::Lowered(2)
+        );
         assert_eq!(rules.start_gate(2), StartGate::Concurrency(2));
         assert_eq!(rules.start_gate(1), StartGate::Go);
+        // A call's end counts through the store's counts only (no double count).
+        rules.started(2, 1, 1);
         let connected = CallEnd {
-            live_at: Some(at),
-            connected_at: Some(at + 500),
+            live_at: Some(clock.now().timestamp_millis()),
+            connected_at: Some(clock.now().timestamp_millis() + 500),
             ..end(Outcome::Answered, Some(16), "2026-03-02T12:00:09Z")
         };
         rules.ended(2, &connected);
+        assert_eq!(rules.abandon().total().live, 1);
+        rules.observe_abandon([(today, counts(2, 1))].into());
         assert_eq!(rules.abandon().total().live, 2);
         assert_eq!(rules.abandon().total().abandoned, 1);
     }

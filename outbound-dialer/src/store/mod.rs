@@ -1959,6 +1959,60 @@ impl Store {
         attempt_id: AttemptId,
         kind: CallEventKind,
         at: UnixMillis,
+    /// Records when a live callee was there: the answer, or AMD's verdict (`--amd`); the
+    /// campaign's abandon rate ([`Store::abandon_counts`]) counts from it. False if the
+    /// attempt has ended.
+    ///
+    /// # Errors
+    /// An unknown attempt or a failed write.
+    pub async fn live(&self, attempt_id: AttemptId, at: UnixMillis) -> Result<bool, StoreError> {
+        let update = Update::new(sql::SET_LIVE, vec![Value::Int(at)]);
+        self.update_attempt(attempt_id, update, &[], "record a live callee")
+            .await
+    }
+
+    /// The campaign's live-answered and abandoned calls per UTC day, of every dialer,
+    /// counting calls whose live moment is at or after `since` (Unix ms) and whose fate is
+    /// known (ended, or connected). A call is abandoned when no target was connected
+    /// within `abandon_after` of its live moment (the rule's 2 s,
+    /// [`crate::rules::abandon::ABANDON_AFTER`]), or never; an AMD machine is not live.
+    /// One range scan of a covering index.
+    ///
+    /// # Errors
+    /// A failed read.
+    pub async fn abandon_counts(
+        &self,
+        since: UnixMillis,
+        abandon_after: Duration,
+    ) -> Result<BTreeMap<chrono::NaiveDate, crate::rules::abandon::AbandonCounts>, StoreError>
+    {
+        let error = self.query_error("count live-answered and abandoned calls");
+        let rows = on_backend!(self, _w, r, _d => {
+            let rows = sqlx::query(sql::ABANDON_BY_DAY)
+                .bind(millis(abandon_after))
+                .bind(since)
+                .fetch_all(r)
+                .await
+                .map_err(&error)?;
+            rows.iter()
+                .map(|row| Ok((row.int(0)?, row.int(1)?, row.int(2)?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(&error)?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(day, live, abandoned)| {
+                (
+                    crate::rules::clock::from_unix_millis(day).date_naive(),
+                    crate::rules::abandon::AbandonCounts {
+                        live: u64::try_from(live).unwrap_or(0),
+                        abandoned: u64::try_from(abandoned).unwrap_or(0),
+                    },
+                )
+            })
+            .collect())
+    }
+
         detail: Option<&str>,
     ) -> Result<(), StoreError> {
         let action = "record a call event";

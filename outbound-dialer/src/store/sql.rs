@@ -182,3 +182,16 @@ pub(super) const INSERT_ATTEMPT_WITHOUT_CALL: &str = "INSERT INTO attempts (numb
      VALUES (?, ?, ?, 'ended', ?, ?, ?, ?, ?, ?, ?)";
 pub(super) const SET_NUMBER_DONE_WITHOUT_CALL: &str = "UPDATE numbers SET state = 'done', claimed_by = ? \
      WHERE id = ? AND state = 'pending'";
+
+/// When a live callee was there (the answer, or AMD's verdict): the abandon rate counts
+/// from it.
+pub(super) const SET_LIVE: &str =
+    "UPDATE attempts SET live_at = ? WHERE id = ? AND state <> 'ended'";
+/// Live-answered attempts whose fate is known (ended, or connected) and the abandoned ones
+/// (no target, or one connected more than the first `?` ms after the live moment), per UTC
+/// day of the live moment, from the second `?` on. `%` and `COUNT(CASE ...)` give integers
+/// in both dialects; the index `attempts_live` covers the whole query.
+pub(super) const ABANDON_BY_DAY: &str = "SELECT live_at - live_at % 86400000, COUNT(*), \
+     COUNT(CASE WHEN target_connected_at IS NULL OR target_connected_at - live_at > ? THEN 1 END) \
+     FROM attempts WHERE live_at >= ? AND (state = 'ended' OR target_connected_at IS NOT NULL) \
+     GROUP BY live_at - live_at % 86400000 ORDER BY 1";

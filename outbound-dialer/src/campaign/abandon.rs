@@ -1,0 +1,174 @@
+//! The campaign's abandon rate as the store counts it (every dialer's calls, earlier
+//! runs' too), fed to the rules' [`AbandonControl`](crate::rules::abandon::AbandonControl):
+//! the whole 30-day window at start, then the last day or two after calls end and every
+//! couple of seconds, so all dialers of a shared campaign throttle on the campaign's rate.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use tokio::time::Instant;
+
+use crate::rules::abandon::{ABANDON_AFTER, AbandonCounts};
+use crate::rules::campaign::CampaignRules;
+use crate::store::{Store, StoreError};
+
+use super::tally::Tally;
+
+/// After a live call ended, the store is read again at most this often.
+const AFTER_CALL: Duration = Duration::from_millis(100);
+/// And at least this often, for the other dialers' calls (and a day rolling over).
+const EVERY: Duration = Duration::from_secs(2);
+/// Once this much of a UTC day has passed, the day before is final: its calls have all
+/// ended or been connected (a target gets at most 600 s), so it is read no more.
+const DAY_SETTLED: i64 = 15 * 60 * 1000;
+const DAY_MS: i64 = 86_400_000;
+
+/// The store's counts of earlier days, and when it was read.
+#[derive(Debug)]
+pub(super) struct AbandonFeed {
+    days: BTreeMap<NaiveDate, AbandonCounts>,
+    read_at: Instant,
+    /// A live call ended since the last read.
+    dirty: bool,
+}
+
+impl AbandonFeed {
+    /// Reads the window's counts and gives them to the rules.
+    pub(super) async fn start(
+        store: &Store,
+        rules: &mut CampaignRules,
+        tally: &Tally,
+    ) -> Result<AbandonFeed, StoreError> {
+        let since = rules.abandon_window_start();
+        let days = store.abandon_counts(since, ABANDON_AFTER).await?;
+        let mut feed = AbandonFeed {
+            days,
+            read_at: Instant::now(),
+            dirty: false,
+        };
+        feed.give(rules, tally);
+        Ok(feed)
+    }
+
+    /// A live-answered call ended (its attempt is stored).
+    pub(super) fn call_ended(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Reads the store again if it is time to; a failed read is said and tried later
+    /// (the rate stays as last read).
+    pub(super) async fn refresh(&mut self, store: &Store, rules: &mut CampaignRules, tally: &Tally) {
+        let elapsed = self.read_at.elapsed();
+        if self.dirty && elapsed >= AFTER_CALL || elapsed >= EVERY {
+            self.read(store, rules, tally).await;
+        }
+    }
+
+    /// Reads the store's recent days now.
+    pub(super) async fn read(&mut self, store: &Store, rules: &mut CampaignRules, tally: &Tally) {
+        self.read_at = Instant::now();
+        self.dirty = false;
+        let now = rules.now().timestamp_millis();
+        let today = now - now.rem_euclid(DAY_MS);
+        let since = if now - today < DAY_SETTLED {
+            today - DAY_MS
+        } else {
+            today
+        };
+        match store.abandon_counts(since, ABANDON_AFTER).await {
+            Ok(recent) => {
+                let first = crate::rules::clock::from_unix_millis(since).date_naive();
+                self.days.split_off(&first);
+                self.days.extend(recent);
+                self.give(rules, tally);
+            }
+            Err(error) => {
+                tracing::warn!(error = %crate::app::error_chain(&error), "cannot read the campaign's abandon counts; trying again");
+            }
+        }
+    }
+
+    fn give(&mut self, rules: &mut CampaignRules, tally: &Tally) {
+        rules.observe_abandon(self.days.clone());
+        // What the rules keep (the window) is all that is kept here too.
+        self.days = rules.abandon().per_day().clone();
+        let total = rules.abandon().total();
+        tally.set_abandon(total.live, total.abandoned);
+    }
+}
+
+/// The per-day abandon report beside `report`: `NAME.abandon.csv` with a row per UTC day of
+/// the whole campaign (`day`, `live_answered`, `abandoned`, `abandon_rate_pct`) and a last
+/// row `last_30_days`, the rate the dialers throttle on.
+///
+/// # Errors
+/// The store cannot be read or the file written.
+pub(super) async fn write_day_report(
+    store: &Store,
+    rules: &CampaignRules,
+    report: &Path,
+) -> Result<PathBuf, super::CampaignError> {
+    let days = store.abandon_counts(0, ABANDON_AFTER).await?;
+    let window_start = crate::rules::clock::from_unix_millis(rules.abandon_window_start()).date_naive();
+    let mut text = String::from("day,live_answered,abandoned,abandon_rate_pct\n");
+    let mut window = AbandonCounts::default();
+    let row = |text: &mut String, day: &str, counts: AbandonCounts| {
+        text.push_str(&format!(
+            "{day},{},{},{:.2}\n",
+            counts.live,
+            counts.abandoned,
+            counts.rate() * 100.0
+        ));
+    };
+    for (day, counts) in &days {
+        row(&mut text, &day.to_string(), *counts);
+        if *day >= window_start {
+            window.live += counts.live;
+            window.abandoned += counts.abandoned;
+        }
+    }
+    row(&mut text, "last_30_days", window);
+    let path = day_report_path(report);
+    let write = |path: &Path| -> std::io::Result<()> {
+        // Beside it first, then renamed: a reader sees the old file or the new one.
+        let partial = path.with_extension("csv.partial");
+        std::fs::write(&partial, &text)?;
+        std::fs::rename(&partial, path)
+    };
+    write(&path).map_err(|source| {
+        super::CampaignError::Report(crate::report::ReportError::Write {
+            path: path.clone(),
+            source,
+        })
+    })?;
+    tracing::info!(path = %path.display(), live_answered = window.live, abandoned = window.abandoned, rate_pct = window.rate() * 100.0, "abandon rate of the campaign over the last 30 days written");
+    Ok(path)
+}
+
+/// `DIR/NAME.abandon.csv` for a report `DIR/NAME.EXT`.
+pub(crate) fn day_report_path(report: &Path) -> PathBuf {
+    let stem = report
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".to_owned());
+    report.with_file_name(format!("{stem}.abandon.csv"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_day_report_sits_beside_the_report() {
+        assert_eq!(
+            day_report_path(Path::new("/tmp/x/spring.csv")),
+            PathBuf::from("/tmp/x/spring.abandon.csv")
+        );
+        assert_eq!(
+            day_report_path(Path::new("report.jsonl")),
+            PathBuf::from("report.abandon.csv")
+        );
+    }
+}
