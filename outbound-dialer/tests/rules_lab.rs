@@ -319,6 +319,18 @@ async fn the_circuit_breaker_trips_on_a_run_of_503s() {
         );
     }
     assert!(text.contains("circuit breaker closed"), "{text}");
+    // The progress line says who paused and why; the summary when it probed and resumed.
+    assert!(
+        text.contains("paused by the circuit breaker (circuit breaker open: the last 3 calls"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|line| line.starts_with("paused by the circuit breaker at ")
+                && line.contains("; probe calls at ")
+                && line.contains("; resumed at ")),
+        "{text}"
+    );
 }
 
 #[tokio::test]
