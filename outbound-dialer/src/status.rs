@@ -59,8 +59,9 @@ pub struct CampaignStatus {
     /// rate).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held_back: Option<String>,
-    /// Abandoned / live-answered calls of the campaign (earlier runs included, as this
-    /// dialer counts them), in percent, once one was answered.
+    /// Abandoned / live-answered calls of the campaign over the last 30 days (every
+    /// dialer's, earlier runs included, as the store counts them), in percent, once one
+    /// was answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub abandon_rate_pct: Option<f64>,
     /// Who paused it, while `state` is `paused`: the operator (`/pause`) or the circuit

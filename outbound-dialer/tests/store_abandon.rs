@@ -79,7 +79,12 @@ async fn live_and_abandoned_calls_are_counted_per_day(fixture: Fixture) {
         // Still waiting for its target: not counted until it is connected or ends.
         (today, Some(today), None, None),
         // AMD's verdict came 3 s after the answer; connected 1 s after it: in time.
-        (today, Some(today + 3_000), Some(1_000), Some(Outcome::Answered)),
+        (
+            today,
+            Some(today + 3_000),
+            Some(1_000),
+            Some(Outcome::Answered),
+        ),
         // Yesterday, abandoned.
         (
             yesterday,

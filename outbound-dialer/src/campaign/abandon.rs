@@ -59,7 +59,12 @@ impl AbandonFeed {
 
     /// Reads the store again if it is time to; a failed read is said and tried later
     /// (the rate stays as last read).
-    pub(super) async fn refresh(&mut self, store: &Store, rules: &mut CampaignRules, tally: &Tally) {
+    pub(super) async fn refresh(
+        &mut self,
+        store: &Store,
+        rules: &mut CampaignRules,
+        tally: &Tally,
+    ) {
         let elapsed = self.read_at.elapsed();
         if self.dirty && elapsed >= AFTER_CALL || elapsed >= EVERY {
             self.read(store, rules, tally).await;
@@ -111,7 +116,8 @@ pub(super) async fn write_day_report(
     report: &Path,
 ) -> Result<PathBuf, super::CampaignError> {
     let days = store.abandon_counts(0, ABANDON_AFTER).await?;
-    let window_start = crate::rules::clock::from_unix_millis(rules.abandon_window_start()).date_naive();
+    let window_start =
+        crate::rules::clock::from_unix_millis(rules.abandon_window_start()).date_naive();
     let mut text = String::from("day,live_answered,abandoned,abandon_rate_pct\n");
     let mut window = AbandonCounts::default();
     let row = |text: &mut String, day: &str, counts: AbandonCounts| {

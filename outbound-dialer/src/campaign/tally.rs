@@ -15,7 +15,7 @@ pub(super) struct Tally {
     ends: Mutex<VecDeque<Instant>>,
     /// Why the campaign rules hold new calls back now (breaker, hours, abandon rate).
     held_back: Mutex<Option<String>>,
-    /// The run's live-answered and abandoned calls.
+    /// The campaign's live-answered and abandoned calls (30 days, every dialer's).
     abandon: Mutex<(u64, u64)>,
     /// The circuit breaker: why and until when it holds new calls now, and its pauses.
     breaker: Mutex<Breaker>,
@@ -73,14 +73,14 @@ impl Tally {
             .unwrap_or_default()
     }
 
-    /// The run's abandon counts so far (live-answered, abandoned).
+    /// The campaign's abandon counts (live-answered, abandoned), as last read.
     pub(super) fn set_abandon(&self, live: u64, abandoned: u64) {
         if let Ok(mut counts) = self.abandon.lock() {
             *counts = (live, abandoned);
         }
     }
 
-    /// The run's abandon rate in percent, once a call was answered live.
+    /// The campaign's abandon rate in percent, once a call was answered live.
     pub(super) fn abandon_rate_pct(&self) -> Option<f64> {
         let (live, abandoned) = *self.abandon.lock().ok()?;
         (live > 0).then(|| abandoned as f64 * 100.0 / live as f64)

@@ -122,12 +122,12 @@ impl AbandonControl {
         today: NaiveDate,
     ) -> Change {
         days = days.split_off(&Self::window_start(today));
-        let total = days.values().fold(AbandonCounts::default(), |sum, day| {
-            AbandonCounts {
+        let total = days
+            .values()
+            .fold(AbandonCounts::default(), |sum, day| AbandonCounts {
                 live: sum.live + day.live,
                 abandoned: sum.abandoned + day.abandoned,
-            }
-        });
+            });
         let before = self.allowed;
         let connected = |c: AbandonCounts| c.live.saturating_sub(c.abandoned);
         let new_abandoned = total.abandoned.saturating_sub(self.total.abandoned);
@@ -336,10 +336,7 @@ mod tests {
     }
 
     fn day(date: &str, live: u64, abandoned: u64) -> (NaiveDate, AbandonCounts) {
-        (
-            date.parse().unwrap(),
-            AbandonCounts { live, abandoned },
-        )
+        (date.parse().unwrap(), AbandonCounts { live, abandoned })
     }
 
     #[test]
@@ -393,7 +390,13 @@ mod tests {
             control.observe([day("2026-03-02", 135, 3)].into(), today),
             Change::Raised(4)
         );
-        assert_eq!(control.total(), AbandonCounts { live: 135, abandoned: 3 });
+        assert_eq!(
+            control.total(),
+            AbandonCounts {
+                live: 135,
+                abandoned: 3
+            }
+        );
         assert_eq!(
             control.observe([day("2026-03-02", 300, 3)].into(), today),
             Change::Raised(8),
@@ -417,14 +420,26 @@ mod tests {
             AbandonControl::window_start(clock.now().date_naive()).to_string(),
             "2026-03-02"
         );
-        assert_eq!(control.total(), AbandonCounts { live: 20, abandoned: 0 });
+        assert_eq!(
+            control.total(),
+            AbandonCounts {
+                live: 20,
+                abandoned: 0
+            }
+        );
         assert_eq!(control.per_day().len(), 2);
         assert_eq!(control.allowed(), 4);
         // A day earlier, March 1st is in and the rate (5 of 30) is over the limit.
         clock.advance(Duration::from_secs(0));
         let mut earlier = AbandonControl::new(DEFAULT_MAX_RATE, 4);
         earlier.observe(days, "2026-03-30".parse().unwrap());
-        assert_eq!(earlier.total(), AbandonCounts { live: 30, abandoned: 5 });
+        assert_eq!(
+            earlier.total(),
+            AbandonCounts {
+                live: 30,
+                abandoned: 5
+            }
+        );
         assert_eq!(earlier.allowed(), 1);
     }
 }

@@ -317,9 +317,8 @@ mod tests {
 
     #[test]
     fn abandon_after_takes_a_duration_or_zero() {
-        let after = |value: &str| {
-            rules(&[&format!("--abandon-after={value}")]).map(|r| r.abandon_after)
-        };
+        let after =
+            |value: &str| rules(&[&format!("--abandon-after={value}")]).map(|r| r.abandon_after);
         assert_eq!(after("1500ms").unwrap(), Some(Duration::from_millis(1500)));
         assert_eq!(after("3").unwrap(), Some(Duration::from_secs(3)));
         assert_eq!(after("0").unwrap(), None, "0: up to the target timeout");
