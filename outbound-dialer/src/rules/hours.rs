@@ -1,8 +1,10 @@
 //! Calling hours: a window of local time (default 08:00–21:00) in the callee's time zone,
 //! taken from the number's CSV column (`timezone`, `tz` or `time_zone`: an IANA name such
 //! as `Europe/Berlin`), else derived from its country calling code (numbers are stored as
-//! digits, read as international E.164 without the `+`), else the campaign's
-//! `--default-timezone` (also for countries with several zones: US/CA/RU/AU/BR/MX/...).
+//! digits, read as international E.164 without the `+`; for `+1`, the US, Canada and the
+//! Caribbean, from its area code), else the campaign's `--default-timezone` (also for
+//! countries with several zones: RU/KZ, AU, BR, MX, ID, ...). The tables are in
+//! `hours/zones.rs`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -158,7 +160,9 @@ pub enum ZoneSource {
     Column,
     /// Its country calling code.
     CountryCode,
-    /// The campaign default (no or an ambiguous country code).
+    /// Its NANP area code (`+1`).
+    AreaCode,
+    /// The campaign default (no or an ambiguous country code, an unknown area code).
     Default,
 }
 
@@ -213,10 +217,7 @@ impl CallingHours {
         if let Some(name) = column {
             return parse_zone(name).map(|tz| (tz, ZoneSource::Column));
         }
-        match zone_of_country_code(number) {
-            Some(tz) => Ok((tz, ZoneSource::CountryCode)),
-            None => Ok((self.default_zone, ZoneSource::Default)),
-        }
+        Ok(zone_by_number(number).unwrap_or((self.default_zone, ZoneSource::Default)))
     }
 
     /// `now` when the number may be called now, else when it may.
@@ -257,113 +258,73 @@ pub fn parse_zone(name: &str) -> Result<Tz, RuleError> {
         })
 }
 
-/// Country calling codes whose country has one civil time (or one that nearly all its
-/// numbers use), longest codes first within each length. Codes not here (among them
-/// 1, 7, 52, 55, 61, 62: several zones) use the campaign default.
-const COUNTRY_ZONES: &[(&str, Tz)] = &[
-    // Three digits.
-    ("212", Tz::Africa__Casablanca),
-    ("213", Tz::Africa__Algiers),
-    ("216", Tz::Africa__Tunis),
-    ("233", Tz::Africa__Accra),
-    ("234", Tz::Africa__Lagos),
-    ("254", Tz::Africa__Nairobi),
-    ("255", Tz::Africa__Dar_es_Salaam),
-    ("256", Tz::Africa__Kampala),
-    ("351", Tz::Europe__Lisbon),
-    ("352", Tz::Europe__Luxembourg),
-    ("353", Tz::Europe__Dublin),
-    ("354", Tz::Atlantic__Reykjavik),
-    ("356", Tz::Europe__Malta),
-    ("357", Tz::Asia__Nicosia),
-    ("358", Tz::Europe__Helsinki),
-    ("359", Tz::Europe__Sofia),
-    ("370", Tz::Europe__Vilnius),
-    ("371", Tz::Europe__Riga),
-    ("372", Tz::Europe__Tallinn),
-    ("373", Tz::Europe__Chisinau),
-    ("374", Tz::Asia__Yerevan),
-    ("375", Tz::Europe__Minsk),
-    ("380", Tz::Europe__Kyiv),
-    ("381", Tz::Europe__Belgrade),
-    ("385", Tz::Europe__Zagreb),
-    ("386", Tz::Europe__Ljubljana),
-    ("420", Tz::Europe__Prague),
-    ("421", Tz::Europe__Bratislava),
-    ("852", Tz::Asia__Hong_Kong),
-    ("880", Tz::Asia__Dhaka),
-    ("886", Tz::Asia__Taipei),
-    ("961", Tz::Asia__Beirut),
-    ("962", Tz::Asia__Amman),
-    ("965", Tz::Asia__Kuwait),
-    ("966", Tz::Asia__Riyadh),
-    ("971", Tz::Asia__Dubai),
-    ("972", Tz::Asia__Jerusalem),
-    ("974", Tz::Asia__Qatar),
-    ("994", Tz::Asia__Baku),
-    ("995", Tz::Asia__Tbilisi),
-    ("998", Tz::Asia__Tashkent),
-    // Two digits.
-    ("20", Tz::Africa__Cairo),
-    ("27", Tz::Africa__Johannesburg),
-    ("30", Tz::Europe__Athens),
-    ("31", Tz::Europe__Amsterdam),
-    ("32", Tz::Europe__Brussels),
-    ("33", Tz::Europe__Paris),
-    ("34", Tz::Europe__Madrid),
-    ("36", Tz::Europe__Budapest),
-    ("39", Tz::Europe__Rome),
-    ("40", Tz::Europe__Bucharest),
-    ("41", Tz::Europe__Zurich),
-    ("43", Tz::Europe__Vienna),
-    ("44", Tz::Europe__London),
-    ("45", Tz::Europe__Copenhagen),
-    ("46", Tz::Europe__Stockholm),
-    ("47", Tz::Europe__Oslo),
-    ("48", Tz::Europe__Warsaw),
-    ("49", Tz::Europe__Berlin),
-    ("51", Tz::America__Lima),
-    ("53", Tz::America__Havana),
-    ("54", Tz::America__Argentina__Buenos_Aires),
-    ("56", Tz::America__Santiago),
-    ("57", Tz::America__Bogota),
-    ("58", Tz::America__Caracas),
-    ("60", Tz::Asia__Kuala_Lumpur),
-    ("63", Tz::Asia__Manila),
-    ("64", Tz::Pacific__Auckland),
-    ("65", Tz::Asia__Singapore),
-    ("66", Tz::Asia__Bangkok),
-    ("81", Tz::Asia__Tokyo),
-    ("82", Tz::Asia__Seoul),
-    ("84", Tz::Asia__Ho_Chi_Minh),
-    ("86", Tz::Asia__Shanghai),
-    ("90", Tz::Europe__Istanbul),
-    ("91", Tz::Asia__Kolkata),
-    ("92", Tz::Asia__Karachi),
-    ("94", Tz::Asia__Colombo),
-    ("98", Tz::Asia__Tehran),
-];
+mod zones;
 
-/// Country codes of countries with several zones: the default applies, never a guess
-/// from a longer code that merely starts the same way.
-const AMBIGUOUS_CODES: &[&str] = &["1", "7", "52", "55", "61", "62"];
-
-/// The zone of a number's country calling code, when its country has one.
+/// The zone of a number (international E.164 digits, without the `+`) when it can be told
+/// from the number: for `+1` (the NANP: the US, Canada, the Caribbean) from its area code,
+/// for other countries from the country calling code (and, for the few regions of a
+/// country on another time whose numbers show it, a longer prefix). `None` (the campaign
+/// default applies): a national number (leading 0), a country with several zones (`+7`,
+/// `+52`, `+55`, `+61`, `+62`, ...), a NANP number that is not `1` + 10 digits, a
+/// toll-free or unknown area code, or one with no majority zone (867).
 pub fn zone_of_country_code(number: &str) -> Option<Tz> {
+    zone_by_number(number).map(|(tz, _)| tz)
+}
+
+/// [`zone_of_country_code`], and whether the area code or the country code told it.
+fn zone_by_number(number: &str) -> Option<(Tz, ZoneSource)> {
     // A leading 0 is a national or trunk prefix: no country code to read.
     if number.starts_with('0') {
         return None;
     }
+    // Country codes are prefix-free: the first that matches is the number's.
     for len in 1..=3 {
-        let prefix = number.get(..len)?;
-        if AMBIGUOUS_CODES.contains(&prefix) {
+        let code = number.get(..len)?;
+        if code == "1" {
+            return zone_of_nanp(number).map(|tz| (tz, ZoneSource::AreaCode));
+        }
+        if zones::AMBIGUOUS_CODES.iter().any(|(c, _)| *c == code) {
             return None;
         }
-        if let Some((_, tz)) = COUNTRY_ZONES.iter().find(|(code, _)| *code == prefix) {
-            return Some(*tz);
+        if let Some((_, tz)) = zones::COUNTRY_ZONES.iter().find(|(c, _)| *c == code) {
+            let region = zones::REGION_ZONES
+                .iter()
+                .filter(|(prefix, _)| number.starts_with(prefix))
+                .max_by_key(|(prefix, _)| prefix.len());
+            return Some((region.map_or(*tz, |(_, tz)| *tz), ZoneSource::CountryCode));
         }
     }
     None
+}
+
+/// The zone of a NANP number, `1` + 10 digits, from its area code.
+fn zone_of_nanp(number: &str) -> Option<Tz> {
+    let digits = number.strip_prefix('1')?;
+    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    zone_of_area_code(digits.get(..3)?.parse().ok()?)
+}
+
+/// The zone of a NANP area code: its own zone, the zone of most of its numbers when it
+/// spans two, `None` when it is not geographic, not in service or has no majority zone.
+pub fn zone_of_area_code(area_code: u16) -> Option<Tz> {
+    if zones::NANP_NO_MAJORITY
+        .iter()
+        .any(|(code, _)| *code == area_code)
+    {
+        return None;
+    }
+    if let Some((_, tz, _)) = zones::NANP_SPANNING
+        .iter()
+        .find(|(code, _, _)| *code == area_code)
+    {
+        return Some(*tz);
+    }
+    zones::NANP_ZONES
+        .iter()
+        .find(|(_, codes)| codes.contains(&area_code))
+        .map(|(tz, _)| *tz)
 }
 
 #[cfg(test)]
@@ -505,9 +466,19 @@ mod tests {
             hours.zone_of("380441234567", &BTreeMap::new()).unwrap(),
             (Tz::Europe__Kyiv, ZoneSource::CountryCode)
         );
-        // Several zones (US/CA, RU/KZ, MX, BR, AU, ID) and national numbers: the default.
+        // A NANP number by its area code.
+        assert_eq!(
+            hours.zone_of("12125550000", &BTreeMap::new()).unwrap(),
+            (Tz::America__New_York, ZoneSource::AreaCode)
+        );
+        // Several zones (RU/KZ, MX, BR, AU, ID), national numbers, a NANP number whose
+        // zone cannot be told (toll-free, no majority, not 1 + 10 digits): the default.
         for number in [
-            "12125550000",
+            "18005550000",
+            "18675550000",
+            "1212555000",
+            "121255500001",
+            "1001",
             "74951234567",
             "525512345678",
             "5511987654321",
@@ -534,6 +505,150 @@ mod tests {
                 .1,
             ZoneSource::CountryCode
         );
+    }
+
+    #[test]
+    fn nanp_numbers_get_their_area_codes_zone() {
+        for (area_code, zone) in [
+            (212, Tz::America__New_York),
+            (213, Tz::America__Los_Angeles),
+            (312, Tz::America__Chicago),
+            (303, Tz::America__Denver),
+            (602, Tz::America__Phoenix),
+            (808, Tz::Pacific__Honolulu),
+            (907, Tz::America__Anchorage),
+            (416, Tz::America__Toronto),
+            (514, Tz::America__Toronto),
+            (604, Tz::America__Vancouver),
+            (403, Tz::America__Edmonton),
+            (306, Tz::America__Regina),
+            (204, Tz::America__Winnipeg),
+            (902, Tz::America__Halifax),
+            (709, Tz::America__St_Johns),
+            (787, Tz::America__Puerto_Rico),
+            (876, Tz::America__Jamaica),
+            (809, Tz::America__Santo_Domingo),
+            (441, Tz::Atlantic__Bermuda),
+            (671, Tz::Pacific__Guam),
+            // Spanning two zones: the zone of most of its numbers.
+            (850, Tz::America__Chicago),
+            (812, Tz::America__New_York),
+            (208, Tz::America__Boise),
+            (605, Tz::America__Chicago),
+        ] {
+            assert_eq!(zone_of_area_code(area_code), Some(zone), "{area_code}");
+            let number = format!("1{area_code}5550123");
+            assert_eq!(zone_of_country_code(&number), Some(zone), "{number}");
+        }
+        // Not geographic, not in service, no majority: the default.
+        for area_code in [800, 888, 900, 555, 867, 999, 100] {
+            assert_eq!(zone_of_area_code(area_code), None, "{area_code}");
+        }
+        // At 13:30 UTC in January: 08:30 in New York (open), 05:30 in Los Angeles.
+        let hours = CallingHours::new(CallingWindow::default(), Tz::UTC);
+        let now = parse_utc("2026-01-15T13:30:00Z");
+        assert_eq!(
+            hours
+                .next_open("12125550123", &BTreeMap::new(), now)
+                .unwrap(),
+            now
+        );
+        assert_eq!(
+            hours
+                .next_open("12135550123", &BTreeMap::new(), now)
+                .unwrap(),
+            parse_utc("2026-01-15T16:00:00Z")
+        );
+    }
+
+    #[test]
+    fn the_nanp_tables_hold_each_area_code_once() {
+        let mut seen = std::collections::BTreeSet::new();
+        let spanning = zones::NANP_SPANNING.iter().map(|(code, _, _)| *code);
+        let no_majority = zones::NANP_NO_MAJORITY.iter().map(|(code, _)| *code);
+        let single = zones::NANP_ZONES
+            .iter()
+            .flat_map(|(_, codes)| codes.iter().copied());
+        for code in single.chain(spanning).chain(no_majority) {
+            assert!(seen.insert(code), "{code} is listed twice");
+            // NXX, N = 2-9; N11 codes are services, not areas.
+            assert!((200..=999).contains(&code) && code % 100 != 11, "{code}");
+        }
+        assert!(seen.len() > 400, "{}", seen.len());
+        // Every spanning entry says where the rest of its numbers are.
+        assert!(
+            zones::NANP_SPANNING
+                .iter()
+                .all(|(_, _, why)| why.contains("time"))
+        );
+    }
+
+    #[test]
+    fn countries_get_their_zone_and_several_zones_the_default() {
+        for (number, zone) in [
+            ("4930123456", Tz::Europe__Berlin),
+            ("33142685300", Tz::Europe__Paris),
+            ("819012345678", Tz::Asia__Tokyo),
+            ("5491123456789", Tz::America__Argentina__Buenos_Aires),
+            ("27211234567", Tz::Africa__Johannesburg),
+            ("2348012345678", Tz::Africa__Lagos),
+            ("211912345678", Tz::Africa__Juba),
+            ("3546123456", Tz::Atlantic__Reykjavik),
+            ("97142345678", Tz::Asia__Dubai),
+            ("6421234567", Tz::Pacific__Auckland),
+            ("6723221234", Tz::Pacific__Norfolk),
+            ("59899123456", Tz::America__Montevideo),
+            ("299321000", Tz::America__Nuuk),
+            // Mainland Spain and its Canary Islands, Portugal and the Azores, Reunion and
+            // Mayotte: told apart by area code.
+            ("34915551234", Tz::Europe__Madrid),
+            ("34928123456", Tz::Atlantic__Canary),
+            ("351213456789", Tz::Europe__Lisbon),
+            ("351296123456", Tz::Atlantic__Azores),
+            ("262262123456", Tz::Indian__Reunion),
+            ("262269612345", Tz::Indian__Mayotte),
+        ] {
+            assert_eq!(zone_of_country_code(number), Some(zone), "{number}");
+        }
+        // Several zones, international networks, unassigned codes, national numbers.
+        for number in [
+            "74951234567",
+            "77012345678",
+            "525512345678",
+            "5511987654321",
+            "61212345678",
+            "622112345678",
+            "243812345678",
+            "68675012345",
+            "80012345678",
+            "88216123456",
+            "2801234567",
+            "0301234567",
+        ] {
+            assert_eq!(zone_of_country_code(number), None, "{number}");
+        }
+    }
+
+    #[test]
+    fn the_country_table_is_prefix_free_and_disjoint_from_the_ambiguous_codes() {
+        let codes: Vec<&str> = zones::COUNTRY_ZONES.iter().map(|(c, _)| *c).collect();
+        let ambiguous: Vec<&str> = zones::AMBIGUOUS_CODES.iter().map(|(c, _)| *c).collect();
+        for (i, a) in codes.iter().chain(&ambiguous).enumerate() {
+            assert!((1..=3).contains(&a.len()) && a.bytes().all(|b| b.is_ascii_digit()));
+            for b in codes.iter().chain(&ambiguous).skip(i + 1) {
+                assert!(!a.starts_with(b) && !b.starts_with(a), "{a} and {b}");
+            }
+        }
+        // A region's prefix lies inside a country code of the table.
+        for (prefix, _) in zones::REGION_ZONES {
+            assert!(
+                codes
+                    .iter()
+                    .any(|c| prefix.starts_with(c) && prefix.len() > c.len()),
+                "{prefix}"
+            );
+        }
+        assert!(codes.len() > 190, "{}", codes.len());
     }
 
     #[test]
