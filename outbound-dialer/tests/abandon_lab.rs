@@ -114,7 +114,7 @@ impl Tracker {
             loop {
                 let all = self.all();
                 let channels = all.iter().filter(|(id, _)| !id.starts_with("pb-"));
-                if all.len() > 0 && channels.clone().all(|(_, seen)| seen.destroyed.is_some()) {
+                if !all.is_empty() && channels.clone().all(|(_, seen)| seen.destroyed.is_some()) {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
