@@ -15,7 +15,7 @@ use crate::config::{Args, Config};
 use crate::progress::{self, Progress};
 use crate::report::ReportSummary;
 use crate::serve::{self, Control, ControlError, Started};
-use crate::status::{CampaignStatus, RunState};
+use crate::status::{CampaignStatus, PausedBy, RunState};
 use crate::store::Store;
 
 /// How often the non-terminal progress logs a line.
@@ -315,6 +315,18 @@ impl Controller {
                 Request::Stop => RunState::Stopping,
             };
             if !allowed.contains(&now) {
+                let status = run.control.status();
+                if request == Request::Run && status.paused_by == Some(PausedBy::Breaker) {
+                    // The operator did not pause it: only a probe call that gets through
+                    // the trunk resumes it.
+                    return Err(ControlError::Held(format!(
+                        "the circuit breaker paused the campaign, not /pause: {}; it lets one probe call through {} and resumes when one gets through the trunk",
+                        status.pause_reason.as_deref().unwrap_or("the trunk failed"),
+                        status
+                            .paused_until
+                            .map_or_else(|| "now".to_owned(), |at| format!("at {at}")),
+                    )));
+                }
                 return Err(ControlError::WrongState { action, state: now });
             }
             run.control.request(request);
@@ -334,7 +346,7 @@ pub async fn serve(
     dotenv: Option<PathBuf>,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    tracing::info!(listen = %config.listen, "controller ready: GET /start to dial, /status, POST /pause /resume /stop");
+    tracing::info!(listen = %config.listen, "controller ready: GET /start to dial, /status, POST /pause /resume /stop; do-not-call list: POST /dnc, GET /dnc, GET|DELETE /dnc/{{number}}");
     let controller = Arc::new(Controller::new(argv, dotenv));
     serve::serve(listener, controller, async {
         let _ = tokio::signal::ctrl_c().await;

@@ -225,7 +225,8 @@ pub enum Mode {
     /// Dial the campaign now and exit when every number has an outcome (the default).
     Run,
     /// Serve the seed's controller (`GET /start`, `/status`, `POST /pause`, `/resume`,
-    /// `/stop`) and dial when told to.
+    /// `/stop`) and dial when told to; `POST`/`GET /dnc`, `GET`/`DELETE /dnc/{number}` edit
+    /// the campaign's do-not-call list.
     Serve,
 }
 

@@ -60,6 +60,9 @@ pub enum ControlError {
     /// The campaign cannot run (the trunk does not exist, the list is empty): 503.
     #[error("{0}")]
     CannotRun(String),
+    /// The campaign rules hold it (`/resume` while the circuit breaker pauses it): 409.
+    #[error("{0}")]
+    Held(String),
     /// Anything else: 500.
     #[error("{message}")]
     Internal {
@@ -86,7 +89,7 @@ impl ControlError {
     /// The HTTP status the API answers this error with.
     pub fn http_status(&self) -> u16 {
         match self {
-            ControlError::WrongState { .. } => 409,
+            ControlError::WrongState { .. } | ControlError::Held(_) => 409,
             ControlError::CannotRun(_) => 503,
             ControlError::Internal { .. } => 500,
         }

@@ -315,6 +315,16 @@ async fn the_breakers_pause_shows_in_status_with_its_reason() {
         paused["breaker_pauses"][0].get("resumed_at").is_none(),
         "{paused}"
     );
+    // Not the operator's pause: /resume does not override the breaker, and says why.
+    let (code, reply) = call(address, "POST", "/resume", "").await;
+    assert_eq!(code, 409, "{reply}");
+    let message = reply["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "the circuit breaker paused the campaign, not /pause: circuit breaker open"
+        ) && message.contains("resumes when one gets through the trunk"),
+        "{reply}"
+    );
 
     // It probes (and fails: paused again, the same pause), then resumes with 1005.
     let done = status_until(address, CAMPAIGN_DEADLINE, "the campaign's end", |s| {
