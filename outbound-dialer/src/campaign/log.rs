@@ -6,11 +6,15 @@ use futures::future::BoxFuture;
 use crate::call::{AttemptLog, CallEnd, LogError};
 use crate::ids::AttemptIds;
 use crate::record::UnixMillis;
+use crate::rules::clock::from_unix_millis;
+use crate::rules::retry::RetryPolicy;
 use crate::store::{AttemptId, Ending, Store};
 
 /// Writes a call's progress to the campaign's store.
 pub(super) struct StoreLog {
     pub(super) store: Store,
+    /// Retries are stored with the attempt's end, in its transaction.
+    pub(super) retry: RetryPolicy,
 }
 
 fn failed(error: crate::store::StoreError) -> LogError {
@@ -29,10 +33,6 @@ impl AttemptLog for StoreLog {
         .boxed()
     }
 
-    fn connected<'a>(
-        &'a self,
-        attempt_id: i64,
-        at: UnixMillis,
     fn live(&self, attempt_id: i64, at: UnixMillis) -> BoxFuture<'_, Result<(), LogError>> {
         async move {
             self.store
@@ -44,6 +44,10 @@ impl AttemptLog for StoreLog {
         .boxed()
     }
 
+    fn connected<'a>(
+        &'a self,
+        attempt_id: i64,
+        at: UnixMillis,
         ids: &'a AttemptIds,
     ) -> BoxFuture<'a, Result<(), LogError>> {
         async move {
@@ -75,8 +79,25 @@ impl AttemptLog for StoreLog {
                 message: end.message.clone(),
                 ended_at: end.ended_at,
             };
+            // Whether (and when) the number is dialled again is stored with the end: a
+            // crash between the two would lose the retry.
+            let retry_at = if self.retry.enabled() {
+                let attempt = self
+                    .store
+                    .attempt(AttemptId(attempt_id))
+                    .await
+                    .map_err(failed)?
+                    .record
+                    .attempt;
+                let ended = from_unix_millis(end.ended_at.max(crate::store::unix_millis_now()));
+                self.retry
+                    .next_attempt_at(end.outcome, attempt, ended)
+                    .map(|due| due.timestamp_millis())
+            } else {
+                None
+            };
             self.store
-                .finish(AttemptId(attempt_id), &ending)
+                .finish_or_retry(AttemptId(attempt_id), &ending, retry_at)
                 .await
                 .map(drop)
                 .map_err(failed)

@@ -291,15 +291,9 @@ impl Dialer {
                 ..plan
             }),
             CallResult::Ended(end, _) => {
-                if let Some(retry) = self.rules.ended(plan.attempt_id, &end) {
-                    // Stored: a crash or another dialer keeps the retry.
-                    self.store
-                        .requeue_at(
-                            crate::store::NumberId(retry.number_id),
-                            retry.due.timestamp_millis(),
-                        )
-                        .await?;
-                }
+                // A retry is stored already, with the attempt's end (`StoreLog::finished`):
+                // a crash or another dialer keeps it.
+                let _retry = self.rules.ended(plan.attempt_id, &end);
                 if end.live_at.is_some() {
                     // The campaign's rate, with this call in it, from the store.
                     self.abandon.call_ended();
@@ -649,6 +643,7 @@ pub async fn run_prepared(
         settings: Arc::new(settings(config)),
         log: Arc::new(StoreLog {
             store: store.clone(),
+            retry: config.rules.retry.clone(),
         }),
         store: store.clone(),
         pacer: Arc::new(Pacer::new(config.max_cc, config.cps)),

@@ -1333,7 +1333,12 @@ impl Store {
             if candidates.is_empty() {
                 return Ok(Vec::new());
             }
-            let mut select = String::from(sql::CLAIM_LOCK);
+            let mut select = format!(
+                "{}{}{}",
+                sql::CLAIM_LOCK,
+                d::BY_PRIMARY_KEY,
+                sql::CLAIM_LOCK_IDS
+            );
             for index in 0..candidates.len() {
                 select.push_str(if index == 0 { "?" } else { ", ?" });
             }
@@ -1845,8 +1850,11 @@ impl Store {
                     .map_err(&error)?;
             }
             if let Some(then) = update.then {
-                sqlx::query(then)
-                    .bind(attempt_id.0)
+                let mut then = sqlx::query(then);
+                if let Some(at) = update.then_at {
+                    then = then.bind(at);
+                }
+                then.bind(attempt_id.0)
                     .execute(&mut *tx)
                     .await
                     .map_err(&error)?;
@@ -1908,6 +1916,22 @@ impl Store {
     /// # Errors
     /// An unknown attempt or a failed write.
     pub async fn finish(&self, attempt_id: AttemptId, ending: &Ending) -> Result<bool, StoreError> {
+        self.finish_or_retry(attempt_id, ending, None).await
+    }
+
+    /// Ends the attempt as [`Store::finish`] does, and with `retry_at` puts its number
+    /// back in the queue for a retry not due before then, in the same transaction: a crash
+    /// right after the end cannot lose the retry. An attempt that has ended already
+    /// changes nothing (false), so a retry is never scheduled twice.
+    ///
+    /// # Errors
+    /// An unknown attempt or a failed write.
+    pub async fn finish_or_retry(
+        &self,
+        attempt_id: AttemptId,
+        ending: &Ending,
+        retry_at: Option<UnixMillis>,
+    ) -> Result<bool, StoreError> {
         let mut update = Update::new(
             sql::FINISH,
             vec![
@@ -1918,7 +1942,13 @@ impl Store {
                 Value::Int(ending.ended_at),
             ],
         );
-        update.then = Some(sql::SET_NUMBER_DONE);
+        match retry_at {
+            Some(at) => {
+                update.then = Some(sql::SET_NUMBER_RETRY);
+                update.then_at = Some(at);
+            }
+            None => update.then = Some(sql::SET_NUMBER_DONE),
+        }
         let mut detail = ending.outcome.as_str().to_owned();
         if let Some(message) = &ending.message {
             detail.push_str(": ");
@@ -1934,31 +1964,6 @@ impl Store {
             .await
     }
 
-    /// Records the downloaded recording's file (relative to the recordings directory).
-    ///
-    /// # Errors
-    /// An unknown attempt or a failed write.
-    pub async fn set_recording_file(
-        &self,
-        attempt_id: AttemptId,
-        file: &str,
-    ) -> Result<(), StoreError> {
-        let update = Update::new(sql::SET_RECORDING_FILE, vec![Value::Text(file)]);
-        self.update_attempt(attempt_id, update, &[], "record a recording file")
-            .await
-            .map(drop)
-    }
-
-    /// Adds a call event that changes no attempt column (`originated`, `ringing`,
-    /// `reconciled`).
-    ///
-    /// # Errors
-    /// An unknown attempt or a failed write.
-    pub async fn event(
-        &self,
-        attempt_id: AttemptId,
-        kind: CallEventKind,
-        at: UnixMillis,
     /// Records when a live callee was there: the answer, or AMD's verdict (`--amd`); the
     /// campaign's abandon rate ([`Store::abandon_counts`]) counts from it. False if the
     /// attempt has ended.
@@ -1984,8 +1989,7 @@ impl Store {
         &self,
         since: UnixMillis,
         abandon_after: Duration,
-    ) -> Result<BTreeMap<chrono::NaiveDate, crate::rules::abandon::AbandonCounts>, StoreError>
-    {
+    ) -> Result<BTreeMap<chrono::NaiveDate, crate::rules::abandon::AbandonCounts>, StoreError> {
         let error = self.query_error("count live-answered and abandoned calls");
         let rows = on_backend!(self, _w, r, _d => {
             let rows = sqlx::query(sql::ABANDON_BY_DAY)
@@ -2013,6 +2017,31 @@ impl Store {
             .collect())
     }
 
+    /// Records the downloaded recording's file (relative to the recordings directory).
+    ///
+    /// # Errors
+    /// An unknown attempt or a failed write.
+    pub async fn set_recording_file(
+        &self,
+        attempt_id: AttemptId,
+        file: &str,
+    ) -> Result<(), StoreError> {
+        let update = Update::new(sql::SET_RECORDING_FILE, vec![Value::Text(file)]);
+        self.update_attempt(attempt_id, update, &[], "record a recording file")
+            .await
+            .map(drop)
+    }
+
+    /// Adds a call event that changes no attempt column (`originated`, `ringing`,
+    /// `reconciled`).
+    ///
+    /// # Errors
+    /// An unknown attempt or a failed write.
+    pub async fn event(
+        &self,
+        attempt_id: AttemptId,
+        kind: CallEventKind,
+        at: UnixMillis,
         detail: Option<&str>,
     ) -> Result<(), StoreError> {
         let action = "record a call event";
@@ -2393,6 +2422,8 @@ struct Update<'a> {
     values: Vec<Value<'a>>,
     guard: Option<String>,
     then: Option<&'static str>,
+    /// A time bound before the attempt id in `then` (a retry's `not_before`).
+    then_at: Option<i64>,
 }
 
 impl<'a> Update<'a> {
@@ -2402,6 +2433,7 @@ impl<'a> Update<'a> {
             values,
             guard: None,
             then: None,
+            then_at: None,
         }
     }
 
