@@ -8,7 +8,7 @@ use std::time::Duration;
 use ari_client::model::Event;
 use ari_client::model::events::PlaybackFinished;
 use ari_client::model::models::HangupReason;
-use ari_client::{ChannelHandle, DialplanTarget};
+use ari_client::{AppConnection, ChannelHandle, DialplanTarget};
 
 use super::dial::{ended, final_cause, hang_up};
 use super::{CallEnd, CallSettings, now_ms};
@@ -17,6 +17,8 @@ use crate::record::UnixMillis;
 
 /// Longest AMD may take (amd.conf's total_analysis_time is 5 s) plus the dialplan hops.
 const AMD_WITHIN: Duration = Duration::from_secs(15);
+/// The AMD context of the bundled dialplan, when a restarted dialer runs without `--amd`.
+const DEFAULT_CONTEXT: &str = "dialer-amd";
 /// Longest the machine message may play.
 const MESSAGE_WITHIN: Duration = Duration::from_secs(60);
 
@@ -87,10 +89,22 @@ pub(super) async fn detect(
             ));
         }
     };
+    conclude(Some(amd), callee, &status, &amd_cause, now_ms()).await
+}
+
+/// Acts on AMD's verdict: a machine hears the message (when there is one) and is hung
+/// up; anyone else goes on to the target, live from `live_at`.
+async fn conclude(
+    amd: Option<&crate::rules::args::AmdSettings>,
+    callee: &mut ChannelHandle,
+    status: &str,
+    amd_cause: &str,
+    live_at: UnixMillis,
+) -> Verdict {
     tracing::info!(amd_status = %status, %amd_cause, "answering-machine detection");
-    match status.as_str() {
+    match status {
         "MACHINE" => {
-            if let Some(message) = &amd.machine_message {
+            if let Some(message) = amd.and_then(|amd| amd.machine_message.as_ref()) {
                 match callee.play(message).await {
                     Ok(mut playback) => {
                         let _ = playback
@@ -117,6 +131,117 @@ pub(super) async fn detect(
             ))
         }
         // HUMAN, NOTSURE: a person may be there; HANGUP is caught above as the channel's end.
-        _ => Verdict::Human(now_ms()),
+        _ => Verdict::Human(live_at),
+    }
+}
+
+/// What a restarted dialer found of a callee stored as answered.
+pub(super) enum Resumed {
+    /// Not in (or back from) detection: picked up as any answered call.
+    NotInAmd,
+    /// Back from detection, a person (or AMD was not sure): connect it. The live moment
+    /// when the verdict came to this dialer; `None` when it came before (not known).
+    Human(ChannelHandle, Option<UnixMillis>),
+    /// The call is over.
+    Ended(CallEnd),
+}
+
+/// Picks up a callee that a stopped dialer had sent through AMD: still in detection, it
+/// is awaited back into this dialer's app and its verdict acted on; back in the app with
+/// a verdict (it came while the dialer was down), the verdict is acted on. Asterisk's
+/// own view of the channel (its dialplan application) says which.
+pub(super) async fn resume(
+    connection: &AppConnection,
+    settings: &CallSettings,
+    plan: &super::CallPlan,
+) -> Resumed {
+    let context = settings
+        .amd
+        .as_ref()
+        .map_or(DEFAULT_CONTEXT, |amd| amd.context.as_str());
+    // Subscribed before asking, so its return between the two is not missed.
+    let mut callee = connection.channel(plan.ids.callee.as_str());
+    let Ok(channel) = callee.get().await else {
+        // Gone (or Asterisk unreachable): picked up as any answered call.
+        return Resumed::NotInAmd;
+    };
+    let place = &channel.dialplan;
+    if place.app_name.eq_ignore_ascii_case("Stasis") {
+        // Stasis(APP,amd,STATUS,CAUSE): back from detection before this dialer was up.
+        let args: Vec<&str> = place.app_data.split(',').map(str::trim).collect();
+        if args.get(1) != Some(&"amd") {
+            return Resumed::NotInAmd;
+        }
+        let (status, cause) = (
+            args.get(2).copied().unwrap_or(""),
+            args.get(3).copied().unwrap_or(""),
+        );
+        tracing::info!(amd_status = %status, "the callee came back from answering-machine detection while the dialer was down");
+        return match conclude(settings.amd.as_ref(), &mut callee, status, cause, now_ms()).await {
+            Verdict::Human(_) => Resumed::Human(callee, None),
+            Verdict::Ended(end) => Resumed::Ended(end),
+        };
+    }
+    if !(place.app_name.eq_ignore_ascii_case("AMD") || place.context == context) {
+        return Resumed::NotInAmd;
+    }
+    tracing::info!(context = %place.context, "the callee is in answering-machine detection: waiting for its verdict");
+    // It returns to the app named by DIALER_APP: this dialer's (its app may be named
+    // differently from the stopped one's). Its events reach this app once subscribed.
+    let _ = callee.set_variable("DIALER_APP", &settings.app).await;
+    let subscribe = ari_client::model::operations::applications::Subscribe::new(
+        connection.app(),
+        [format!("channel:{}", plan.ids.callee)],
+    );
+    let _ = connection
+        .client()
+        .applications()
+        .subscribe(subscribe)
+        .await;
+    let back = callee
+        .events
+        .within(AMD_WITHIN)
+        .wait_until(|event| match event {
+            Event::StasisStart(start) => start.args.first().is_some_and(|a| a == "amd"),
+            Event::ChannelDestroyed(_) => true,
+            _ => false,
+        })
+        .await;
+    match back {
+        Ok(event) => match event.as_ref() {
+            Event::StasisStart(start) => {
+                let live_at = now_ms();
+                let status = start.args.get(1).cloned().unwrap_or_default();
+                let cause = start.args.get(2).cloned().unwrap_or_default();
+                match conclude(settings.amd.as_ref(), &mut callee, &status, &cause, live_at)
+                    .await
+                {
+                    Verdict::Human(at) => Resumed::Human(callee, Some(at)),
+                    Verdict::Ended(end) => Resumed::Ended(end),
+                }
+            }
+            Event::ChannelDestroyed(destroyed) => Resumed::Ended(ended(
+                Outcome::Interrupted,
+                Some(destroyed.cause),
+                Some(
+                    "the dialer restarted during answering-machine detection and the call ended before its verdict"
+                        .to_owned(),
+                ),
+            )),
+            // The wait stops on the two events above only.
+            _ => Resumed::NotInAmd,
+        },
+        Err(error) => {
+            tracing::warn!(%error, "no AMD verdict after the restart; hanging up");
+            hang_up(&callee, HangupReason::Normal).await;
+            let cause = final_cause(&mut callee).await;
+            Resumed::Ended(ended(
+                Outcome::Interrupted,
+                cause,
+                Some(format!(
+                    "the dialer restarted during answering-machine detection and no verdict came back: {error}"
+                )),
+            ))
+        }
     }
 }

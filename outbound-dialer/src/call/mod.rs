@@ -224,7 +224,28 @@ pub async fn run(
                 dial::Dialled::NotSent => return Ok(CallResult::NotSent),
                 dial::Dialled::LookUpAgain => return Ok(CallResult::LookUpAgain),
             },
-            Stage::Answered => talk::Answered::adopt(connection, &plan, false).await,
+            // A callee the stopped dialer sent through AMD gets its verdict first.
+            Stage::Answered => match amd::resume(connection, settings, &plan).await {
+                amd::Resumed::NotInAmd => talk::Answered::adopt(connection, &plan, false).await,
+                amd::Resumed::Human(callee, live_at) => {
+                    if let Some(at) = live_at {
+                        if let Err(error) = log.live(plan.attempt_id, at).await {
+                            dial::hang_up(&callee, ari_client::model::models::HangupReason::Normal)
+                                .await;
+                            return Err(error);
+                        }
+                    }
+                    let answered = talk::Answered::new(callee);
+                    match live_at {
+                        Some(at) => answered.live_at(at),
+                        None => answered,
+                    }
+                }
+                amd::Resumed::Ended(end) => {
+                    log.finished(plan.attempt_id, &end).await?;
+                    return Ok(CallResult::Ended(end, None));
+                }
+            },
             Stage::Connected => talk::Answered::adopt(connection, &plan, true).await,
         };
         let (end, recording) =

@@ -1,0 +1,558 @@
+//! `kill -9` of the dialer while the campaign rules hold numbers back, then the same
+//! command again, on the lab: retries keep their delays and their limit (every attempt
+//! kept, none added), numbers waiting for their calling window are dialled once it opens
+//! and only once, and calls killed during answering-machine detection get their verdict
+//! from the restarted dialer. What happened is read from Asterisk's own events (a tracker
+//! app subscribed to everything) and from the store's rows, not from the dialer's words.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use ari_client::model::Event;
+use ari_client::{Client, Credentials, Update};
+use futures::StreamExt as _;
+
+use common::Campaign;
+
+/// One channel as Asterisk reported it (wall-clock times, to compare with the store's).
+#[derive(Debug, Clone, Default)]
+struct Seen {
+    created: Option<SystemTime>,
+    destroyed: Option<SystemTime>,
+    /// Times it was created (more than once: dialled twice).
+    creations: u32,
+    /// Dialplan applications it ran, in order.
+    apps: Vec<String>,
+}
+
+/// Every channel whose id starts with a prefix, by id.
+struct Tracker {
+    seen: Arc<Mutex<BTreeMap<String, Seen>>>,
+    _connection: ari_client::AppConnection,
+}
+
+impl Tracker {
+    async fn start(prefix: String) -> Tracker {
+        let lab = ari_lab::Lab::get().await;
+        let client = Client::builder(&lab.ari_url)
+            .credentials(Credentials::new(lab.username.clone(), lab.password.clone()))
+            .build()
+            .unwrap();
+        let connection = client
+            .app_connection([ari_lab::unique_name("rules-crash-track")])
+            .subscribe_all(true)
+            .connect()
+            .await
+            .expect("the tracker connects");
+        let seen: Arc<Mutex<BTreeMap<String, Seen>>> = Arc::default();
+        let mut updates = connection.updates();
+        let state = seen.clone();
+        tokio::spawn(async move {
+            while let Some(update) = updates.next().await {
+                let Update::Event(event) = update else {
+                    continue;
+                };
+                let mut s = state.lock().unwrap();
+                match event.as_ref() {
+                    Event::ChannelCreated(e) if e.channel.id.as_str().starts_with(&prefix) => {
+                        let entry = s.entry(e.channel.id.to_string()).or_default();
+                        entry.created = Some(SystemTime::now());
+                        entry.creations += 1;
+                    }
+                    Event::ChannelDialplan(e) if e.channel.id.as_str().starts_with(&prefix) => {
+                        let entry = s.entry(e.channel.id.to_string()).or_default();
+                        entry.apps.push(e.dialplan_app.clone());
+                    }
+                    Event::ChannelDestroyed(e) if e.channel.id.as_str().starts_with(&prefix) => {
+                        let entry = s.entry(e.channel.id.to_string()).or_default();
+                        entry.destroyed = Some(SystemTime::now());
+                    }
+                    _ => {}
+                }
+            }
+        });
+        Tracker {
+            seen,
+            _connection: connection,
+        }
+    }
+
+    fn channels(&self) -> BTreeMap<String, Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Waits (within `within`) until `ready` holds for what was seen.
+    async fn until(
+        &self,
+        within: Duration,
+        what: &str,
+        ready: impl Fn(&BTreeMap<String, Seen>) -> bool,
+    ) {
+        let reached = tokio::time::timeout(within, async {
+            loop {
+                if ready(&self.seen.lock().unwrap()) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(
+            reached.is_ok(),
+            "{what} did not happen within {within:?}: {:?}",
+            self.channels()
+        );
+    }
+}
+
+/// The campaign's store as the test reads it while a dialer has it (read-only for
+/// SQLite; the MariaDB client for MySQL).
+enum Db {
+    Sqlite(PathBuf),
+    Maria(ari_lab::mariadb::TestDatabase),
+}
+
+impl Db {
+    /// Integer columns of each row of `sql` (NULL as `None`).
+    async fn rows(&self, sql: &str) -> Vec<Vec<Option<i64>>> {
+        self.try_rows(sql).await.unwrap()
+    }
+
+    /// As [`Db::rows`]; an error while the dialer has not created the store yet.
+    async fn try_rows(&self, sql: &str) -> Result<Vec<Vec<Option<i64>>>, String> {
+        match self {
+            Db::Sqlite(path) => {
+                use sqlx::{Connection as _, Row as _};
+                let options = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(path)
+                    .read_only(true);
+                let mut connection = sqlx::SqliteConnection::connect_with(&options)
+                    .await
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let rows = sqlx::query(sql)
+                    .fetch_all(&mut connection)
+                    .await
+                    .map_err(|e| format!("{sql}: {e}"))?;
+                let rows = rows
+                    .iter()
+                    .map(|row| {
+                        (0..row.len())
+                            .map(|i| row.try_get::<Option<i64>, _>(i).unwrap())
+                            .collect()
+                    })
+                    .collect();
+                let _ = connection.close().await;
+                Ok(rows)
+            }
+            Db::Maria(db) => Ok(db
+                .sql(sql)
+                .map_err(|e| e.to_string())?
+                .lines()
+                .map(|line| {
+                    line.split('\t')
+                        .map(|v| (v != "NULL").then(|| v.parse().unwrap()))
+                        .collect()
+                })
+                .collect()),
+        }
+    }
+
+    /// One integer.
+    async fn count(&self, sql: &str) -> i64 {
+        self.rows(sql).await[0][0].unwrap_or(0)
+    }
+
+    /// Waits (polling the store: nothing announces its rows to the test) until `sql`
+    /// counts at least `n`.
+    async fn until_count(&self, sql: &str, n: i64, within: Duration) {
+        let started = tokio::time::Instant::now();
+        loop {
+            // An error until the dialer has created the store.
+            let count = match self.try_rows(sql).await {
+                Ok(rows) => Ok(rows[0][0].unwrap_or(0)),
+                Err(error) => Err(error),
+            };
+            if matches!(count, Ok(count) if count >= n) {
+                return;
+            }
+            assert!(
+                started.elapsed() < within,
+                "{sql} counted {count:?} after {within:?}, waited for {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A campaign on SQLite (its file in the campaign's directory) or on a MariaDB database
+/// of its own, with the store as the test reads it.
+fn on_store(prefix: &str, numbers: &[&str], maria: bool) -> (Campaign, Db) {
+    let mut campaign = Campaign::new(prefix, numbers);
+    let db = if maria {
+        let db = ari_lab::mariadb::MariaDb::get().database(prefix);
+        campaign
+            .set("DIALER_DB", &db.url)
+            .set("DIALER_LEASE_SECONDS", "3");
+        Db::Maria(db)
+    } else {
+        campaign.set("DIALER_DB", "campaign.sqlite");
+        Db::Sqlite(campaign.dir.join("campaign.sqlite"))
+    };
+    (campaign, db)
+}
+
+fn output_text(output: &std::process::Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn unix_ms(at: SystemTime) -> i64 {
+    i64::try_from(
+        at.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+fn now_ms() -> i64 {
+    unix_ms(SystemTime::now())
+}
+
+/// The report's rows of one number, in attempt order: (attempt, outcome).
+fn attempts(campaign: &Campaign, number: &str) -> Vec<(String, String)> {
+    campaign
+        .report()
+        .into_iter()
+        .filter(|row| row["number"] == number)
+        .map(|row| (row["attempt"].clone(), row["outcome"].clone()))
+        .collect()
+}
+
+const RETRY_DELAY_MS: i64 = 5_000;
+
+async fn retries_survive_a_kill(maria: bool) {
+    ari_lab::Lab::get().await;
+    // Two busy numbers (carrier class 2) and one answered: 3 attempts, 1 attempt.
+    let numbers = ["2001", "2002", "1003"];
+    let (mut campaign, db) = on_store("rc-retry", &numbers, maria);
+    campaign
+        .set("DIALER_MAX_ATTEMPTS", "3")
+        .set("DIALER_RETRY_DELAY", "busy=5s");
+    let tracker = Tracker::start(campaign.callee_prefix()).await;
+
+    // Killed once both first attempts are busy, before their retries are due.
+    let mut first = campaign.command(&["run"]).spawn().unwrap();
+    db.until_count(
+        "SELECT COUNT(*) FROM attempts WHERE state = 'ended' AND number_id IN (1, 2)",
+        2,
+        Duration::from_secs(20),
+    )
+    .await;
+    first.kill().await.unwrap();
+    let killed_at = now_ms();
+    let firsts = db
+        .rows("SELECT MIN(ended_at), COUNT(*) FROM attempts WHERE number_id IN (1, 2)")
+        .await;
+    let (first_end, rows) = (firsts[0][0].unwrap(), firsts[0][1].unwrap());
+    assert_eq!(rows, 2, "no retry before the kill");
+    assert!(
+        killed_at < first_end + RETRY_DELAY_MS,
+        "killed {} ms after the first busy end: the retries were due",
+        killed_at - first_end
+    );
+    // The retries wait in the store.
+    let waiting = db
+        .count(&format!(
+            "SELECT COUNT(*) FROM numbers WHERE id IN (1, 2) AND state = 'pending' \
+             AND not_before >= {first_end}"
+        ))
+        .await;
+    assert_eq!(waiting, 2, "both retries are stored");
+
+    let output = campaign.run().await;
+    let text = output_text(&output);
+    assert!(output.status.success(), "{text}");
+    for number in ["2001", "2002"] {
+        assert_eq!(
+            attempts(&campaign, number),
+            [("1", "busy"), ("2", "busy"), ("3", "busy")]
+                .map(|(a, o)| (a.to_owned(), o.to_owned()))
+                .to_vec(),
+            "{number}\n{text}"
+        );
+    }
+    // The answered number is never retried. Killed while it talked, its call is
+    // adopted (SQLite: at once) or, on MariaDB, taken over once the killed dialer's lease
+    // ran out, by when it may have ended unseen (interrupted, as crash_lab.rs).
+    let answered = attempts(&campaign, "1003");
+    assert_eq!(answered.len(), 1, "{answered:?}\n{text}");
+    assert!(
+        answered[0].1 == "answered" || (maria && answered[0].1 == "interrupted"),
+        "{answered:?}\n{text}"
+    );
+    // The store: each retry originated no earlier than its delay after the previous
+    // attempt ended (the clock the rule uses), and after it, never overlapping.
+    for number_id in [1, 2] {
+        let rows = db
+            .rows(&format!(
+                "SELECT attempt, originated_at, ended_at FROM attempts \
+                 WHERE number_id = {number_id} ORDER BY attempt"
+            ))
+            .await;
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        for pair in rows.windows(2) {
+            let (ended, next) = (pair[0][2].unwrap(), pair[1][1].unwrap());
+            assert!(
+                next >= ended + RETRY_DELAY_MS,
+                "attempt {:?} originated {} ms after the previous ended, delay {RETRY_DELAY_MS} ms: {rows:?}",
+                pair[1][0],
+                next - ended
+            );
+            assert!(
+                next <= ended + RETRY_DELAY_MS + 6_000,
+                "a retry long after it was due: {rows:?}"
+            );
+        }
+    }
+    // Asterisk: three calls per busy number, one per attempt id, each created only after
+    // the previous one was gone; one call for the answered number.
+    let channels = tracker.channels();
+    for number_id in [1, 2] {
+        let calls: Vec<&Seen> = (1..=3)
+            .map(|attempt| {
+                let id = format!("{}{number_id:012}-{attempt:03}", campaign.callee_prefix());
+                channels
+                    .get(&id)
+                    .unwrap_or_else(|| panic!("{id} never dialled: {channels:?}"))
+            })
+            .collect();
+        for pair in calls.windows(2) {
+            let gap = unix_ms(pair[1].created.unwrap()) - unix_ms(pair[0].destroyed.unwrap());
+            // The store's end is written a little after Asterisk's; allow for it.
+            assert!(
+                gap >= RETRY_DELAY_MS - 200,
+                "retry {gap} ms after the busy end on Asterisk: {calls:?}"
+            );
+        }
+    }
+    assert_eq!(channels.len(), 7, "no other call: {channels:?}");
+    assert!(
+        channels.values().all(|seen| seen.creations == 1),
+        "a channel dialled twice: {channels:?}"
+    );
+}
+
+#[tokio::test]
+async fn retries_keep_their_delay_and_limit_across_a_kill_on_sqlite() {
+    retries_survive_a_kill(false).await;
+}
+
+#[tokio::test]
+async fn retries_keep_their_delay_and_limit_across_a_kill_on_mariadb() {
+    retries_survive_a_kill(true).await;
+}
+
+/// `HH:MM:SS` of a Unix time in seconds (UTC).
+fn clock(secs: i64) -> String {
+    let s = secs.rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
+}
+
+async fn window_survives_a_kill(maria: bool) {
+    ari_lab::Lab::get().await;
+    let numbers = ["1001", "1002", "1003"];
+    let (mut campaign, db) = on_store("rc-window", &numbers, maria);
+    // A window opening 8 s from now (UTC; the default zone), for two hours.
+    let opens = now_ms() / 1000 + 8;
+    let window = format!("{}-{}", clock(opens), clock(opens + 7200));
+    campaign
+        .set("DIALER_CALLING_WINDOW", &window)
+        .set("DIALER_DEFAULT_TIMEZONE", "UTC");
+    let tracker = Tracker::start(campaign.callee_prefix()).await;
+
+    // Killed once every number waits in the store for its window.
+    let mut first = campaign.command(&["run"]).spawn().unwrap();
+    db.until_count(
+        &format!(
+            "SELECT COUNT(*) FROM numbers WHERE state = 'pending' AND not_before = {}",
+            opens * 1000
+        ),
+        3,
+        Duration::from_secs(20),
+    )
+    .await;
+    first.kill().await.unwrap();
+    assert!(now_ms() < opens * 1000, "killed after the window opened");
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM attempts").await,
+        0,
+        "nothing dialled before the window"
+    );
+
+    let output = campaign.run().await;
+    let text = output_text(&output);
+    assert!(output.status.success(), "{text}");
+    for number in numbers {
+        assert_eq!(
+            attempts(&campaign, number),
+            vec![("1".to_owned(), "answered".to_owned())],
+            "{number}\n{text}"
+        );
+    }
+    let originated = db.rows("SELECT originated_at FROM attempts").await;
+    assert_eq!(originated.len(), 3);
+    for row in &originated {
+        assert!(
+            row[0].unwrap() >= opens * 1000,
+            "{originated:?}, opens {opens} s"
+        );
+    }
+    let channels = tracker.channels();
+    assert_eq!(channels.len(), 3, "{channels:?}");
+    for seen in channels.values() {
+        assert_eq!(seen.creations, 1, "{channels:?}");
+        let created = unix_ms(seen.created.unwrap());
+        assert!(
+            created >= opens * 1000,
+            "called at {created} ms, before the window opened at {opens} s"
+        );
+        assert!(
+            created <= opens * 1000 + 5_000,
+            "called at {created} ms, long after the window opened at {opens} s"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_window_opening_after_a_kill_is_kept_on_sqlite() {
+    window_survives_a_kill(false).await;
+}
+
+#[tokio::test]
+async fn a_window_opening_after_a_kill_is_kept_on_mariadb() {
+    window_survives_a_kill(true).await;
+}
+
+/// Whether a channel is running AMD() now (its last dialplan application).
+fn in_amd(seen: &Seen) -> bool {
+    seen.apps.last().is_some_and(|app| app == "AMD")
+}
+
+async fn amd_survives_a_kill(maria: bool) {
+    ari_lab::Lab::get().await;
+    // A person (81...) and a machine (82...), as the carrier answers them.
+    let (mut campaign, db) = on_store("rc-amd", &["81001", "82001"], maria);
+    campaign
+        .set("DIALER_AMD", "1")
+        .set("DIALER_MACHINE_MESSAGE", "sound:beep");
+    let tracker = Tracker::start(campaign.callee_prefix()).await;
+
+    // Killed while both callees are in detection (AMD() runs on them).
+    let mut first = campaign.command(&["run"]).spawn().unwrap();
+    tracker
+        .until(Duration::from_secs(20), "both callees in AMD", |seen| {
+            seen.len() == 2 && seen.values().all(in_amd)
+        })
+        .await;
+    first.kill().await.unwrap();
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM attempts WHERE state = 'answered'")
+            .await,
+        2,
+        "both stored as answered when the dialer died"
+    );
+
+    let output = campaign.run().await;
+    let text = output_text(&output);
+    assert!(output.status.success(), "{text}");
+    let report = campaign.report();
+    assert_eq!(report.len(), 2, "one attempt each: {report:?}");
+    let row = |number: &str| report.iter().find(|r| r["number"] == number).unwrap();
+    assert_eq!(
+        row("81001")["outcome"],
+        "answered",
+        "the person is connected to the target after the restart\n{text}"
+    );
+    assert!(
+        !row("81001")["recording"].is_empty(),
+        "bridged and recorded: {:?}",
+        row("81001")
+    );
+    assert_eq!(
+        row("82001")["outcome"],
+        "machine",
+        "the machine is told apart after the restart\n{text}"
+    );
+    assert!(text.contains("amd_status=HUMAN"), "{text}");
+    assert!(text.contains("amd_status=MACHINE"), "{text}");
+    // SQLite: the restart is up within AMD's seconds and awaits the verdicts. MariaDB:
+    // the restarted dialer takes the calls over once the killed one's lease (3 s) runs
+    // out, after AMD ended: the callees wait in its Stasis app with their verdicts.
+    let path = if maria {
+        "the callee came back from answering-machine detection while the dialer was down"
+    } else {
+        "the callee is in answering-machine detection: waiting for its verdict"
+    };
+    assert_eq!(text.matches(path).count(), 2, "{path}\n{text}");
+    // Asterisk: each callee dialled once; it went through AMD and back into Stasis.
+    let channels = tracker.channels();
+    assert_eq!(channels.len(), 2, "{channels:?}");
+    for (id, seen) in &channels {
+        assert_eq!(seen.creations, 1, "{id} dialled twice: {channels:?}");
+        let amd = seen.apps.iter().position(|app| app == "AMD");
+        let back = seen.apps.iter().rposition(|app| app == "Stasis");
+        assert!(
+            matches!((amd, back), (Some(amd), Some(back)) if back > amd),
+            "{id} came back from AMD into Stasis: {seen:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn calls_killed_during_amd_get_their_verdict_after_a_restart_on_sqlite() {
+    amd_survives_a_kill(false).await;
+}
+
+#[tokio::test]
+async fn calls_killed_during_amd_get_their_verdict_after_a_restart_on_mariadb() {
+    amd_survives_a_kill(true).await;
+}
+
+#[tokio::test]
+async fn a_call_whose_amd_ended_while_the_dialer_was_down_is_interrupted_not_target_failed() {
+    ari_lab::Lab::get().await;
+    let (mut campaign, _db) = on_store("rc-amd-gone", &["81002"], false);
+    campaign.set("DIALER_AMD", "1");
+    let tracker = Tracker::start(campaign.callee_prefix()).await;
+    let mut first = campaign.command(&["run"]).spawn().unwrap();
+    tracker
+        .until(Duration::from_secs(20), "the callee in AMD", |seen| {
+            seen.len() == 1 && seen.values().all(in_amd)
+        })
+        .await;
+    first.kill().await.unwrap();
+    // AMD ends with no app to return to: Asterisk hangs the callee up.
+    tracker
+        .until(Duration::from_secs(20), "the callee hung up", |seen| {
+            seen.values().all(|s| s.destroyed.is_some())
+        })
+        .await;
+
+    let output = campaign.run().await;
+    let text = output_text(&output);
+    assert!(output.status.success(), "{text}");
+    let report = campaign.report();
+    assert_eq!(report.len(), 1, "{report:?}");
+    assert_eq!(report[0]["outcome"], "interrupted", "{report:?}\n{text}");
+    assert!(!report[0]["message"].is_empty(), "says why: {report:?}");
+    assert_eq!(tracker.channels().len(), 1, "not dialled again");
+}
