@@ -1333,12 +1333,7 @@ impl Store {
             if candidates.is_empty() {
                 return Ok(Vec::new());
             }
-            let mut select = format!(
-                "{}{}{}",
-                sql::CLAIM_LOCK,
-                d::BY_PRIMARY_KEY,
-                sql::CLAIM_LOCK_IDS
-            );
+            let mut select = String::from(sql::CLAIM_LOCK);
             for index in 0..candidates.len() {
                 select.push_str(if index == 0 { "?" } else { ", ?" });
             }

@@ -48,19 +48,12 @@ pub(super) const CLAIM_CANDIDATES: &str = concat!(
     claimable!(),
     " ORDER BY id LIMIT ?"
 );
-/// Followed by the backend's primary-key hint (`FORCE INDEX (PRIMARY)` on MySQL), then
-/// [`CLAIM_LOCK_IDS`], `?` once per candidate, [`CLAIM_LOCK_TAIL`] and the backend's
+/// Followed by `?` once per candidate, then [`CLAIM_LOCK_TAIL`] and the backend's
 /// row-lock clause (`FOR UPDATE SKIP LOCKED` on MySQL): the candidates still claimable,
 /// locked by primary key only, skipping those another dialer is claiming. Dialers
-/// claiming at once get other rows and none waits; and since no claim keeps a lock on a
-/// row it does not take, starting or ending another dialer's calls never waits for a
-/// claim. The hint is what makes that so: left to itself, MariaDB reads these rows
-/// through `numbers_state_id` (state, id), and then keeps the row lock of a candidate it
-/// rejects (another dialer claimed it since the candidates were read) until the claim
-/// commits, so that dialer's `begin_attempt` on it waited.
-pub(super) const CLAIM_LOCK: &str = "SELECT id, number, data FROM numbers";
-/// See [`CLAIM_LOCK`].
-pub(super) const CLAIM_LOCK_IDS: &str = " WHERE id IN (";
+/// claiming at once get other rows and none waits; and since no claim locks a row it
+/// does not take, starting or ending another dialer's calls never waits for a claim.
+pub(super) const CLAIM_LOCK: &str = "SELECT id, number, data FROM numbers WHERE id IN (";
 pub(super) const CLAIM_LOCK_TAIL: &str = concat!(") AND ", claimable!(), " ORDER BY id LIMIT ?");
 /// Followed by `?` once per claimed row, comma separated, and `)`. By primary key only:
 /// the rows are this transaction's already.
