@@ -250,3 +250,41 @@ async fn a_fast_target_is_never_cut() {
     );
     assert!(!text.contains("abandoned: no target"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_abandon_after_zero_a_late_target_connects_and_counts_as_abandoned() {
+    ari_lab::Lab::get().await;
+    // 7001 answers and hangs up itself after 3 s; the target rings 2 s from its
+    // originate (which follows the answer), so it joins more than 2 s after the answer.
+    let mut campaign = Campaign::new("ab-zero", &["7001"]);
+    campaign
+        .set("TARGET_ENDPOINT", "Local/delay-2@lab")
+        .set("DIALER_TARGET_TIMEOUT", "10")
+        .set("DIALER_ABANDON_AFTER", "0")
+        .set("DIALER_TARGET_FAILED_SOUND", "sound:beep");
+    let key = outbound_dialer::ids::campaign_key(&campaign.name);
+    let tracker = Tracker::start(key.clone()).await;
+    let output = campaign.run().await;
+    let text = output_text(&output);
+    assert!(output.status.success(), "{text}");
+    let report = campaign.report();
+    assert_eq!(report[0]["outcome"], "answered", "not cut\n{text}");
+    tracker.until_all_ended().await;
+    let seen = tracker.all();
+    let ids = outbound_dialer::ids::AttemptIds::new(&key, 1, 1);
+    let callee = &seen[&ids.callee];
+    let target = &seen[&ids.target];
+    let joined = target.up.expect("the target answered") - callee.up.unwrap();
+    assert!(joined > Duration::from_secs(2), "{joined:?}: {seen:#?}");
+    assert!(
+        tracker.with_prefix("pb-").is_empty(),
+        "no message: {seen:#?}"
+    );
+    // Connected, but late: the campaign's rate counts it abandoned.
+    let days = std::fs::read_to_string(campaign.dir.join("report.abandon.csv")).unwrap();
+    assert!(days.contains("\nlast_30_days,1,1,100.00\n"), "{days}");
+    assert!(
+        text.contains("abandon rate too high: concurrency lowered"),
+        "{text}"
+    );
+}
