@@ -556,3 +556,74 @@ async fn a_call_whose_amd_ended_while_the_dialer_was_down_is_interrupted_not_tar
     assert!(!report[0]["message"].is_empty(), "says why: {report:?}");
     assert_eq!(tracker.channels().len(), 1, "not dialled again");
 }
+
+#[tokio::test]
+async fn a_person_whose_target_rang_when_the_dialer_died_is_connected_after_the_restart() {
+    let lab = ari_lab::Lab::get().await;
+    let (mut campaign, db) = on_store("rc-amd-target", &["81003"], false);
+    // The target rings 2 s; the callee waits for it (no abandon cut).
+    campaign
+        .set("DIALER_AMD", "1")
+        .set("TARGET_ENDPOINT", "Local/delay-2@lab")
+        .set("DIALER_TARGET_TIMEOUT", "10")
+        .set("DIALER_ABANDON_AFTER", "0");
+    let callees = Tracker::start(campaign.callee_prefix()).await;
+    let key = outbound_dialer::ids::campaign_key(&campaign.name);
+    let targets = Tracker::start(format!("dt-{key}-")).await;
+
+    // Killed once AMD said "person" and the target rings.
+    let mut first = campaign.command(&["run"]).spawn().unwrap();
+    targets
+        .until(Duration::from_secs(20), "the target ringing", |seen| {
+            seen.values().any(|s| s.created.is_some())
+        })
+        .await;
+    first.kill().await.unwrap();
+
+    let second = campaign
+        .command(&["run"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    db.until_count(
+        "SELECT COUNT(*) FROM attempts WHERE state = 'connected'",
+        1,
+        Duration::from_secs(20),
+    )
+    .await;
+    // The person hangs up.
+    let client = Client::builder(&lab.ari_url)
+        .credentials(Credentials::new(lab.username.clone(), lab.password.clone()))
+        .build()
+        .unwrap();
+    let callee = format!("{}{:012}-001", campaign.callee_prefix(), 1);
+    client
+        .channels()
+        .hangup(ari_client::model::operations::channels::Hangup::new(
+            callee.as_str(),
+        ))
+        .await
+        .unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(60), second.wait_with_output())
+        .await
+        .expect("the campaign ends after the hang-up")
+        .unwrap();
+    let text = output_text(&output);
+    assert!(output.status.success(), "{text}");
+    let report = campaign.report();
+    assert_eq!(report.len(), 1, "{report:?}");
+    assert_eq!(
+        report[0]["outcome"], "answered",
+        "connected to a new target after the restart: {report:?}\n{text}"
+    );
+    assert!(!report[0]["recording"].is_empty(), "{report:?}");
+    let callee_seen = callees.channels();
+    assert_eq!(callee_seen.len(), 1, "dialled once: {callee_seen:?}");
+    assert_eq!(callee_seen[&callee].creations, 1, "{callee_seen:?}");
+    // The ringing target was hung up and made again under the same id (its Local
+    // channel's other half is `;2`).
+    let target_seen = targets.channels();
+    let target = format!("dt-{key}-{:012}-001", 1);
+    assert_eq!(target_seen[&target].creations, 2, "{target_seen:?}");
+}

@@ -177,6 +177,11 @@ pub(super) async fn resume(
             args.get(3).copied().unwrap_or(""),
         );
         tracing::info!(amd_status = %status, "the callee came back from answering-machine detection while the dialer was down");
+        if status != "MACHINE" {
+            // A person: the stopped dialer may have begun connecting it (bridge, target
+            // ringing), so it is picked up as any answered call, which makes those again.
+            return Resumed::NotInAmd;
+        }
         return match conclude(settings.amd.as_ref(), &mut callee, status, cause, now_ms()).await {
             Verdict::Human(_) => Resumed::Human(callee, None),
             Verdict::Ended(end) => Resumed::Ended(end),
