@@ -2,12 +2,19 @@
 //! abandon rate: dialer A's target is too slow (every call A makes is abandoned at 2 s),
 //! dialer B's answers at once (none of B's calls is abandoned); B still lowers its
 //! concurrency, because the rate it throttles on is the campaign's, read from the store.
+//! B runs as `outbound-dialer serve`: its `/status` shows the campaign's rate and why it
+//! holds calls back.
 
 mod common;
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use common::Campaign;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
 
 const NUMBERS: usize = 16;
 
@@ -18,6 +25,63 @@ fn output_text(output: &std::process::Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
+}
+
+/// One HTTP/1.1 exchange with the dialer over 127.0.0.1, within 10 s: status and JSON.
+async fn try_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, Value)> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(address).await?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&raw).into_owned())
+    };
+    let text = tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .map_err(|_| std::io::Error::other("no answer within 10 s"))??;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("not HTTP: {text}")))?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+}
+
+/// The same, which must succeed.
+async fn get(address: SocketAddr, path: &str) -> (u16, Value) {
+    try_get(address, path)
+        .await
+        .unwrap_or_else(|error| panic!("GET {path}: {error}"))
+}
+
+/// Polls `/status` (within `within`) until `ready` holds; returns that status.
+async fn status_until(
+    address: SocketAddr,
+    within: Duration,
+    what: &str,
+    log: &Path,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let started = Instant::now();
+    loop {
+        let (code, status) = try_get(address, "/status")
+            .await
+            .unwrap_or((0, Value::Null));
+        if code == 200 && ready(&status) {
+            return status;
+        }
+        assert!(
+            started.elapsed() < within,
+            "{what} did not happen within {within:?}; last /status: {status}\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,27 +103,69 @@ async fn one_dialers_abandoned_calls_lower_the_others_concurrency() {
         ari_lab::unique_name("ab-shared-slow"),
         ari_lab::unique_name("ab-shared-fast"),
     ];
-    let targets = ["Local/delay-3@lab", "Local/answer@lab"];
-    let mut children = Vec::new();
-    for (i, (app, target)) in apps.iter().zip(targets).enumerate() {
-        let mut command = campaign.command(&["run"]);
-        command
-            .env("STASIS_APP", app)
-            .env("TARGET_ENDPOINT", target)
-            .env("DIALER_REPORT", format!("report-{i}.csv"))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        children.push(command.spawn().expect("the dialer starts"));
-    }
-    let mut outputs = Vec::new();
-    for child in children {
-        let output = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
-            .await
-            .expect("the dialers finish the campaign in time")
-            .unwrap();
-        outputs.push(output);
-    }
-    let texts: Vec<String> = outputs.iter().map(output_text).collect();
+    // A dials with `run`; B serves and is started with /start.
+    let log = campaign.dir.join("serve.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let address: SocketAddr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let mut fast = campaign.command(&["serve"]);
+    fast.env("STASIS_APP", &apps[1])
+        .env("TARGET_ENDPOINT", "Local/answer@lab")
+        .env("DIALER_REPORT", "report-1.csv")
+        .env("DIALER_LISTEN", address.to_string())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file);
+    let mut fast = fast.spawn().expect("the serving dialer starts");
+    status_until(
+        address,
+        Duration::from_secs(20),
+        "serve answering",
+        &log,
+        |_| true,
+    )
+    .await;
+    let mut slow = campaign.command(&["run"]);
+    slow.env("STASIS_APP", &apps[0])
+        .env("TARGET_ENDPOINT", "Local/delay-3@lab")
+        .env("DIALER_REPORT", "report-0.csv")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let slow = slow.spawn().expect("the dialer starts");
+    let (code, reply) = get(address, "/start").await;
+    assert_eq!(code, 200, "{reply}");
+    // While the campaign runs, B's /status: the campaign's rate (A's abandons) above the
+    // limit, and B holding calls back for it, down to one at a time.
+    let held = status_until(
+        address,
+        Duration::from_secs(60),
+        "the serving dialer held back by the campaign's abandon rate",
+        &log,
+        |s| {
+            s["abandon_rate_pct"].as_f64().is_some_and(|pct| pct > 3.0)
+                && s["held_back"]
+                    .as_str()
+                    .is_some_and(|h| h.contains("above the limit: at most 1 calls at once"))
+        },
+    )
+    .await;
+    let finished = status_until(
+        address,
+        Duration::from_secs(90),
+        "the campaign's end",
+        &log,
+        |s| s["state"] == "finished",
+    )
+    .await;
+    let slow = tokio::time::timeout(Duration::from_secs(90), slow.wait_with_output())
+        .await
+        .expect("the dialers finish the campaign in time")
+        .unwrap();
+    fast.kill().await.unwrap();
+    let outputs = [slow];
+    let mut texts: Vec<String> = outputs.iter().map(output_text).collect();
+    texts.push(std::fs::read_to_string(&log).unwrap());
     for (output, text) in outputs.iter().zip(&texts) {
         assert!(output.status.success(), "{text}");
     }
@@ -91,6 +197,14 @@ async fn one_dialers_abandoned_calls_lower_the_others_concurrency() {
         NUMBERS as u64,
         "every number once: {by_app}"
     );
+    // B's last /status: the campaign's rate over both dialers' calls.
+    let pct = slow_abandoned as f64 * 100.0 / NUMBERS as f64;
+    assert!(
+        finished["abandon_rate_pct"]
+            .as_f64()
+            .is_some_and(|p| (p - pct).abs() < 0.01),
+        "{finished}\n{held}"
+    );
     // B never abandoned a call, yet it throttled on the campaign's rate.
     let fast_text = &texts[1];
     assert!(
@@ -118,5 +232,8 @@ async fn one_dialers_abandoned_calls_lower_the_others_concurrency() {
         "{last}\n{day_reports:#?}"
     );
     let day_report = day_reports.join("\n");
-    eprintln!("attempts by dialer and outcome:\n{by_app}\n{day_report}");
+    eprintln!(
+        "serving dialer held back: {} (campaign rate {} %); at the end {} %\nattempts by dialer and outcome:\n{by_app}\n{day_report}",
+        held["held_back"], held["abandon_rate_pct"], finished["abandon_rate_pct"]
+    );
 }
