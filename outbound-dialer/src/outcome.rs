@@ -19,8 +19,9 @@ pub enum Outcome {
     BadNumber,
     /// The trunk or network was congested (cause 34, 38, 41 or 42).
     Congestion,
-    /// The callee answered but the target did not: the callee heard a short message and
-    /// was hung up (an abandoned call).
+    /// The callee answered but the target did not, or not within `--abandon-after` (2 s):
+    /// the callee heard a short identification message and was hung up (an abandoned
+    /// call).
     TargetFailed,
     /// The dialer stopped (crash, Asterisk restart) while the call was up, and its end
     /// could not be observed; the number is not redialled.
