@@ -226,7 +226,9 @@ fn ordered_outcomes(status: &CampaignStatus) -> impl Iterator<Item = (&str, u64)
 fn bar_message(status: &CampaignStatus) -> String {
     let state = match (status.state, status.paused_by) {
         (RunState::Running, _) => String::new(),
-        (RunState::Paused, Some(PausedBy::Breaker)) => "[paused by the circuit breaker] ".to_owned(),
+        (RunState::Paused, Some(PausedBy::Breaker)) => {
+            "[paused by the circuit breaker] ".to_owned()
+        }
         (other, _) => format!("[{}] ", other.as_str()),
     };
     format!(
@@ -287,6 +289,10 @@ fn breaker_lines(status: &CampaignStatus) -> Vec<String> {
             );
             if !pause.probes.is_empty() {
                 line.push_str(&format!("; probe calls at {}", pause.probes.join(", ")));
+                let earlier = (pause.probe_count as usize).saturating_sub(pause.probes.len());
+                if earlier > 0 {
+                    line.push_str(&format!(" (and {earlier} before)"));
+                }
             }
             match &pause.resumed_at {
                 Some(at) => line.push_str(&format!("; resumed at {at}")),
@@ -422,12 +428,14 @@ mod tests {
                 paused_at: "2026-03-02T10:00:00Z".into(),
                 reason: "circuit breaker open: the last 3 calls failed".into(),
                 probes: vec!["2026-03-02T10:01:00Z".into(), "2026-03-02T10:02:01Z".into()],
+                probe_count: 5,
                 resumed_at: Some("2026-03-02T10:02:03Z".into()),
             },
             crate::status::BreakerPause {
                 paused_at: "2026-03-02T10:05:00Z".into(),
                 reason: "circuit breaker open: the last 3 calls failed".into(),
                 probes: Vec::new(),
+                probe_count: 0,
                 resumed_at: None,
             },
         ];
@@ -436,8 +444,8 @@ mod tests {
         assert_eq!(
             lines[3 + Outcome::ALL.len()],
             "paused by the circuit breaker at 2026-03-02T10:00:00Z: circuit breaker open: the \
-             last 3 calls failed; probe calls at 2026-03-02T10:01:00Z, 2026-03-02T10:02:01Z; \
-             resumed at 2026-03-02T10:02:03Z"
+             last 3 calls failed; probe calls at 2026-03-02T10:01:00Z, 2026-03-02T10:02:01Z \
+             (and 3 before); resumed at 2026-03-02T10:02:03Z"
         );
         assert!(lines[4 + Outcome::ALL.len()].ends_with("calls failed; still paused at the end"));
     }

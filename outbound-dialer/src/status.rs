@@ -74,7 +74,7 @@ pub struct CampaignStatus {
     /// When the breaker lets a probe call through (RFC 3339, UTC), while it pauses.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub paused_until: Option<String>,
-    /// This run's pauses by the circuit breaker, oldest first.
+    /// This run's pauses by the circuit breaker (the latest 100), oldest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub breaker_pauses: Vec<BreakerPause>,
 }
@@ -106,8 +106,10 @@ pub struct BreakerPause {
     pub paused_at: String,
     /// Why (the trunk's failures, the last cause).
     pub reason: String,
-    /// When each probe call was let through after a cool-down.
+    /// When the latest probe calls were let through after a cool-down (at most 10).
     pub probes: Vec<String>,
+    /// How many probe calls were let through.
+    pub probe_count: u32,
     /// When a call got through the trunk again and dialling resumed; absent while it holds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resumed_at: Option<String>,
@@ -119,6 +121,7 @@ impl From<&crate::rules::breaker::Pause> for BreakerPause {
             paused_at: rfc3339(pause.since),
             reason: pause.reason.clone(),
             probes: pause.probes.iter().copied().map(rfc3339).collect(),
+            probe_count: pause.probe_count,
             resumed_at: pause.resumed.map(rfc3339),
         }
     }

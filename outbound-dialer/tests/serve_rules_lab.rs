@@ -342,6 +342,7 @@ async fn the_breakers_pause_shows_in_status_with_its_reason() {
     let pauses = done["breaker_pauses"].as_array().unwrap();
     assert_eq!(pauses.len(), 1, "{done}");
     assert_eq!(pauses[0]["probes"].as_array().unwrap().len(), 2, "{done}");
+    assert_eq!(pauses[0]["probe_count"], 2, "{done}");
     let at = |v: &Value| {
         chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
             .unwrap()

@@ -713,10 +713,7 @@ pub async fn run_prepared(
     outcome?;
     let state = RunState::Finished;
     // The breaker's pauses as the last calls left them (one may have closed it).
-    tally.set_breaker(tally::Breaker {
-        holding: None,
-        pauses: dialer.rules.breaker().pauses().to_vec(),
-    });
+    tally.set_breaker(None, dialer.rules.breaker());
     // A shared campaign is finished when every number has its outcome, whoever ends last.
     let counts = store.counts().await?;
     if !store.is_shared() || (counts.pending == 0 && counts.in_progress == 0) {
@@ -801,8 +798,8 @@ async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), Campa
         });
         // For the status: paused by the breaker, why, until when, and its pauses so far.
         let breaker = dialer.rules.breaker();
-        dialer.tally.set_breaker(tally::Breaker {
-            holding: match &gate {
+        dialer.tally.set_breaker(
+            match &gate {
                 StartGate::Breaker { until, reason } => Some((
                     reason.clone(),
                     // While the probe is out the wait is its end, not a time.
@@ -810,8 +807,8 @@ async fn dial_all(dialer: &mut Dialer, control: &RunControl) -> Result<(), Campa
                 )),
                 _ => None,
             },
-            pauses: breaker.pauses().to_vec(),
-        });
+            breaker,
+        );
         match gate {
             StartGate::Go => {}
             StartGate::Concurrency(_) | StartGate::Breaker { .. }

@@ -29,6 +29,9 @@ pub(super) struct Breaker {
     pub(super) holding: Option<(String, Option<chrono::DateTime<chrono::Utc>>)>,
     /// The run's pauses, oldest first.
     pub(super) pauses: Vec<crate::rules::breaker::Pause>,
+    /// The breaker's [`changes`](crate::rules::breaker::Breaker::changes) they were
+    /// copied at.
+    changes: u64,
 }
 
 impl Tally {
@@ -58,10 +61,19 @@ impl Tally {
         self.held_back.lock().ok().and_then(|why| why.clone())
     }
 
-    /// Says what the circuit breaker does now.
-    pub(super) fn set_breaker(&self, breaker: Breaker) {
+    /// Says what the circuit breaker does now: why and until when it holds new calls,
+    /// and its pauses (copied only when they changed: this runs before every call).
+    pub(super) fn set_breaker(
+        &self,
+        holding: Option<(String, Option<chrono::DateTime<chrono::Utc>>)>,
+        breaker: &crate::rules::breaker::Breaker,
+    ) {
         if let Ok(mut now) = self.breaker.lock() {
-            *now = breaker;
+            now.holding = holding;
+            if now.changes != breaker.changes() {
+                now.pauses = breaker.pauses().to_vec();
+                now.changes = breaker.changes();
+            }
         }
     }
 

@@ -13,6 +13,12 @@ pub const DEFAULT_THRESHOLD: u32 = 20;
 /// How long it stays open by default before a probe.
 pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(60);
 
+/// Probe times a pause keeps (the latest; [`Pause::probe_count`] counts them all): a trunk
+/// down for a day probes every cool-down.
+pub const PROBES_KEPT: usize = 10;
+/// Pauses the breaker keeps (the latest).
+pub const PAUSES_KEPT: usize = 100;
+
 /// Q.850 causes that mean the trunk (not the callee) failed.
 pub const TRUNK_FAILURE_CAUSES: [i64; 4] = [34, 38, 41, 42];
 
@@ -55,8 +61,10 @@ pub struct Pause {
     pub since: DateTime<Utc>,
     /// Why, in words (as when it opened).
     pub reason: String,
-    /// When each probe call was let through.
+    /// When the latest probe calls were let through (at most [`PROBES_KEPT`]).
     pub probes: Vec<DateTime<Utc>>,
+    /// How many probe calls were let through.
+    pub probe_count: u32,
     /// When a call got through the trunk again and it closed; `None` while it holds.
     pub resumed: Option<DateTime<Utc>>,
 }
@@ -70,8 +78,10 @@ pub struct Breaker {
     last_cause: Option<i64>,
     state: State,
     trips: u32,
-    /// The pauses so far, oldest first.
+    /// The latest pauses, oldest first.
     pauses: Vec<Pause>,
+    /// Bumped at every change of `pauses`, so a reader copies them only when they changed.
+    changes: u64,
 }
 
 /// What a recorded end changed.
@@ -96,7 +106,13 @@ impl Breaker {
             state: State::Closed,
             trips: 0,
             pauses: Vec::new(),
+            changes: 0,
         }
+    }
+
+    /// How often [`Breaker::pauses`] changed: unchanged, they are the same.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Whether a probe call is out (nothing else starts until it ends).
@@ -104,7 +120,7 @@ impl Breaker {
         self.state == State::Probing
     }
 
-    /// The campaign's pauses by the breaker so far, oldest first.
+    /// The campaign's latest pauses by the breaker (at most [`PAUSES_KEPT`]), oldest first.
     pub fn pauses(&self) -> &[Pause] {
         &self.pauses
     }
@@ -137,7 +153,12 @@ impl Breaker {
             State::Open { until } if now >= *until => {
                 self.state = State::Probing;
                 if let Some(pause) = self.pauses.last_mut() {
+                    if pause.probes.len() == PROBES_KEPT {
+                        pause.probes.remove(0);
+                    }
                     pause.probes.push(now);
+                    pause.probe_count += 1;
+                    self.changes += 1;
                 }
                 Gate::Probe
             }
@@ -176,12 +197,19 @@ impl Breaker {
                 let reason = self.reason();
                 match self.pauses.last_mut() {
                     Some(pause) if probe_failed && pause.resumed.is_none() => {}
-                    _ => self.pauses.push(Pause {
-                        since: now,
-                        reason: reason.clone(),
-                        probes: Vec::new(),
-                        resumed: None,
-                    }),
+                    _ => {
+                        if self.pauses.len() == PAUSES_KEPT {
+                            self.pauses.remove(0);
+                        }
+                        self.pauses.push(Pause {
+                            since: now,
+                            reason: reason.clone(),
+                            probes: Vec::new(),
+                            probe_count: 0,
+                            resumed: None,
+                        });
+                        self.changes += 1;
+                    }
                 }
                 return Transition::Opened(reason);
             }
@@ -192,6 +220,7 @@ impl Breaker {
                 self.state = State::Closed;
                 if let Some(pause) = self.pauses.last_mut() {
                     pause.resumed = Some(now);
+                    self.changes += 1;
                 }
                 return Transition::Closed;
             }
@@ -304,6 +333,29 @@ mod tests {
         assert_eq!(breaker.pauses()[1].since, at(63));
         assert_eq!(breaker.pauses()[1].resumed, None);
         assert!(breaker.pauses()[1].probes.is_empty());
+    }
+
+    #[test]
+    fn a_long_outage_keeps_the_latest_probes_and_counts_them_all() {
+        let clock = FakeClock::at_rfc3339("2026-03-02T10:00:00Z");
+        let mut breaker = Breaker::new(1, Duration::from_secs(60));
+        breaker.record(Some(34), clock.now());
+        let changes = breaker.changes();
+        for _ in 0..(PROBES_KEPT + 5) {
+            clock.advance(Duration::from_secs(60));
+            assert_eq!(breaker.gate(clock.now()), Gate::Probe);
+            breaker.record(Some(34), clock.now());
+        }
+        let pause = &breaker.pauses()[0];
+        assert_eq!(breaker.pauses().len(), 1);
+        assert_eq!(pause.probe_count as usize, PROBES_KEPT + 5);
+        assert_eq!(pause.probes.len(), PROBES_KEPT);
+        assert_eq!(pause.probes.last(), Some(&clock.now()));
+        assert!(breaker.changes() > changes);
+        // Only a change bumps the counter.
+        let changes = breaker.changes();
+        assert!(matches!(breaker.gate(clock.now()), Gate::Wait { .. }));
+        assert_eq!(breaker.changes(), changes);
     }
 
     #[test]
