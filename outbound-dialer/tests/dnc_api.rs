@@ -1,7 +1,7 @@
 //! The controller's do-not-call routes (`POST /dnc`, `GET /dnc`, `GET /dnc/{number}`,
 //! `DELETE /dnc/{number}`) over a real TCP listener on 127.0.0.1, with the real
-//! controller (`app::Controller`, as `serve` builds it) on an SQLite campaign store and no
-//! run under way: numbers are normalised as the import does, bad input is a 400 that says
+//! controller (`app::Controller`, as `serve` builds it) on an SQLite campaign store (and
+//! one on the lab's MariaDB) and no run under way: numbers are normalised as the import does, bad input is a 400 that says
 //! why and adds nothing, and what the routes did is in the store's `dnc` table, which the
 //! controller lets go after each request (a `/start` or another process can open it).
 
@@ -33,17 +33,25 @@ struct Server {
 }
 
 impl Server {
+    /// On an SQLite file of its own.
     async fn start(name: &str) -> Server {
+        Server::start_on(name, None).await
+    }
+
+    /// On `db` (a MySQL URL), or an SQLite file of its own.
+    async fn start_on(name: &str, db: Option<&str>) -> Server {
         let campaign = ari_lab::unique_name(name);
         let dir = std::env::temp_dir().join(format!("dialer-{campaign}"));
         std::fs::create_dir_all(&dir).unwrap();
+        let sqlite = dir.join("campaign.sqlite");
+        let db = db.unwrap_or_else(|| sqlite.to_str().unwrap());
         let argv: Vec<OsString> = [
             "outbound-dialer",
             "serve",
             "--campaign",
             campaign.as_str(),
             "--db",
-            dir.join("campaign.sqlite").to_str().unwrap(),
+            db,
             "--number",
             "5550001111",
         ]
@@ -304,6 +312,42 @@ async fn bad_input_is_400_and_adds_nothing() {
     assert_eq!(reply["message"], "method PUT is not allowed on /dnc");
     let (status, _) = request(address, "POST", "/dnc/5551234567", "").await;
     assert_eq!(status, 405);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn on_mariadb_the_routes_edit_the_campaigns_shared_table() {
+    let db = ari_lab::mariadb::MariaDb::get().database("dncapi");
+    let server = Server::start_on("dnc-api-maria", Some(&db.url)).await;
+    let address = server.address;
+    let (status, reply) = request(
+        address,
+        "POST",
+        "/dnc",
+        r#"{"numbers": ["+44 20 7946 0000", "4420 7946 0001"], "source": "ofcom"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["added"], 2, "{reply}");
+    // What any dialer of the campaign reads before its originates.
+    assert_eq!(
+        db.sql("SELECT number, source FROM dnc ORDER BY number")
+            .unwrap(),
+        "442079460000\tofcom\n442079460001\tofcom\n"
+    );
+    // And what an operator INSERTs, the routes see.
+    db.sql("INSERT INTO dnc (number, source, added_at) VALUES ('442079460002', 'operator', 7)")
+        .unwrap();
+    assert_eq!(
+        request(address, "GET", "/dnc/+442079460002", "").await.1,
+        json!({"status": "success", "number": "442079460002", "dnc": true, "source": "operator", "added_at": 7})
+    );
+    assert_eq!(request(address, "GET", "/dnc", "").await.1["count"], 3);
+    assert_eq!(
+        request(address, "DELETE", "/dnc/442079460000", "").await.0,
+        200
+    );
+    assert_eq!(db.sql("SELECT COUNT(*) FROM dnc").unwrap().trim(), "2");
     server.stop().await;
 }
 
