@@ -1,9 +1,11 @@
-//! MySQL store benchmark on the lab's MariaDB (`ari_lab::mariadb`: Debian's mariadbd on
-//! 127.0.0.1, started if needed): imports a generated list of numbers into a fresh
-//! database through `numbers` and `store`, then has three dialers (three stores, as three
-//! processes would have) claim and start numbers of that campaign at once, as fast as
-//! they can, and checks that no number was started twice and that InnoDB waited for no
-//! row lock.
+//! MySQL store benchmark on a MariaDB of its own (`ari_lab::mariadb`'s Debian mariadbd on
+//! 127.0.0.1, started in a temporary directory and stopped at the end): imports a
+//! generated list of numbers into a fresh database through `numbers` and `store`, then has
+//! three dialers (three stores, as three processes would have) claim and start numbers of
+//! that campaign at once, as fast as they can, and checks that no number was started twice
+//! and that InnoDB waited for no row lock. The server is the bench's alone because
+//! InnoDB's lock counters are server-wide: on the tests' shared server, other test
+//! processes' waits would be counted too.
 //!
 //! `cargo bench -p outbound-dialer --bench store`. `BENCH_STORE_N` sets the list's size
 //! (default 1 000 000), `BENCH_STORE_CLAIMS` the numbers the dialers claim and start
@@ -11,8 +13,9 @@
 //! MAX_CC). Prints
 //! `store import backend=mariadb n=.. seconds=.. rate=../s peak_rss_mib=..` and
 //! `store claims dialers=3 batch=.. numbers=.. seconds=.. claims_per_s=.. claim_tx_per_s=..
-//! duplicates=.. lock_waits=.. lock_wait_ms=.. deadlocks=..` (InnoDB's server-wide counters
-//! over the claims; the server is the tests' own).
+//! duplicates=.. lock_waits=.. lock_wait_ms=.. deadlocks=.. renewals=..` (InnoDB's
+//! server-wide counters over the claims, on a server nothing else uses; the dialers renew
+//! their leases meanwhile, every 50 ms).
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -77,6 +80,20 @@ fn lock_counters(server: &ari_lab::mariadb::MariaDb) -> Result<(u64, u64, u64), 
     Ok((waits, waited_ms, deadlocks))
 }
 
+/// Renews the dialer's lease every `every` until it fails (or the task is aborted).
+async fn renew_every(
+    store: Store,
+    every: Duration,
+    renewals: Arc<AtomicU64>,
+) -> Result<(), outbound_dialer::store::StoreError> {
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        ticker.tick().await;
+        store.renew().await?;
+        renewals.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -88,10 +105,24 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let server_dir = tempfile::Builder::new()
+        .prefix("bench-store-mariadb-")
+        .tempdir()?;
+    let ran = run_on(server_dir.path());
+    // Stopped by its pid whatever happened; the directory goes with `server_dir`.
+    let stopped = ari_lab::mariadb::stop(Some(server_dir.path()));
+    ran?;
+    stopped?;
+    Ok(())
+}
+
+fn run_on(server_dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     let n = env_number("BENCH_STORE_N", 1_000_000);
     let claims = env_number("BENCH_STORE_CLAIMS", 30_000).min(n);
     let batch = u32::try_from(env_number("BENCH_STORE_BATCH", 10).clamp(1, 1000))?;
-    let server = ari_lab::mariadb::MariaDb::get();
+    let server: &'static ari_lab::mariadb::MariaDb = Box::leak(Box::new(
+        ari_lab::mariadb::MariaDb::start_or_reuse(server_dir)?,
+    ));
     let db = server.database("bench");
     let dir = tempfile::tempdir()?;
     let list = dir.path().join("numbers.txt");
@@ -158,7 +189,15 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         let (waits_before, waited_before, deadlocks_before) = lock_counters(server)?;
         let claimed = Arc::new(AtomicU64::new(0));
         let transactions = Arc::new(AtomicU64::new(0));
+        let renewals = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
+        // Each dialer renews its lease meanwhile, as `run` does (every lease / 3 there;
+        // every 50 ms here, so that renewals meet claims).
+        let mut renewing = tokio::task::JoinSet::new();
+        for store in &dialers {
+            let (store, renewals) = (store.clone(), renewals.clone());
+            renewing.spawn(renew_every(store, Duration::from_millis(50), renewals));
+        }
         let mut tasks = tokio::task::JoinSet::new();
         for store in &dialers {
             let (store, claimed, transactions) =
@@ -200,6 +239,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             all.extend(done??);
         }
         let seconds = started.elapsed().as_secs_f64();
+        if let Some(failed) = renewing.try_join_next() {
+            failed??;
+        }
+        renewing.shutdown().await;
         let (waits_after, waited_after, deadlocks_after) = lock_counters(server)?;
         let unique: HashSet<i64> = all.iter().copied().collect();
         let duplicates = all.len() - unique.len();
@@ -208,7 +251,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             .trim()
             .parse()?;
         println!(
-            "store claims dialers={DIALERS} batch={batch} numbers={} seconds={seconds:.2} claims_per_s={:.0} claim_tx_per_s={:.0} duplicates={} lock_waits={} lock_wait_ms={} deadlocks={}",
+            "store claims dialers={DIALERS} batch={batch} numbers={} seconds={seconds:.2} claims_per_s={:.0} claim_tx_per_s={:.0} duplicates={} lock_waits={} lock_wait_ms={} deadlocks={} renewals={}",
             all.len(),
             all.len() as f64 / seconds,
             transactions.load(Ordering::Relaxed) as f64 / seconds,
@@ -216,6 +259,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             waits_after - waits_before,
             waited_after - waited_before,
             deadlocks_after - deadlocks_before,
+            renewals.load(Ordering::Relaxed),
         );
         for store in &dialers {
             store.close().await;

@@ -1318,7 +1318,7 @@ impl Store {
         let now = unix_millis_now();
         on_backend!(self, w, _r, d => {
             // Some spare candidates: others may claim a few of them meanwhile.
-            let candidates: Vec<i64> = sqlx::query(sql::CLAIM_CANDIDATES)
+            let candidates: Vec<(i64, Option<String>)> = sqlx::query(sql::CLAIM_CANDIDATES)
                 .bind(self.dialer_id())
                 .bind(now)
                 .bind(now)
@@ -1327,26 +1327,34 @@ impl Store {
                 .await
                 .map_err(&error)?
                 .iter()
-                .map(|row| row.int(0))
-                .collect::<Result<_, _>>()
+                .map(|row| Ok((row.int(0)?, row.opt_text(1)?)))
+                .collect::<Result<_, sqlx::Error>>()
                 .map_err(&error)?;
             if candidates.is_empty() {
                 return Ok(Vec::new());
             }
-            let mut select = String::from(sql::CLAIM_LOCK);
+            // Which locking read: see `sql::CLAIM_LOCK`.
+            let unclaimed = candidates.iter().all(|(_, by)| by.is_none());
+            let (hint, ids, tail) = if unclaimed {
+                (d::BY_CLAIMER, sql::CLAIM_LOCK_UNCLAIMED, sql::CLAIM_LOCK_UNCLAIMED_TAIL)
+            } else {
+                (d::BY_PRIMARY_KEY, sql::CLAIM_LOCK_IDS, sql::CLAIM_LOCK_TAIL)
+            };
+            let mut select = format!("{}{hint}{ids}", sql::CLAIM_LOCK);
             for index in 0..candidates.len() {
                 select.push_str(if index == 0 { "?" } else { ", ?" });
             }
-            select.push_str(sql::CLAIM_LOCK_TAIL);
+            select.push_str(tail);
             select.push_str(d::LOCK_ROWS_SKIP_LOCKED);
             let mut query = sqlx::query(&select);
-            for id in &candidates {
+            for (id, _) in &candidates {
                 query = query.bind(*id);
+            }
+            if !unclaimed {
+                query = query.bind(self.dialer_id()).bind(now);
             }
             let mut tx = w.begin_with(d::BEGIN_WRITE).await.map_err(&error)?;
             let rows = query
-                .bind(self.dialer_id())
-                .bind(now)
                 .bind(now)
                 .bind(i64::from(limit))
                 .fetch_all(&mut *tx)

@@ -48,6 +48,12 @@ pub(super) const IGNORE_DUPLICATE_NUMBERS: &str = "";
 pub(super) const LOCK_ROW: &str = " FOR UPDATE";
 /// Locks the rows read, skipping those another transaction holds.
 pub(super) const LOCK_ROWS_SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+/// A claim of unclaimed candidates reads them through (claimed_by, id), so that a row
+/// another dialer claimed since is not in its range (see `sql::CLAIM_LOCK`).
+pub(super) const BY_CLAIMER: &str = " FORCE INDEX (numbers_claimed_by)";
+/// Any other claim reads its candidates by primary key: through a secondary index, InnoDB
+/// keeps the lock of a row the `WHERE` rejects until the transaction ends.
+pub(super) const BY_PRIMARY_KEY: &str = " FORCE INDEX (PRIMARY)";
 /// MySQL's limit on placeholders per statement is 65535; three per number row.
 pub(super) const ROWS_PER_INSERT: usize = 2000;
 

@@ -41,19 +41,40 @@ macro_rules! claimable {
     };
 }
 
-/// The first claimable numbers in list order, read without locking anything: the
-/// candidates of a claim.
+/// The first claimable numbers in list order and their claimer (NULL: none), read without
+/// locking anything: the candidates of a claim.
 pub(super) const CLAIM_CANDIDATES: &str = concat!(
-    "SELECT id FROM numbers WHERE ",
+    "SELECT id, claimed_by FROM numbers WHERE ",
     claimable!(),
     " ORDER BY id LIMIT ?"
 );
-/// Followed by `?` once per candidate, then [`CLAIM_LOCK_TAIL`] and the backend's
-/// row-lock clause (`FOR UPDATE SKIP LOCKED` on MySQL): the candidates still claimable,
-/// locked by primary key only, skipping those another dialer is claiming. Dialers
-/// claiming at once get other rows and none waits; and since no claim locks a row it
-/// does not take, starting or ending another dialer's calls never waits for a claim.
-pub(super) const CLAIM_LOCK: &str = "SELECT id, number, data FROM numbers WHERE id IN (";
+/// The claim's locking read: the candidates still claimable, in list order, skipping those
+/// another dialer is claiming (the backend's row-lock clause, `FOR UPDATE SKIP LOCKED` on
+/// MySQL, ends it), so dialers claiming at once get other rows and none waits. It must also
+/// leave alone the rows another dialer claimed after the candidates were read, which that
+/// dialer starts at once: InnoDB locks a row before it checks the `WHERE`, and through a
+/// secondary index it keeps the lock of a row it then rejects until the claim commits
+/// (MariaDB, left to itself, read these rows through `numbers_state_id`, and a dialer's
+/// `begin_attempt` of a number it had just claimed waited for another's claim). Hence
+/// two forms, each after `CLAIM_LOCK`, an index hint of the backend's, `?` once per
+/// candidate:
+/// - candidates all unclaimed (the usual case): [`CLAIM_LOCK_UNCLAIMED`] by the backend's
+///   `BY_CLAIMER` index (claimed_by, id), then [`CLAIM_LOCK_UNCLAIMED_TAIL`]: a row claimed
+///   since has left the `claimed_by IS NULL` range, so it is never locked, not even for
+///   a moment;
+/// - some candidates claimed (this dialer's unstarted claims, a gone dialer's):
+///   [`CLAIM_LOCK_IDS`] by the backend's `BY_PRIMARY_KEY`, then [`CLAIM_LOCK_TAIL`]: a
+///   rejected row's lock goes at once, though a row claimed since is locked for that
+///   moment.
+pub(super) const CLAIM_LOCK: &str = "SELECT id, number, data FROM numbers";
+/// See [`CLAIM_LOCK`].
+pub(super) const CLAIM_LOCK_UNCLAIMED: &str = " WHERE claimed_by IS NULL AND id IN (";
+/// See [`CLAIM_LOCK`]: `state` and `not_before` as in `claimable!` (first `?`: now).
+pub(super) const CLAIM_LOCK_UNCLAIMED_TAIL: &str = ") AND state = 'pending' \
+     AND (not_before IS NULL OR not_before <= ?) ORDER BY id LIMIT ?";
+/// See [`CLAIM_LOCK`].
+pub(super) const CLAIM_LOCK_IDS: &str = " WHERE id IN (";
+/// See [`CLAIM_LOCK`].
 pub(super) const CLAIM_LOCK_TAIL: &str = concat!(") AND ", claimable!(), " ORDER BY id LIMIT ?");
 /// Followed by `?` once per claimed row, comma separated, and `)`. By primary key only:
 /// the rows are this transaction's already.

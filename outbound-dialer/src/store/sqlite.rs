@@ -46,6 +46,10 @@ pub(super) const IGNORE_DUPLICATE_NUMBERS: &str = " ON CONFLICT (number) DO NOTH
 pub(super) const LOCK_ROW: &str = "";
 /// As [`LOCK_ROW`].
 pub(super) const LOCK_ROWS_SKIP_LOCKED: &str = "";
+/// No index hints (MySQL's keep a claim off other dialers' rows): SQLite has no row locks.
+pub(super) const BY_CLAIMER: &str = "";
+/// As [`BY_CLAIMER`].
+pub(super) const BY_PRIMARY_KEY: &str = "";
 
 /// SQLite's limit on bound values per statement is 32766; three per number row.
 pub(super) const ROWS_PER_INSERT: usize = 1000;
