@@ -19,7 +19,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -407,6 +407,7 @@ fn dnc_body(body: &[u8]) -> Result<(Vec<String>, String), ApiError> {
         )));
     }
     let mut numbers: Vec<String> = Vec::with_capacity(raw.len());
+    let mut seen = std::collections::HashSet::with_capacity(raw.len());
     for (index, value) in raw.into_iter().enumerate() {
         let number = match value {
             serde_json::Value::String(text) => dnc_number(text),
@@ -420,7 +421,7 @@ fn dnc_body(body: &[u8]) -> Result<(Vec<String>, String), ApiError> {
             message: format!("number {} of the request: {}", index + 1, error.message),
             ..error
         })?;
-        if !numbers.contains(&number) {
+        if seen.insert(number.clone()) {
             numbers.push(number);
         }
     }
@@ -440,8 +441,13 @@ fn dnc_body(body: &[u8]) -> Result<(Vec<String>, String), ApiError> {
 
 async fn dnc_add(
     State(control): State<Shared>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<DncAddReply>, ApiError> {
+    // A body over axum's limit (2 MB) is the API's JSON error too, not a text answer.
+    let body = body.map_err(|why| ApiError {
+        code: why.status(),
+        message: format!("the body: {}", why.body_text()),
+    })?;
     let (numbers, source) = dnc_body(&body)?;
     let added = control.dnc_add(numbers.clone(), source.clone()).await?;
     let already = numbers.len() as u64 - added.min(numbers.len() as u64);

@@ -298,6 +298,19 @@ async fn bad_input_is_400_and_adds_nothing() {
         "at most 10000: load a bigger list with --dnc-file",
     )
     .await;
+    // A body over the server's limit (2 MB) is a JSON error as well.
+    let (status, reply) = request(
+        address,
+        "POST",
+        "/dnc",
+        &format!(
+            r#"{{"number": "5551234567", "pad": "{}"}}"#,
+            "x".repeat(2 << 20)
+        ),
+    )
+    .await;
+    assert_eq!(status, 413, "{reply}");
+    assert_eq!(reply["status"], "error", "{reply}");
     for path in ["/dnc/12", "/dnc/abc", "/dnc/5%2B5"] {
         refused(address, "GET", path, "", "is not a phone number").await;
         refused(address, "DELETE", path, "", "is not a phone number").await;
