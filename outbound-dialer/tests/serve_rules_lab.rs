@@ -294,13 +294,14 @@ async fn the_breakers_pause_shows_in_status_with_its_reason() {
             .contains("circuit breaker open: the last 3 calls failed at the trunk (last cause 34"),
         "{paused}"
     );
-    // The probe's time is ahead, within the cool-down; the old field is kept.
+    // The probe's time is about the cool-down ahead (a status may be a moment old on a
+    // loaded machine); the old field is kept.
     let until = chrono::DateTime::parse_from_rfc3339(paused["paused_until"].as_str().unwrap())
         .unwrap()
         .with_timezone(&chrono::Utc);
     let ahead = until - chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now());
     assert!(
-        ahead <= chrono::Duration::seconds(4) && ahead >= chrono::Duration::seconds(-1),
+        ahead <= chrono::Duration::seconds(4) && ahead >= chrono::Duration::seconds(-3),
         "{paused}"
     );
     assert!(
