@@ -370,13 +370,21 @@ fn clock(secs: i64) -> String {
 async fn window_survives_a_kill(maria: bool) {
     ari_lab::Lab::get().await;
     let numbers = ["1001", "1002", "1003"];
-    let (mut campaign, db) = on_store("rc-window", &numbers, maria);
-    // A window opening 8 s from now (UTC; the default zone), for two hours.
+    let (mut campaign, db) = on_store("rc-window", &[], maria);
+    // The callees' zone is the list's `timezone` column (UTC), not the default (Tokyo,
+    // where the window below is hours away): the restarted dialer reads it from the store.
+    std::fs::write(
+        campaign.dir.join("numbers.csv"),
+        "phone,timezone\n1001,UTC\n1002,Etc/UTC\n1003,UTC\n",
+    )
+    .unwrap();
+    // A window opening 8 s from now (in UTC), for two hours.
     let opens = now_ms() / 1000 + 8;
     let window = format!("{}-{}", clock(opens), clock(opens + 7200));
     campaign
+        .set("OUTBOUND_NUMBER_FILE", "numbers.csv")
         .set("DIALER_CALLING_WINDOW", &window)
-        .set("DIALER_DEFAULT_TIMEZONE", "UTC");
+        .set("DIALER_DEFAULT_TIMEZONE", "Asia/Tokyo");
     let tracker = Tracker::start(campaign.callee_prefix()).await;
 
     // Killed once every number waits in the store for its window.
