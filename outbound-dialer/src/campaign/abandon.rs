@@ -174,7 +174,119 @@ pub(crate) fn day_report_path(report: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::outcome::Outcome;
+    use crate::rules::args::Rules;
+    use crate::rules::clock::{FakeClock, parse_utc};
+    use crate::store::Ending;
+
+    /// An attempt of `number`, live at `live` (RFC 3339), connected after `connect_ms`
+    /// (or never), ended.
+    async fn call(store: &Store, number: &str, live: &str, connect_ms: Option<i64>) {
+        let id = store
+            .next_pending(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|n| n.number == number)
+            .unwrap()
+            .id;
+        let attempt = store
+            .begin_attempt(id, |n| format!("af-{}-{n}", id.0))
+            .await
+            .unwrap();
+        let at = parse_utc(live).timestamp_millis();
+        store.answered(attempt.id, at).await.unwrap();
+        store.live(attempt.id, at).await.unwrap();
+        if let Some(after) = connect_ms {
+            store
+                .connected(attempt.id, at + after, "t", "b", None)
+                .await
+                .unwrap();
+        }
+        let outcome = if connect_ms.is_some() {
+            Outcome::Answered
+        } else {
+            Outcome::TargetFailed
+        };
+        let ending = Ending {
+            outcome,
+            cause: Some(16),
+            cause_text: None,
+            message: None,
+            ended_at: at + 5_000,
+        };
+        store
+            .finish(AttemptId(attempt.id.0), &ending)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_feed_keeps_earlier_days_and_reads_the_recent_ones_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c.sqlite"), "c")
+            .await
+            .unwrap();
+        let numbers = ["1001", "1002", "1003"].map(|n| {
+            Ok::<_, std::convert::Infallible>(crate::numbers::NumberEntry {
+                line: 1,
+                number: n.to_owned(),
+                data: Default::default(),
+            })
+        });
+        store.import(numbers).await.unwrap();
+        let clock = Arc::new(FakeClock::at_rfc3339("2026-03-10T12:00:00Z"));
+        let mut rules = CampaignRules::new(&Rules::default(), 4, clock.clone());
+        let tally = Tally::default();
+        // Nine days ago (in the 30-day window, never read again after the start): one
+        // abandoned call.
+        call(&store, "1001", "2026-03-01T10:00:00Z", None).await;
+        let mut feed = AbandonFeed::start(&store, &mut rules, &tally)
+            .await
+            .unwrap();
+        assert_eq!(
+            rules.abandon().total(),
+            AbandonCounts {
+                live: 1,
+                abandoned: 1
+            }
+        );
+        assert_eq!(
+            rules.abandon().allowed(),
+            1,
+            "100 % abandoned: one call at a time"
+        );
+        assert_eq!(tally.abandon_rate_pct(), Some(100.0));
+        // Today: two calls connected in time; the read covers today only, and the start's
+        // day stays counted.
+        call(&store, "1002", "2026-03-10T11:00:00Z", Some(500)).await;
+        call(&store, "1003", "2026-03-10T11:30:00Z", Some(1_900)).await;
+        feed.call_ended();
+        feed.read(&store, &mut rules, &tally).await;
+        assert_eq!(
+            rules.abandon().total(),
+            AbandonCounts {
+                live: 3,
+                abandoned: 1
+            }
+        );
+        assert_eq!(rules.abandon().per_day().len(), 2);
+        assert!(!feed.dirty);
+        // Twenty-one days on, March 1st has left the window.
+        clock.advance(Duration::from_secs(21 * 86_400));
+        feed.read(&store, &mut rules, &tally).await;
+        assert_eq!(
+            rules.abandon().total(),
+            AbandonCounts {
+                live: 2,
+                abandoned: 0
+            }
+        );
+        assert_eq!(tally.abandon_rate_pct(), Some(0.0));
+    }
 
     #[test]
     fn the_day_report_sits_beside_the_report() {
