@@ -218,10 +218,7 @@ mod tests {
             message: None,
             ended_at: at + 5_000,
         };
-        store
-            .finish(AttemptId(attempt.id.0), &ending)
-            .await
-            .unwrap();
+        store.finish(attempt.id, &ending).await.unwrap();
     }
 
     #[tokio::test]
