@@ -635,3 +635,33 @@ async fn a_person_whose_target_rang_when_the_dialer_died_is_connected_after_the_
     let target = format!("dt-{key}-{:012}-001", 1);
     assert_eq!(target_seen[&target].creations, 2, "{target_seen:?}");
 }
+
+#[tokio::test]
+async fn a_call_in_amd_restarted_under_another_app_name_is_interrupted_and_says_why() {
+    ari_lab::Lab::get().await;
+    let (mut campaign, _db) = on_store("rc-amd-app", &["81004"], false);
+    campaign.set("DIALER_AMD", "1");
+    let tracker = Tracker::start(campaign.callee_prefix()).await;
+    let mut first = campaign.command(&["run"]).spawn().unwrap();
+    tracker
+        .until(Duration::from_secs(20), "the callee in AMD", |seen| {
+            seen.len() == 1 && seen.values().all(in_amd)
+        })
+        .await;
+    first.kill().await.unwrap();
+    // The same campaign restarted under another Stasis app: AMD returns the callee to
+    // the old app, which is gone.
+    let old_app = campaign.app.clone();
+    campaign.set("STASIS_APP", &ari_lab::unique_name("rc-amd-other-app"));
+    let output = campaign.run().await;
+    let text = output_text(&output);
+    assert!(output.status.success(), "{text}");
+    let report = campaign.report();
+    assert_eq!(report.len(), 1, "{report:?}");
+    assert_eq!(report[0]["outcome"], "interrupted", "{report:?}\n{text}");
+    assert!(
+        report[0]["message"].contains(&format!("to that dialer's app {old_app}")),
+        "{report:?}"
+    );
+    assert_eq!(tracker.channels().len(), 1, "not dialled again");
+}

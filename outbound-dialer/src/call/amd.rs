@@ -191,9 +191,25 @@ pub(super) async fn resume(
         return Resumed::NotInAmd;
     }
     tracing::info!(context = %place.context, "the callee is in answering-machine detection: waiting for its verdict");
-    // It returns to the app named by DIALER_APP: this dialer's (its app may be named
-    // differently from the stopped one's). Its events reach this app once subscribed.
-    let _ = callee.set_variable("DIALER_APP", &settings.app).await;
+    // It returns to the app its DIALER_APP names, which Asterisk lets no one change while
+    // the channel is out of Stasis: under another app name this dialer cannot get it
+    // back (Asterisk hangs it up when that app is gone), and says so.
+    let elsewhere = callee
+        .variable("DIALER_APP")
+        .await
+        .ok()
+        .filter(|app| *app != settings.app);
+    if let Some(app) = &elsewhere {
+        tracing::warn!(returns_to = %app, "the callee returns from answering-machine detection to another app than this dialer's");
+    }
+    let gone_why = match &elsewhere {
+        Some(app) => format!(
+            "the dialer stopped during answering-machine detection, which returns the callee to that dialer's app {app}, not this one's ({}); the call ended there",
+            settings.app
+        ),
+        None => "the dialer restarted during answering-machine detection and the call ended before its verdict".to_owned(),
+    };
+    // Its events reach this app once subscribed.
     let subscribe = ari_client::model::operations::applications::Subscribe::new(
         connection.app(),
         [format!("channel:{}", plan.ids.callee)],
@@ -218,9 +234,7 @@ pub(super) async fn resume(
                 let live_at = now_ms();
                 let status = start.args.get(1).cloned().unwrap_or_default();
                 let cause = start.args.get(2).cloned().unwrap_or_default();
-                match conclude(settings.amd.as_ref(), &mut callee, &status, &cause, live_at)
-                    .await
-                {
+                match conclude(settings.amd.as_ref(), &mut callee, &status, &cause, live_at).await {
                     Verdict::Human(at) => Resumed::Human(callee, Some(at)),
                     Verdict::Ended(end) => Resumed::Ended(end),
                 }
@@ -228,10 +242,7 @@ pub(super) async fn resume(
             Event::ChannelDestroyed(destroyed) => Resumed::Ended(ended(
                 Outcome::Interrupted,
                 Some(destroyed.cause),
-                Some(
-                    "the dialer restarted during answering-machine detection and the call ended before its verdict"
-                        .to_owned(),
-                ),
+                Some(gone_why),
             )),
             // The wait stops on the two events above only.
             _ => Resumed::NotInAmd,
