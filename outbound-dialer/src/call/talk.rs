@@ -319,8 +319,9 @@ async fn connect(
             _ => "the callee hung up before the target answered".to_owned(),
         }),
         () = too_late => Err(format!(
-            "abandoned: no target connected within {} s of the callee's answer (--abandon-after)",
-            settings.abandon_after.unwrap_or_default().as_secs_f64()
+            "abandoned: no target connected within {} s of the callee's {} (--abandon-after)",
+            settings.abandon_after.unwrap_or_default().as_secs_f64(),
+            if settings.amd.is_some() { "AMD verdict" } else { "answer" }
         )),
     };
     if let Err(message) = outcome {
