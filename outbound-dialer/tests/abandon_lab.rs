@@ -288,3 +288,56 @@ async fn with_abandon_after_zero_a_late_target_connects_and_counts_as_abandoned(
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_amd_the_two_seconds_count_from_the_verdict() {
+    ari_lab::Lab::get().await;
+    // 81001 answers like a person ("hello", then silence): AMD says HUMAN a second or two
+    // after the answer; the target rings 3 s, too slow.
+    let mut campaign = Campaign::new("ab-amd", &["81001"]);
+    campaign
+        .set("DIALER_AMD", "1")
+        .set("TARGET_ENDPOINT", "Local/delay-3@lab")
+        .set("DIALER_TARGET_TIMEOUT", "10")
+        .set("DIALER_TARGET_FAILED_SOUND", "sound:beep");
+    let key = outbound_dialer::ids::campaign_key(&campaign.name);
+    let tracker = Tracker::start(key.clone()).await;
+    let output = campaign.run().await;
+    let text = output_text(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("amd_status=HUMAN"), "{text}");
+    let report = campaign.report();
+    assert_eq!(report[0]["outcome"], "target_failed", "{text}");
+    assert!(
+        report[0]["message"]
+            .contains("abandoned: no target connected within 2 s of the callee's AMD verdict"),
+        "{:?}",
+        report[0]
+    );
+    tracker.until_all_ended().await;
+    let seen = tracker.all();
+    let ids = outbound_dialer::ids::AttemptIds::new(&key, 1, 1);
+    let callee = &seen[&ids.callee];
+    let target = &seen[&ids.target];
+    // The target is dialled at the verdict and cut 2 s after it, which is well after 2 s
+    // from the answer.
+    let target_lifetime = target.destroyed.unwrap() - target.created.unwrap();
+    let cut = target.destroyed.unwrap() - callee.up.unwrap();
+    eprintln!(
+        "with AMD: target cut {cut:?} after the answer, after {target_lifetime:?} of ringing"
+    );
+    assert!(
+        target_lifetime >= Duration::from_millis(1700)
+            && target_lifetime < Duration::from_millis(2600),
+        "the target rang {target_lifetime:?}: {seen:#?}"
+    );
+    assert!(
+        cut > Duration::from_millis(2900),
+        "cut {cut:?} after the answer: {seen:#?}"
+    );
+    assert_eq!(
+        tracker.with_prefix("pb-").len(),
+        1,
+        "the message: {seen:#?}"
+    );
+}
