@@ -15,7 +15,8 @@
 //! `store claims dialers=3 batch=.. numbers=.. seconds=.. claims_per_s=.. claim_tx_per_s=..
 //! duplicates=.. lock_waits=.. lock_wait_ms=.. deadlocks=.. renewals=..` (InnoDB's
 //! server-wide counters over the claims, on a server nothing else uses; the dialers renew
-//! their leases meanwhile, every 50 ms).
+//! their leases meanwhile, every 50 ms). It exits with an error when a number was started
+//! twice or a row lock was waited for.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -263,6 +264,14 @@ fn run_on(server_dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>
         );
         for store in &dialers {
             store.close().await;
+        }
+        // What the claims promise: the bench fails when they break it.
+        let (duplicates, waits) = (duplicates as u64 + stored, waits_after - waits_before);
+        if duplicates > 0 || waits > 0 {
+            return Err(format!(
+                "claims: {duplicates} numbers started twice, {waits} row-lock waits (both must be 0)"
+            )
+            .into());
         }
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
