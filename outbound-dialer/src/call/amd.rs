@@ -139,17 +139,18 @@ async fn conclude(
 pub(super) enum Resumed {
     /// Not in (or back from) detection: picked up as any answered call.
     NotInAmd,
-    /// Back from detection, a person (or AMD was not sure): connect it. The live moment
-    /// when the verdict came to this dialer; `None` when it came before (not known).
-    Human(ChannelHandle, Option<UnixMillis>),
+    /// Back from detection into this dialer's app, a person (or AMD was not sure):
+    /// connect it, live from the verdict.
+    Human(ChannelHandle, UnixMillis),
     /// The call is over.
     Ended(CallEnd),
 }
 
 /// Picks up a callee that a stopped dialer had sent through AMD: still in detection, it
 /// is awaited back into this dialer's app and its verdict acted on; back in the app with
-/// a verdict (it came while the dialer was down), the verdict is acted on. Asterisk's
-/// own view of the channel (its dialplan application) says which.
+/// a verdict that came while the dialer was down, a machine is hung up and a person is
+/// picked up as any answered call. Asterisk's own view of the channel (its dialplan
+/// application) says which.
 pub(super) async fn resume(
     connection: &AppConnection,
     settings: &CallSettings,
@@ -159,8 +160,18 @@ pub(super) async fn resume(
         .amd
         .as_ref()
         .map_or(DEFAULT_CONTEXT, |amd| amd.context.as_str());
-    // Subscribed before asking, so its return between the two is not missed.
+    // Subscribed before asking, so its return or end between the two is not missed (its
+    // end reaches this app only through a subscription: it is not in Stasis).
     let mut callee = connection.channel(plan.ids.callee.as_str());
+    let subscribe = ari_client::model::operations::applications::Subscribe::new(
+        connection.app(),
+        [format!("channel:{}", plan.ids.callee)],
+    );
+    let _ = connection
+        .client()
+        .applications()
+        .subscribe(subscribe)
+        .await;
     let Ok(channel) = callee.get().await else {
         // Gone (or Asterisk unreachable): picked up as any answered call.
         return Resumed::NotInAmd;
@@ -183,7 +194,8 @@ pub(super) async fn resume(
             return Resumed::NotInAmd;
         }
         return match conclude(settings.amd.as_ref(), &mut callee, status, cause, now_ms()).await {
-            Verdict::Human(_) => Resumed::Human(callee, None),
+            // Not for a machine; as a person, it would be picked up as any answered call.
+            Verdict::Human(_) => Resumed::NotInAmd,
             Verdict::Ended(end) => Resumed::Ended(end),
         };
     }
@@ -209,16 +221,6 @@ pub(super) async fn resume(
         ),
         None => "the dialer restarted during answering-machine detection and the call ended before its verdict".to_owned(),
     };
-    // Its events reach this app once subscribed.
-    let subscribe = ari_client::model::operations::applications::Subscribe::new(
-        connection.app(),
-        [format!("channel:{}", plan.ids.callee)],
-    );
-    let _ = connection
-        .client()
-        .applications()
-        .subscribe(subscribe)
-        .await;
     let back = callee
         .events
         .within(AMD_WITHIN)
@@ -235,7 +237,7 @@ pub(super) async fn resume(
                 let status = start.args.get(1).cloned().unwrap_or_default();
                 let cause = start.args.get(2).cloned().unwrap_or_default();
                 match conclude(settings.amd.as_ref(), &mut callee, &status, &cause, live_at).await {
-                    Verdict::Human(at) => Resumed::Human(callee, Some(at)),
+                    Verdict::Human(at) => Resumed::Human(callee, at),
                     Verdict::Ended(end) => Resumed::Ended(end),
                 }
             }

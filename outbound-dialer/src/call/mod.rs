@@ -228,18 +228,12 @@ pub async fn run(
             Stage::Answered => match amd::resume(connection, settings, &plan).await {
                 amd::Resumed::NotInAmd => talk::Answered::adopt(connection, &plan, false).await,
                 amd::Resumed::Human(callee, live_at) => {
-                    if let Some(at) = live_at {
-                        if let Err(error) = log.live(plan.attempt_id, at).await {
-                            dial::hang_up(&callee, ari_client::model::models::HangupReason::Normal)
-                                .await;
-                            return Err(error);
-                        }
+                    if let Err(error) = log.live(plan.attempt_id, live_at).await {
+                        dial::hang_up(&callee, ari_client::model::models::HangupReason::Normal)
+                            .await;
+                        return Err(error);
                     }
-                    let answered = talk::Answered::new(callee);
-                    match live_at {
-                        Some(at) => answered.live_at(at),
-                        None => answered,
-                    }
+                    talk::Answered::new(callee).live_at(live_at)
                 }
                 amd::Resumed::Ended(end) => {
                     log.finished(plan.attempt_id, &end).await?;
