@@ -35,7 +35,11 @@ const MIGRATIONS: super::embedded::Migrations = &[
         include_str!("migrations/mysql/0003_not_before.sql"),
     ),
     (4, "dnc", include_str!("migrations/mysql/0004_dnc.sql")),
-    (5, "live at", include_str!("migrations/mysql/0005_live_at.sql")),
+    (
+        5,
+        "live at",
+        include_str!("migrations/mysql/0005_live_at.sql"),
+    ),
 ];
 
 /// A write transaction: InnoDB locks rows as they are written.

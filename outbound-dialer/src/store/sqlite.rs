@@ -30,7 +30,11 @@ const MIGRATIONS: super::embedded::Migrations = &[
         include_str!("migrations/sqlite/0003_not_before.sql"),
     ),
     (4, "dnc", include_str!("migrations/sqlite/0004_dnc.sql")),
-    (5, "live at", include_str!("migrations/sqlite/0005_live_at.sql")),
+    (
+        5,
+        "live at",
+        include_str!("migrations/sqlite/0005_live_at.sql"),
+    ),
 ];
 
 /// SQLite's `BEGIN` takes the write lock at the first write, and a reader that must become
