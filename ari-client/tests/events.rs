@@ -342,3 +342,65 @@ async fn incoming_channels_come_with_a_handle_that_misses_nothing() {
     let more = tokio::time::timeout(Duration::from_millis(500), incoming.next_channel()).await;
     assert!(more.is_err(), "a created channel was offered: {more:?}");
 }
+
+#[tokio::test]
+async fn event_sources_bring_every_channels_events_without_device_states() {
+    // What a watcher of every channel needs, without subscribeAll's device states (an
+    // app subscribed to them can deadlock Asterisk's ARI as its socket closes:
+    // asterisk/asterisk#2170).
+    let client = client().await;
+    let name = ari_lab::unique_name("ev-sources");
+    let watcher = client
+        .app_connection([name.clone()])
+        .event_sources(["channel:"])
+        .connect()
+        .await
+        .unwrap();
+    let mut updates = watcher.updates();
+    let registered = client
+        .applications()
+        .get(ari_client::model::operations::applications::Get::new(
+            name.as_str(),
+        ))
+        .await
+        .unwrap();
+    assert!(registered.device_names.is_empty(), "{registered:?}");
+    assert!(
+        registered
+            .channel_ids
+            .iter()
+            .any(|id| id.as_str() == "__AST_CHANNEL_ALL_TOPIC"),
+        "subscribed to all channels: {registered:?}"
+    );
+    // A channel of another app (and so not of the watcher's objects) is seen.
+    let other = app("ev-sources-other").await;
+    let mut channel = local_call(&other, "answer").await;
+    let id = channel.id().clone();
+    next_matching(&mut updates, |update| match update {
+        Update::Event(event) => match event.as_ref() {
+            Event::ChannelCreated(created) if created.channel.id == id => Some(()),
+            _ => None,
+        },
+        _ => None,
+    })
+    .await;
+    channel.hangup(HangupReason::Normal).await.unwrap();
+    let _ = channel
+        .events
+        .within(WAIT)
+        .wait_until(|e| matches!(e, Event::ChannelDestroyed(_)))
+        .await;
+
+    // A source Asterisk does not know fails the connect, naming the subscription.
+    let error = client
+        .app_connection([ari_lab::unique_name("ev-sources-bad")])
+        .event_sources(["nonsense:x"])
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error.status(), Some(400 | 404 | 422)),
+        "{}",
+        error.chain()
+    );
+}

@@ -188,7 +188,7 @@ impl Watcher {
             .build()?;
         let connection = client
             .app_connection([ari_lab::unique_name("makespan-watch")])
-            .subscribe_all(true)
+            .event_sources(["channel:", "bridge:"]) // not subscribeAll: asterisk/asterisk#2170
             .connect()
             .await?;
         let seen: Arc<Mutex<Seen>> = Arc::default();

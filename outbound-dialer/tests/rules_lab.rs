@@ -41,7 +41,7 @@ impl Tracker {
             .unwrap();
         let connection = client
             .app_connection([ari_lab::unique_name("rules-track")])
-            .subscribe_all(true)
+            .event_sources(["channel:", "bridge:"]) // not subscribeAll: asterisk/asterisk#2170
             .connect()
             .await
             .expect("the tracker connects");

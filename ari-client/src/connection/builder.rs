@@ -22,6 +22,7 @@ use crate::router::Router;
 enum SourceKind {
     Dial {
         subscribe_all: bool,
+        event_sources: Vec<String>,
     },
     Accept {
         listener: tokio::net::TcpListener,
@@ -64,7 +65,13 @@ impl Common {
         let (outgoing_tx, outgoing_rx) = mpsc::channel(256);
         let accepting = matches!(source, SourceKind::Accept { .. });
         let source = match source {
-            SourceKind::Dial { subscribe_all } => Source::Dial { subscribe_all },
+            SourceKind::Dial {
+                subscribe_all,
+                event_sources,
+            } => Source::Dial {
+                subscribe_all,
+                event_sources,
+            },
             SourceKind::Accept { listener, expected } => Source::Accept {
                 sockets: super::handshake::acceptor(listener, expected, cancel.clone()),
             },
@@ -155,6 +162,7 @@ macro_rules! common_options {
 pub struct AppConnectionBuilder {
     common: Common,
     subscribe_all: bool,
+    event_sources: Vec<String>,
     backoff: Backoff,
 }
 
@@ -162,8 +170,26 @@ impl AppConnectionBuilder {
     common_options!();
 
     /// Receive every event of the system, not only those of the apps' objects.
+    ///
+    /// This includes every device state: an app subscribed to them can deadlock
+    /// Asterisk's ARI when its socket closes while a device state is being delivered
+    /// (asterisk/asterisk#2170). To watch every channel, prefer
+    /// [`event_sources`](Self::event_sources)`(["channel:"])`.
     pub fn subscribe_all(mut self, all: bool) -> Self {
         self.subscribe_all = all;
+        self
+    }
+
+    /// Event sources every app is subscribed to after each (re)connect, before
+    /// [`connect`](Self::connect) returns: `channel:ID`, `bridge:ID`, `endpoint:TECH/RES`,
+    /// `deviceState:NAME`; a kind without an id (`channel:`, `bridge:`) means all of it.
+    /// A refused subscription fails the connect (or, later, that reconnect attempt).
+    pub fn event_sources<I, S>(mut self, sources: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.event_sources = sources.into_iter().map(Into::into).collect();
         self
     }
 
@@ -184,6 +210,7 @@ impl AppConnectionBuilder {
         let (updates, _) = broadcast::channel(self.common.buffer);
         let source = SourceKind::Dial {
             subscribe_all: self.subscribe_all,
+            event_sources: self.event_sources,
         };
         let connection = self.common.spawn(
             updates,
@@ -209,6 +236,7 @@ impl AppConnectionBuilder {
         let first = Updates::new(updates.subscribe(), cancel.clone());
         let source = SourceKind::Dial {
             subscribe_all: self.subscribe_all,
+            event_sources: self.event_sources,
         };
         (
             self.common
@@ -284,6 +312,7 @@ impl Client {
         AppConnectionBuilder {
             common: Common::new(self.clone(), apps.into_iter().map(Into::into).collect()),
             subscribe_all: false,
+            event_sources: Vec::new(),
             backoff: Backoff::default(),
         }
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ari_model::Event;
+use ari_model::operations::applications;
 use futures::stream::SplitSink;
 use futures::{SinkExt as _, StreamExt as _};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -32,6 +33,8 @@ const STABLE_CONNECTION: Duration = Duration::from_secs(5);
 pub(super) enum Source {
     Dial {
         subscribe_all: bool,
+        /// Subscribed for every app after each dial (see the builder's `event_sources`).
+        event_sources: Vec<String>,
     },
     /// Handshakes done by [`handshake::acceptor`], so one silent peer cannot hold up
     /// Asterisk's connection.
@@ -160,8 +163,20 @@ impl Task {
 
     async fn next_socket(&mut self) -> Result<Socket, Error> {
         match &mut self.source {
-            Source::Dial { subscribe_all } => {
-                handshake::dial(&self.client, &self.apps, *subscribe_all).await
+            Source::Dial {
+                subscribe_all,
+                event_sources,
+            } => {
+                let socket = handshake::dial(&self.client, &self.apps, *subscribe_all).await?;
+                // The apps exist once their socket is open; events of these sources
+                // arrive on it from the subscription on.
+                if !event_sources.is_empty() {
+                    for app in &self.apps {
+                        let subscribe = applications::Subscribe::new(app, event_sources.clone());
+                        self.client.applications().subscribe(subscribe).await?;
+                    }
+                }
+                Ok(socket)
             }
             Source::Accept { sockets } => match sockets.recv().await {
                 Some(socket) => socket,

@@ -157,7 +157,7 @@ impl Watcher {
             .unwrap();
         let connection = client
             .app_connection([ari_lab::unique_name("dialer-watch")])
-            .subscribe_all(true)
+            .event_sources(["channel:", "bridge:"]) // not subscribeAll: asterisk/asterisk#2170
             .connect()
             .await
             .expect("the watcher connects");
