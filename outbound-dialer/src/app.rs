@@ -98,6 +98,9 @@ struct ControllerState {
     report: Option<(Instant, ReportSummary)>,
 }
 
+/// How long a start waits for a run that has finished to write its report.
+const FINISHING_WITHIN: Duration = Duration::from_secs(30);
+
 struct Running {
     control: Arc<RunControl>,
     config: Config,
@@ -148,6 +151,13 @@ impl Control for Controller {
     fn start(&self) -> BoxFuture<'_, Result<Started, ControlError>> {
         async move {
             let mut state = self.state.lock().await;
+            if let Some(run) = state.run.as_mut() {
+                if run.control.status().state == RunState::Finished {
+                    // The run said it finished and is writing its report and rates: a
+                    // start right after /status showed "finished" waits for that.
+                    let _ = tokio::time::timeout(FINISHING_WITHIN, &mut run.task).await;
+                }
+            }
             state.reap();
             if let Some(run) = &state.run {
                 return Ok(Started::AlreadyRunning(run.control.status().state));

@@ -511,6 +511,8 @@ mod tests {
     fn nanp_numbers_get_their_area_codes_zone() {
         for (area_code, zone) in [
             (212, Tz::America__New_York),
+            (689, Tz::America__New_York),
+            (305, Tz::America__New_York),
             (213, Tz::America__Los_Angeles),
             (312, Tz::America__Chicago),
             (303, Tz::America__Denver),

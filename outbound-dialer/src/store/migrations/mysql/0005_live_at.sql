@@ -3,5 +3,6 @@
 -- counted from it by every dialer); comments there.
 ALTER TABLE attempts ADD COLUMN live_at BIGINT;
 UPDATE attempts SET live_at = answered_at
-    WHERE answered_at IS NOT NULL AND outcome IN ('answered', 'target_failed');
+    WHERE answered_at IS NOT NULL
+        AND (outcome = 'target_failed' OR target_connected_at IS NOT NULL);
 CREATE INDEX attempts_live ON attempts (live_at, target_connected_at, state);
