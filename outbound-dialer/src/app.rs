@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, RwLock};
 
 use crate::campaign::{self, CampaignError, Request, RunControl, Summary};
 use crate::config::{Args, Config};
@@ -16,7 +16,7 @@ use crate::progress::{self, Progress};
 use crate::report::ReportSummary;
 use crate::serve::{self, Control, ControlError, Started};
 use crate::status::{CampaignStatus, PausedBy, RunState};
-use crate::store::Store;
+use crate::store::{Location, Store};
 
 /// How often the non-terminal progress logs a line.
 const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -87,6 +87,12 @@ async fn stop_on_signal(control: Arc<RunControl>) {
 pub struct Controller {
     argv: Vec<OsString>,
     dotenv: Option<PathBuf>,
+    /// Who uses a campaign store besides a run, so that the SQLite file's lock (one opener
+    /// at a time, this process included) never refuses a `/start`: a `/dnc` request holds
+    /// it shared while it uses the run's store or a MySQL store of its own, and alone
+    /// while it opens the SQLite file; `/start` holds it alone while it opens the store.
+    /// Taken before `state`, and never while waiting on the database under `state`.
+    stores: RwLock<()>,
     state: Mutex<ControllerState>,
 }
 
@@ -114,6 +120,7 @@ impl Controller {
         Controller {
             argv,
             dotenv,
+            stores: RwLock::new(()),
             state: Mutex::new(ControllerState::default()),
         }
     }
@@ -150,6 +157,8 @@ impl ControllerState {
 impl Control for Controller {
     fn start(&self) -> BoxFuture<'_, Result<Started, ControlError>> {
         async move {
+            // No `/dnc` request has the store open (or a clone of the last run's) meanwhile.
+            let _alone = self.stores.write().await;
             let mut state = self.state.lock().await;
             if let Some(run) = state.run.as_mut() {
                 if run.control.status().state == RunState::Finished {
@@ -281,7 +290,8 @@ impl Controller {
     /// Runs `op` on the campaign's store: the run's while one is under way (a shared
     /// campaign's dialers all see it at once), else the store opened for this request
     /// and closed after it, so a later `/start` (or another dialer of an SQLite file)
-    /// can open it. Under the state lock: a `/start` waits for it.
+    /// can open it. Never under the state lock: `/status` and the orders do not wait for
+    /// the database; a `/start` waits for the request (see `stores`).
     fn with_store<T, F>(&self, op: F) -> BoxFuture<'_, Result<T, ControlError>>
     where
         T: Send + 'static,
@@ -294,12 +304,24 @@ impl Controller {
                 message: error_chain(&error),
                 source: None,
             };
-            let mut state = self.state.lock().await;
-            state.reap();
-            if let Some(run) = &state.run {
-                return op(run.store.clone()).await.map_err(failed);
+            let shared = self.stores.read().await;
+            if let Some(store) = self.run_store().await {
+                return op(store).await.map_err(failed);
             }
             let config = self.config()?;
+            // Opening an SQLite file is one request at a time; a run may have started
+            // while this one waited for that, and then its store is the one to use.
+            let _alone = match config.db {
+                Location::Sqlite(_) => {
+                    drop(shared);
+                    let alone = self.stores.write().await;
+                    if let Some(store) = self.run_store().await {
+                        return op(store).await.map_err(failed);
+                    }
+                    Some(alone)
+                }
+                Location::MySql(_) => None,
+            };
             let store = Store::open_at(&config.db, &config.campaign)
                 .await
                 .map_err(|e| ControlError::CannotRun(error_chain(&e)))?;
@@ -308,6 +330,13 @@ impl Controller {
             result.map_err(failed)
         }
         .boxed()
+    }
+
+    /// The store of the run under way, if any; the state lock is held only for this.
+    async fn run_store(&self) -> Option<Store> {
+        let mut state = self.state.lock().await;
+        state.reap();
+        state.run.as_ref().map(|run| run.store.clone())
     }
 
     fn order(

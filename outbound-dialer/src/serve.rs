@@ -360,9 +360,30 @@ fn bad_request(message: String) -> ApiError {
     }
 }
 
+/// How much of a client's bad value an error message repeats.
+const ECHO_CHARS: usize = 40;
+
+/// The start of `text` for an error message, and "…" when there was more: a "number" can
+/// be nearly the whole 2 MB body, and the operator needs only enough to recognise it.
+fn cut(text: &str) -> (&str, &'static str) {
+    match text.char_indices().nth(ECHO_CHARS) {
+        Some((end, _)) => (&text[..end], "…"),
+        None => (text, ""),
+    }
+}
+
+/// A value of the request, as an error message repeats it ([`cut`]).
+fn echo(text: &str) -> String {
+    let (start, more) = cut(text);
+    format!("{start}{more}")
+}
+
 /// A number from the request, normalised as the import does; 400 when it is not one.
 fn dnc_number(raw: &str) -> Result<String, ApiError> {
-    normalize(raw).map_err(|why| bad_request(format!("{raw:?} is not a phone number: {why}")))
+    normalize(raw).map_err(|why| {
+        let (start, more) = cut(raw);
+        bad_request(format!("{start:?}{more} is not a phone number: {why}"))
+    })
 }
 
 /// The `{number}` of `/dnc/{number}`, normalised.
@@ -414,7 +435,8 @@ fn dnc_body(body: &[u8]) -> Result<(Vec<String>, String), ApiError> {
             // A number written as a JSON number has no '+' or separators to lose.
             serde_json::Value::Number(n) if n.is_u64() => dnc_number(&n.to_string()),
             other => Err(bad_request(format!(
-                "{other} is not a phone number (a string)"
+                "{} is not a phone number (a string)",
+                echo(&other.to_string())
             ))),
         }
         .map_err(|error| ApiError {
@@ -432,7 +454,8 @@ fn dnc_body(body: &[u8]) -> Result<(Vec<String>, String), ApiError> {
         }
         Some(other) => {
             return Err(bad_request(format!(
-                "\"source\" must be a non-empty string, not {other}"
+                "\"source\" must be a non-empty string, not {}",
+                echo(&other.to_string())
             )));
         }
     };
@@ -561,6 +584,23 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_value_is_echoed_cut_on_a_character() {
+        assert_eq!(cut("5551234567"), ("5551234567", ""));
+        let forty = "é".repeat(ECHO_CHARS);
+        assert_eq!(cut(&forty), (forty.as_str(), ""));
+        let long = format!("{forty}€{}", "x".repeat(1000));
+        assert_eq!(cut(&long), (forty.as_str(), "…"));
+        assert_eq!(echo(&long), format!("{forty}…"));
+        let message = dnc_number(&long).unwrap_err().message;
+        assert!(
+            message.starts_with(&format!(
+                "{forty:?}… is not a phone number: 'é' is not allowed in a number"
+            )),
+            "{message}"
+        );
+    }
 
     #[test]
     fn errors_map_to_their_statuses() {

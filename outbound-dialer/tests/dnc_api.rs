@@ -2,8 +2,10 @@
 //! `DELETE /dnc/{number}`) over a real TCP listener on 127.0.0.1, with the real
 //! controller (`app::Controller`, as `serve` builds it) on an SQLite campaign store (and
 //! one on the lab's MariaDB) and no run under way: numbers are normalised as the import does, bad input is a 400 that says
-//! why and adds nothing, and what the routes did is in the store's `dnc` table, which the
-//! controller lets go after each request (a `/start` or another process can open it).
+//! why (repeating only the start of a bad value) and adds nothing, and what the routes did
+//! is in the store's `dnc` table, which the controller lets go after each request (a
+//! `/start` or another process can open it). A request waiting on the database holds up
+//! neither `/status` nor `/stop`.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -361,6 +363,161 @@ async fn on_mariadb_the_routes_edit_the_campaigns_shared_table() {
         200
     );
     assert_eq!(db.sql("SELECT COUNT(*) FROM dnc").unwrap().trim(), "2");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_number_is_named_by_its_start_not_echoed_whole() {
+    let server = Server::start("dnc-api-echo").await;
+    let address = server.address;
+    // Multibyte characters, so that a cut by bytes would fall inside one.
+    let long = format!("5551234567{}", "é".repeat(200_000));
+    let shown = format!("{:?}…", format!("5551234567{}", "é".repeat(30)));
+    let (status, reply) = request(
+        address,
+        "POST",
+        "/dnc",
+        &json!({ "numbers": ["5550001234", long] }).to_string(),
+    )
+    .await;
+    assert_eq!(status, 400, "{reply}");
+    let message = reply["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "number 2 of the request: {shown} is not a phone number: 'é' is not allowed"
+        )),
+        "{message}"
+    );
+    assert!(message.len() < 300, "{} bytes: {message}", message.len());
+    // A value that is not a string is cut the same way.
+    let (status, reply) = request(
+        address,
+        "POST",
+        "/dnc",
+        &json!({ "numbers": ["5550001234", "5550001235", vec![7; 100_000]] }).to_string(),
+    )
+    .await;
+    assert_eq!(status, 400, "{reply}");
+    let message = reply["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("number 3 of the request: [7,7,7,")
+            && message.ends_with(",7,7… is not a phone number (a string)"),
+        "{message}"
+    );
+    // A short one is shown whole, and nothing of either list was added.
+    refused(
+        address,
+        "GET",
+        "/dnc/555-CALL-NOW",
+        "",
+        "\"555-CALL-NOW\" is not a phone number",
+    )
+    .await;
+    assert_eq!(request(address, "GET", "/dnc", "").await.1["count"], 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn status_and_orders_answer_while_a_dnc_request_waits_on_the_database() {
+    use sqlx::{Connection as _, Row as _};
+    let db = ari_lab::mariadb::MariaDb::get().database("dncwait");
+    let server = Server::start_on("dnc-api-wait", Some(&db.url)).await;
+    let address = server.address;
+    assert_eq!(
+        request(address, "POST", "/dnc", r#"{"number": "5550009999"}"#)
+            .await
+            .0,
+        200
+    );
+    // Another client holds the row's lock in an open transaction: the POST below, which
+    // writes that number too, waits for it (up to innodb_lock_wait_timeout, 20 s).
+    let mut holder = tokio::time::timeout(DEADLINE, sqlx::MySqlConnection::connect(&db.url))
+        .await
+        .expect("MariaDB answers")
+        .unwrap();
+    let mut tx = holder.begin().await.unwrap();
+    sqlx::query("SELECT number FROM dnc WHERE number = '5550009999' FOR UPDATE")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let post = tokio::spawn(async move {
+        request(
+            address,
+            "POST",
+            "/dnc",
+            r#"{"numbers": ["5550009999", "5550008888"]}"#,
+        )
+        .await
+    });
+    // The POST's INSERT is under way in this database (it can only be waiting for us).
+    let mut watcher = sqlx::MySqlConnection::connect(&db.url).await.unwrap();
+    let waiting_from = tokio::time::Instant::now();
+    loop {
+        let inserts: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND INFO LIKE '%INTO dnc%'",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap()
+        .get(0);
+        if inserts > 0 {
+            break;
+        }
+        assert!(
+            waiting_from.elapsed() < DEADLINE,
+            "the POST /dnc never reached the database"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Meanwhile the controller's other routes answer at once.
+    let within = Duration::from_secs(1);
+    let (status, reply) = tokio::time::timeout(within, request(address, "GET", "/status", ""))
+        .await
+        .expect("GET /status answers while a POST /dnc waits on the database");
+    assert_eq!((status, &reply["state"]), (200, &json!("idle")), "{reply}");
+    let (status, _) = tokio::time::timeout(within, request(address, "POST", "/stop", ""))
+        .await
+        .expect("POST /stop answers while a POST /dnc waits on the database");
+    assert_eq!(status, 409, "nothing runs");
+    // And so do reads of the list on MySQL (each request has a connection of its own).
+    let (status, reply) = tokio::time::timeout(within, request(address, "GET", "/dnc", ""))
+        .await
+        .expect("GET /dnc answers while a POST /dnc waits on the database");
+    assert_eq!((status, &reply["count"]), (200, &json!(1)), "{reply}");
+    assert!(!post.is_finished(), "the POST still waits for the row lock");
+    // Once the lock is let go, the POST completes.
+    tx.rollback().await.unwrap();
+    let (status, reply) = tokio::time::timeout(DEADLINE, post)
+        .await
+        .expect("the POST completes once the lock is released")
+        .unwrap();
+    assert_eq!((status, &reply["added"]), (200, &json!(1)), "{reply}");
+    assert_eq!(db.sql("SELECT COUNT(*) FROM dnc").unwrap().trim(), "2");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_requests_on_an_idle_sqlite_store_take_turns_at_its_file() {
+    // Each request opens the file, whose lock refuses a second opener (this process
+    // too): they must take turns, not fail with "in use".
+    let server = Server::start("dnc-api-turns").await;
+    let address = server.address;
+    let requests: Vec<_> = (0..8)
+        .map(|i| {
+            tokio::spawn(async move {
+                let body = format!(r#"{{"number": "555000{i:04}"}}"#);
+                let added = request(address, "POST", "/dnc", &body).await;
+                let counted = request(address, "GET", "/dnc", "").await;
+                (added, counted)
+            })
+        })
+        .collect();
+    for request in requests {
+        let ((status, reply), (counted, count)) = request.await.unwrap();
+        assert_eq!((status, &reply["added"]), (200, &json!(1)), "{reply}");
+        assert_eq!(counted, 200, "{count}");
+    }
+    assert_eq!(request(address, "GET", "/dnc", "").await.1["count"], 8);
     server.stop().await;
 }
 
