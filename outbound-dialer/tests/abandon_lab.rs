@@ -7,131 +7,49 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use ari_client::model::Event;
-use ari_client::model::models::ChannelState;
-use ari_client::{Client, Credentials, Update};
-use futures::StreamExt as _;
+use std::time::Duration;
 
 use common::Campaign;
+use common::tracker::{Playback, Seen, Tracker};
+use outbound_dialer::ids::AttemptIds;
 
-/// One channel or playback as Asterisk reported it.
-#[derive(Debug, Clone, Default)]
-struct Seen {
-    created: Option<Instant>,
-    up: Option<Instant>,
-    destroyed: Option<Instant>,
-    /// Playbacks: where (`bridge:...`, `channel:...`).
-    target_uri: String,
-    started: Option<Instant>,
-    finished: Option<Instant>,
+/// What a campaign of one number did: the dialer's output and report, and on Asterisk
+/// (once every channel of the campaign ended) its channels and playbacks.
+struct Ran {
+    text: String,
+    report: Vec<BTreeMap<String, String>>,
+    key: String,
+    /// The ids of the first attempt of the first number.
+    ids: AttemptIds,
+    tracker: Tracker,
+    seen: BTreeMap<String, Seen>,
+    playbacks: Vec<Playback>,
 }
 
-/// Channels and playbacks whose ids (or targets) carry the campaign's key.
-struct Tracker {
-    seen: Arc<Mutex<BTreeMap<String, Seen>>>,
-    _connection: ari_client::AppConnection,
-}
-
-impl Tracker {
-    async fn start(key: String) -> Tracker {
-        let lab = ari_lab::Lab::get().await;
-        let client = Client::builder(&lab.ari_url)
-            .credentials(Credentials::new(lab.username.clone(), lab.password.clone()))
-            .build()
-            .unwrap();
-        let connection = client
-            .app_connection([ari_lab::unique_name("abandon-track")])
-            .event_sources(["channel:", "bridge:"]) // not subscribeAll: asterisk/asterisk#2170
-            .connect()
-            .await
-            .expect("the tracker connects");
-        let seen: Arc<Mutex<BTreeMap<String, Seen>>> = Arc::default();
-        let mut updates = connection.updates();
-        let state = seen.clone();
-        tokio::spawn(async move {
-            while let Some(update) = updates.next().await {
-                let Update::Event(event) = update else {
-                    continue;
-                };
-                let now = Instant::now();
-                let mut s = state.lock().unwrap();
-                match event.as_ref() {
-                    Event::ChannelCreated(e) if e.channel.id.as_str().contains(&key) => {
-                        s.entry(e.channel.id.to_string()).or_default().created = Some(now);
-                    }
-                    Event::ChannelStateChange(e)
-                        if e.channel.id.as_str().contains(&key)
-                            && e.channel.state == ChannelState::Up =>
-                    {
-                        let entry = s.entry(e.channel.id.to_string()).or_default();
-                        entry.up.get_or_insert(now);
-                    }
-                    Event::ChannelDestroyed(e) if e.channel.id.as_str().contains(&key) => {
-                        s.entry(e.channel.id.to_string()).or_default().destroyed = Some(now);
-                    }
-                    Event::PlaybackStarted(e) if e.playback.target_uri.contains(&key) => {
-                        let entry = s.entry(format!("pb-{}", e.playback.id)).or_default();
-                        entry.target_uri = e.playback.target_uri.clone();
-                        entry.started = Some(now);
-                    }
-                    Event::PlaybackFinished(e) if e.playback.target_uri.contains(&key) => {
-                        let entry = s.entry(format!("pb-{}", e.playback.id)).or_default();
-                        entry.target_uri = e.playback.target_uri.clone();
-                        entry.finished = Some(now);
-                    }
-                    _ => {}
-                }
-            }
-        });
-        Tracker {
-            seen,
-            _connection: connection,
-        }
+/// Runs `campaign` to its end (it must succeed) with a tracker of its key.
+async fn run(campaign: &Campaign) -> Ran {
+    let key = outbound_dialer::ids::campaign_key(&campaign.name);
+    let tracker = Tracker::start(key.clone()).await;
+    let text = campaign.run_ok().await;
+    tracker.until_all_ended().await;
+    Ran {
+        text,
+        report: campaign.report(),
+        ids: AttemptIds::new(&key, 1, 1),
+        key,
+        seen: tracker.channels(),
+        playbacks: tracker.playbacks(),
+        tracker,
     }
+}
 
-    /// What was seen whose id starts with `prefix`.
-    fn with_prefix(&self, prefix: &str) -> Vec<Seen> {
+impl Ran {
+    /// The channel `id`, which must have been seen.
+    fn channel(&self, id: &str) -> &Seen {
         self.seen
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(id, _)| id.starts_with(prefix))
-            .map(|(_, seen)| seen.clone())
-            .collect()
+            .get(id)
+            .unwrap_or_else(|| panic!("{id}: {:#?}", self.seen))
     }
-
-    fn all(&self) -> BTreeMap<String, Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    /// Waits (within 5 s: the dialer has seen it already) until every channel of the
-    /// campaign is seen destroyed.
-    async fn until_all_ended(&self) {
-        let ended = tokio::time::timeout(Duration::from_secs(5), async {
-            loop {
-                let all = self.all();
-                let channels = all.iter().filter(|(id, _)| !id.starts_with("pb-"));
-                if !all.is_empty() && channels.clone().all(|(_, seen)| seen.destroyed.is_some()) {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
-        assert!(ended.is_ok(), "channels still up: {:#?}", self.all());
-    }
-}
-
-fn output_text(output: &std::process::Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,12 +62,8 @@ async fn a_slow_target_is_cut_at_two_seconds_and_the_callee_hears_the_message() 
         .set("TARGET_ENDPOINT", "Local/delay-3@lab")
         .set("DIALER_TARGET_TIMEOUT", "10")
         .set("DIALER_TARGET_FAILED_SOUND", "sound:beep");
-    let key = outbound_dialer::ids::campaign_key(&campaign.name);
-    let tracker = Tracker::start(key.clone()).await;
-    let output = campaign.run().await;
-    let text = output_text(&output);
-    assert!(output.status.success(), "{text}");
-    let report = campaign.report();
+    let ran = run(&campaign).await;
+    let (text, report, seen) = (&ran.text, &ran.report, &ran.seen);
     assert_eq!(report.len(), 1, "{report:?}");
     assert_eq!(report[0]["outcome"], "target_failed", "{text}");
     assert!(
@@ -163,22 +77,9 @@ async fn a_slow_target_is_cut_at_two_seconds_and_the_callee_hears_the_message() 
         report[0]
     );
 
-    tracker.until_all_ended().await;
-    let seen = tracker.all();
-    let one = |prefix: &str| {
-        let found = tracker.with_prefix(prefix);
-        assert_eq!(found.len(), 1, "{prefix}: {seen:#?}");
-        found[0].clone()
-    };
     // The first attempt of the first number; the Local target's other half is `;2`.
-    let ids = outbound_dialer::ids::AttemptIds::new(&key, 1, 1);
-    let exactly = |id: &str| {
-        seen.get(id)
-            .cloned()
-            .unwrap_or_else(|| panic!("{id}: {seen:#?}"))
-    };
-    let callee = exactly(&ids.callee);
-    let target = exactly(&ids.target);
+    let callee = ran.channel(&ran.ids.callee);
+    let target = ran.channel(&ran.ids.target);
     let answered = callee.up.expect("the callee answered");
     let callee_end = callee.destroyed.expect("the callee was hung up");
     let target_end = target.destroyed.expect("the target attempt was hung up");
@@ -192,17 +93,19 @@ async fn a_slow_target_is_cut_at_two_seconds_and_the_callee_hears_the_message() 
     assert!(target.up.is_none(), "the target never answered: {seen:#?}");
     // The message was played on the callee's bridge after the cut, to its end, and only
     // then was the callee hung up.
-    let playback = one("pb-");
+    let playbacks = &ran.playbacks;
+    assert_eq!(playbacks.len(), 1, "{playbacks:#?}");
+    let playback = &playbacks[0];
     assert!(
-        playback.target_uri == format!("bridge:{}", ids.bridge),
-        "{seen:#?}"
+        playback.target_uri == format!("bridge:{}", ran.ids.bridge),
+        "{playbacks:#?}"
     );
     let (started, finished) = (playback.started.unwrap(), playback.finished.unwrap());
     assert!(
         started >= target_end - Duration::from_millis(100),
-        "{seen:#?}"
+        "{playbacks:#?}\n{seen:#?}"
     );
-    assert!(finished <= callee_end, "{seen:#?}");
+    assert!(finished <= callee_end, "{playbacks:#?}\n{seen:#?}");
     let lifetime = callee_end - answered;
     eprintln!(
         "target cut {cut:?} after the answer; message {:?}; callee hung up {lifetime:?} after the answer",
@@ -222,21 +125,15 @@ async fn a_fast_target_is_never_cut() {
     campaign
         .set("TARGET_ENDPOINT", "Local/answer@lab")
         .set("DIALER_TARGET_FAILED_SOUND", "sound:beep");
-    let key = outbound_dialer::ids::campaign_key(&campaign.name);
-    let tracker = Tracker::start(key.clone()).await;
-    let output = campaign.run().await;
-    let text = output_text(&output);
-    assert!(output.status.success(), "{text}");
-    let report = campaign.report();
+    let ran = run(&campaign).await;
+    let (text, report, seen) = (&ran.text, &ran.report, &ran.seen);
     assert_eq!(report[0]["outcome"], "answered", "{text}");
     assert!(
         !report[0]["target_connected_at"].is_empty(),
         "{:?}",
         report[0]
     );
-    tracker.until_all_ended().await;
-    let seen = tracker.all();
-    let callee = tracker.with_prefix(&format!("dc-{key}-"));
+    let callee = ran.tracker.with_prefix(&format!("dc-{}-", ran.key));
     assert_eq!(callee.len(), 1, "{seen:#?}");
     let lifetime = callee[0].destroyed.unwrap() - callee[0].up.unwrap();
     // The callee's own 3 s, well past the 2 s limit: the dialer cut nothing.
@@ -245,8 +142,9 @@ async fn a_fast_target_is_never_cut() {
         "the callee lived {lifetime:?} after answering: {seen:#?}"
     );
     assert!(
-        tracker.with_prefix("pb-").is_empty(),
-        "no message was played: {seen:#?}"
+        ran.playbacks.is_empty(),
+        "no message was played: {:#?}",
+        ran.playbacks
     );
     assert!(!text.contains("abandoned: no target"), "{text}");
 }
@@ -262,24 +160,14 @@ async fn with_abandon_after_zero_a_late_target_connects_and_counts_as_abandoned(
         .set("DIALER_TARGET_TIMEOUT", "10")
         .set("DIALER_ABANDON_AFTER", "0")
         .set("DIALER_TARGET_FAILED_SOUND", "sound:beep");
-    let key = outbound_dialer::ids::campaign_key(&campaign.name);
-    let tracker = Tracker::start(key.clone()).await;
-    let output = campaign.run().await;
-    let text = output_text(&output);
-    assert!(output.status.success(), "{text}");
-    let report = campaign.report();
+    let ran = run(&campaign).await;
+    let (text, report, seen) = (&ran.text, &ran.report, &ran.seen);
     assert_eq!(report[0]["outcome"], "answered", "not cut\n{text}");
-    tracker.until_all_ended().await;
-    let seen = tracker.all();
-    let ids = outbound_dialer::ids::AttemptIds::new(&key, 1, 1);
-    let callee = &seen[&ids.callee];
-    let target = &seen[&ids.target];
+    let callee = ran.channel(&ran.ids.callee);
+    let target = ran.channel(&ran.ids.target);
     let joined = target.up.expect("the target answered") - callee.up.unwrap();
     assert!(joined > Duration::from_secs(2), "{joined:?}: {seen:#?}");
-    assert!(
-        tracker.with_prefix("pb-").is_empty(),
-        "no message: {seen:#?}"
-    );
+    assert!(ran.playbacks.is_empty(), "no message: {:#?}", ran.playbacks);
     // Connected, but late: the campaign's rate counts it abandoned.
     let days = std::fs::read_to_string(campaign.dir.join("report.abandon.csv")).unwrap();
     assert!(days.contains("\nlast_30_days,1,1,100.00\n"), "{days}");
@@ -300,13 +188,9 @@ async fn with_amd_the_two_seconds_count_from_the_verdict() {
         .set("TARGET_ENDPOINT", "Local/delay-3@lab")
         .set("DIALER_TARGET_TIMEOUT", "10")
         .set("DIALER_TARGET_FAILED_SOUND", "sound:beep");
-    let key = outbound_dialer::ids::campaign_key(&campaign.name);
-    let tracker = Tracker::start(key.clone()).await;
-    let output = campaign.run().await;
-    let text = output_text(&output);
-    assert!(output.status.success(), "{text}");
+    let ran = run(&campaign).await;
+    let (text, report, seen) = (&ran.text, &ran.report, &ran.seen);
     assert!(text.contains("amd_status=HUMAN"), "{text}");
-    let report = campaign.report();
     assert_eq!(report[0]["outcome"], "target_failed", "{text}");
     assert!(
         report[0]["message"]
@@ -314,11 +198,8 @@ async fn with_amd_the_two_seconds_count_from_the_verdict() {
         "{:?}",
         report[0]
     );
-    tracker.until_all_ended().await;
-    let seen = tracker.all();
-    let ids = outbound_dialer::ids::AttemptIds::new(&key, 1, 1);
-    let callee = &seen[&ids.callee];
-    let target = &seen[&ids.target];
+    let callee = ran.channel(&ran.ids.callee);
+    let target = ran.channel(&ran.ids.target);
     // The target is dialled at the verdict and cut 2 s after it, which is well after 2 s
     // from the answer.
     let target_lifetime = target.destroyed.unwrap() - target.created.unwrap();
@@ -335,9 +216,5 @@ async fn with_amd_the_two_seconds_count_from_the_verdict() {
         cut > Duration::from_millis(2900),
         "cut {cut:?} after the answer: {seen:#?}"
     );
-    assert_eq!(
-        tracker.with_prefix("pb-").len(),
-        1,
-        "the message: {seen:#?}"
-    );
+    assert_eq!(ran.playbacks.len(), 1, "the message: {:#?}", ran.playbacks);
 }

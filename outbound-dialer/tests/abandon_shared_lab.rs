@@ -11,21 +11,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::Campaign;
+use common::{Campaign, output_text};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 const NUMBERS: usize = 16;
-
-fn output_text(output: &std::process::Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// One HTTP/1.1 exchange with the dialer over 127.0.0.1, within 10 s: status and JSON.
 async fn try_get(address: SocketAddr, path: &str) -> std::io::Result<(u16, Value)> {

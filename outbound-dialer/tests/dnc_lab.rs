@@ -7,16 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Campaign, Watcher};
-
-fn output_text(output: &std::process::Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use common::{Campaign, Watcher, output_text};
 
 /// As an operator would: a plain INSERT into the campaign's store, beside the dialer.
 async fn operator_adds(db: &std::path::Path, number: &str) {

@@ -11,24 +11,14 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use common::{Campaign, Watcher};
+use common::{Campaign, Watcher, output_text};
 use futures::TryStreamExt as _;
-use outbound_dialer::store::{Location, MySqlTarget, Store};
 
 const DIALERS: usize = 3;
 const MAX_CC: usize = 5;
 const NUMBERS: usize = 300;
 /// The whole campaign, crash and lease included.
 const DEADLINE: Duration = Duration::from_secs(90);
-
-fn output_text(output: &std::process::Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// The numbers: a third answered (the target plays "hello world" and hangs up: a call
 /// of a second or two, bridged and recorded), a third busy, a third unknown (404).
@@ -165,12 +155,7 @@ async fn three_dialers_share_a_campaign_and_survive_one_killed() {
     assert!(max_live > MAX_CC, "the dialers dialled side by side");
 
     // The database's view: one attempt per number, every one with its outcome.
-    let store = Store::open_at(
-        &Location::MySql(MySqlTarget::Url(db.url.clone())),
-        &campaign.name,
-    )
-    .await
-    .unwrap();
+    let store = campaign.mysql_store(&db.url).await;
     let attempts: Vec<_> = store.attempts().try_collect().await.unwrap();
     assert_eq!(attempts.len(), NUMBERS, "one attempt per number");
     let dialled: HashSet<&str> = attempts.iter().map(|a| a.number.as_str()).collect();

@@ -7,107 +7,13 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use ari_client::model::Event;
-use ari_client::{Client, Credentials, Update};
-use futures::StreamExt as _;
+use ari_client::{Client, Credentials};
 
-use common::Campaign;
-
-/// One channel as Asterisk reported it (wall-clock times, to compare with the store's).
-#[derive(Debug, Clone, Default)]
-struct Seen {
-    created: Option<SystemTime>,
-    destroyed: Option<SystemTime>,
-    /// Times it was created (more than once: dialled twice).
-    creations: u32,
-    /// Dialplan applications it ran, in order.
-    apps: Vec<String>,
-}
-
-/// Every channel whose id starts with a prefix, by id.
-struct Tracker {
-    seen: Arc<Mutex<BTreeMap<String, Seen>>>,
-    _connection: ari_client::AppConnection,
-}
-
-impl Tracker {
-    async fn start(prefix: String) -> Tracker {
-        let lab = ari_lab::Lab::get().await;
-        let client = Client::builder(&lab.ari_url)
-            .credentials(Credentials::new(lab.username.clone(), lab.password.clone()))
-            .build()
-            .unwrap();
-        let connection = client
-            .app_connection([ari_lab::unique_name("rules-crash-track")])
-            .event_sources(["channel:", "bridge:"]) // not subscribeAll: asterisk/asterisk#2170
-            .connect()
-            .await
-            .expect("the tracker connects");
-        let seen: Arc<Mutex<BTreeMap<String, Seen>>> = Arc::default();
-        let mut updates = connection.updates();
-        let state = seen.clone();
-        tokio::spawn(async move {
-            while let Some(update) = updates.next().await {
-                let Update::Event(event) = update else {
-                    continue;
-                };
-                let mut s = state.lock().unwrap();
-                match event.as_ref() {
-                    Event::ChannelCreated(e) if e.channel.id.as_str().starts_with(&prefix) => {
-                        let entry = s.entry(e.channel.id.to_string()).or_default();
-                        entry.created = Some(SystemTime::now());
-                        entry.creations += 1;
-                    }
-                    Event::ChannelDialplan(e) if e.channel.id.as_str().starts_with(&prefix) => {
-                        let entry = s.entry(e.channel.id.to_string()).or_default();
-                        entry.apps.push(e.dialplan_app.clone());
-                    }
-                    Event::ChannelDestroyed(e) if e.channel.id.as_str().starts_with(&prefix) => {
-                        let entry = s.entry(e.channel.id.to_string()).or_default();
-                        entry.destroyed = Some(SystemTime::now());
-                    }
-                    _ => {}
-                }
-            }
-        });
-        Tracker {
-            seen,
-            _connection: connection,
-        }
-    }
-
-    fn channels(&self) -> BTreeMap<String, Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    /// Waits (within `within`) until `ready` holds for what was seen.
-    async fn until(
-        &self,
-        within: Duration,
-        what: &str,
-        ready: impl Fn(&BTreeMap<String, Seen>) -> bool,
-    ) {
-        let reached = tokio::time::timeout(within, async {
-            loop {
-                if ready(&self.seen.lock().unwrap()) {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await;
-        assert!(
-            reached.is_ok(),
-            "{what} did not happen within {within:?}: {:?}",
-            self.channels()
-        );
-    }
-}
+use common::tracker::{Seen, Tracker};
+use common::{Campaign, output_text};
 
 /// The campaign's store as the test reads it while a dialer has it (read-only for
 /// SQLite; the MariaDB client for MySQL).
@@ -205,15 +111,6 @@ fn on_store(prefix: &str, numbers: &[&str], maria: bool) -> (Campaign, Db) {
     (campaign, db)
 }
 
-fn output_text(output: &std::process::Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 fn unix_ms(at: SystemTime) -> i64 {
     i64::try_from(
         at.duration_since(SystemTime::UNIX_EPOCH)
@@ -225,16 +122,6 @@ fn unix_ms(at: SystemTime) -> i64 {
 
 fn now_ms() -> i64 {
     unix_ms(SystemTime::now())
-}
-
-/// The report's rows of one number, in attempt order: (attempt, outcome).
-fn attempts(campaign: &Campaign, number: &str) -> Vec<(String, String)> {
-    campaign
-        .report()
-        .into_iter()
-        .filter(|row| row["number"] == number)
-        .map(|row| (row["attempt"].clone(), row["outcome"].clone()))
-        .collect()
 }
 
 const RETRY_DELAY_MS: i64 = 5_000;
@@ -278,22 +165,12 @@ async fn retries_survive_a_kill(maria: bool) {
         .await;
     assert_eq!(waiting, 2, "both retries are stored");
 
-    let output = campaign.run().await;
-    let text = output_text(&output);
-    assert!(output.status.success(), "{text}");
-    for number in ["2001", "2002"] {
-        assert_eq!(
-            attempts(&campaign, number),
-            [("1", "busy"), ("2", "busy"), ("3", "busy")]
-                .map(|(a, o)| (a.to_owned(), o.to_owned()))
-                .to_vec(),
-            "{number}\n{text}"
-        );
-    }
+    let text = campaign.run_ok().await;
+    campaign.assert_attempts(&["2001", "2002"], &["busy", "busy", "busy"], &text);
     // The answered number is never retried. Killed while it talked, its call is
     // adopted (SQLite: at once) or, on MariaDB, taken over once the killed dialer's lease
     // ran out, by when it may have ended unseen (interrupted, as crash_lab.rs).
-    let answered = attempts(&campaign, "1003");
+    let answered = campaign.attempts("1003");
     assert_eq!(answered.len(), 1, "{answered:?}\n{text}");
     assert!(
         answered[0].1 == "answered" || (maria && answered[0].1 == "interrupted"),
@@ -336,7 +213,8 @@ async fn retries_survive_a_kill(maria: bool) {
             })
             .collect();
         for pair in calls.windows(2) {
-            let gap = unix_ms(pair[1].created.unwrap()) - unix_ms(pair[0].destroyed.unwrap());
+            let gap =
+                unix_ms(pair[1].created_wall.unwrap()) - unix_ms(pair[0].destroyed_wall.unwrap());
             // The store's end is written a little after Asterisk's; allow for it.
             assert!(
                 gap >= RETRY_DELAY_MS - 200,
@@ -406,16 +284,8 @@ async fn window_survives_a_kill(maria: bool) {
         "nothing dialled before the window"
     );
 
-    let output = campaign.run().await;
-    let text = output_text(&output);
-    assert!(output.status.success(), "{text}");
-    for number in numbers {
-        assert_eq!(
-            attempts(&campaign, number),
-            vec![("1".to_owned(), "answered".to_owned())],
-            "{number}\n{text}"
-        );
-    }
+    let text = campaign.run_ok().await;
+    campaign.assert_attempts(&numbers, &["answered"], &text);
     let originated = db.rows("SELECT originated_at FROM attempts").await;
     assert_eq!(originated.len(), 3);
     for row in &originated {
@@ -428,7 +298,7 @@ async fn window_survives_a_kill(maria: bool) {
     assert_eq!(channels.len(), 3, "{channels:?}");
     for seen in channels.values() {
         assert_eq!(seen.creations, 1, "{channels:?}");
-        let created = unix_ms(seen.created.unwrap());
+        let created = unix_ms(seen.created_wall.unwrap());
         assert!(
             created >= opens * 1000,
             "called at {created} ms, before the window opened at {opens} s"
@@ -455,6 +325,30 @@ fn in_amd(seen: &Seen) -> bool {
     seen.apps.last().is_some_and(|app| app == "AMD")
 }
 
+/// Runs the campaign's dialer and kills it (`kill -9`) once `callees` callees are all
+/// in detection (AMD() runs on them).
+async fn kill_during_amd(campaign: &Campaign, tracker: &Tracker, callees: usize) {
+    let mut first = campaign.command(&["run"]).spawn().unwrap();
+    tracker
+        .until(
+            Duration::from_secs(20),
+            &format!("{callees} callee(s) in AMD"),
+            |seen| seen.len() == callees && seen.values().all(in_amd),
+        )
+        .await;
+    first.kill().await.unwrap();
+}
+
+/// An AMD campaign of `number` alone, on SQLite, whose dialer was killed while the
+/// callee was in detection; its tracker.
+async fn one_callee_killed_during_amd(prefix: &str, number: &str) -> (Campaign, Tracker) {
+    let (mut campaign, _db) = on_store(prefix, &[number], false);
+    campaign.set("DIALER_AMD", "1");
+    let tracker = Tracker::start(campaign.callee_prefix()).await;
+    kill_during_amd(&campaign, &tracker, 1).await;
+    (campaign, tracker)
+}
+
 async fn amd_survives_a_kill(maria: bool) {
     ari_lab::Lab::get().await;
     // A person (81...) and a machine (82...), as the carrier answers them.
@@ -464,14 +358,8 @@ async fn amd_survives_a_kill(maria: bool) {
         .set("DIALER_MACHINE_MESSAGE", "sound:beep");
     let tracker = Tracker::start(campaign.callee_prefix()).await;
 
-    // Killed while both callees are in detection (AMD() runs on them).
-    let mut first = campaign.command(&["run"]).spawn().unwrap();
-    tracker
-        .until(Duration::from_secs(20), "both callees in AMD", |seen| {
-            seen.len() == 2 && seen.values().all(in_amd)
-        })
-        .await;
-    first.kill().await.unwrap();
+    // Killed while both callees are in detection.
+    kill_during_amd(&campaign, &tracker, 2).await;
     assert_eq!(
         db.count("SELECT COUNT(*) FROM attempts WHERE state = 'answered'")
             .await,
@@ -479,9 +367,7 @@ async fn amd_survives_a_kill(maria: bool) {
         "both stored as answered when the dialer died"
     );
 
-    let output = campaign.run().await;
-    let text = output_text(&output);
-    assert!(output.status.success(), "{text}");
+    let text = campaign.run_ok().await;
     let report = campaign.report();
     assert_eq!(report.len(), 2, "one attempt each: {report:?}");
     let row = |number: &str| report.iter().find(|r| r["number"] == number).unwrap();
@@ -538,16 +424,7 @@ async fn calls_killed_during_amd_get_their_verdict_after_a_restart_on_mariadb() 
 #[tokio::test]
 async fn a_call_whose_amd_ended_while_the_dialer_was_down_is_interrupted_not_target_failed() {
     ari_lab::Lab::get().await;
-    let (mut campaign, _db) = on_store("rc-amd-gone", &["81002"], false);
-    campaign.set("DIALER_AMD", "1");
-    let tracker = Tracker::start(campaign.callee_prefix()).await;
-    let mut first = campaign.command(&["run"]).spawn().unwrap();
-    tracker
-        .until(Duration::from_secs(20), "the callee in AMD", |seen| {
-            seen.len() == 1 && seen.values().all(in_amd)
-        })
-        .await;
-    first.kill().await.unwrap();
+    let (campaign, tracker) = one_callee_killed_during_amd("rc-amd-gone", "81002").await;
     // AMD ends with no app to return to: Asterisk hangs the callee up.
     tracker
         .until(Duration::from_secs(20), "the callee hung up", |seen| {
@@ -555,9 +432,7 @@ async fn a_call_whose_amd_ended_while_the_dialer_was_down_is_interrupted_not_tar
         })
         .await;
 
-    let output = campaign.run().await;
-    let text = output_text(&output);
-    assert!(output.status.success(), "{text}");
+    let text = campaign.run_ok().await;
     let report = campaign.report();
     assert_eq!(report.len(), 1, "{report:?}");
     assert_eq!(report[0]["outcome"], "interrupted", "{report:?}\n{text}");
@@ -639,23 +514,12 @@ async fn a_person_whose_target_rang_when_the_dialer_died_is_connected_after_the_
 #[tokio::test]
 async fn a_call_in_amd_restarted_under_another_app_name_is_interrupted_and_says_why() {
     ari_lab::Lab::get().await;
-    let (mut campaign, _db) = on_store("rc-amd-app", &["81004"], false);
-    campaign.set("DIALER_AMD", "1");
-    let tracker = Tracker::start(campaign.callee_prefix()).await;
-    let mut first = campaign.command(&["run"]).spawn().unwrap();
-    tracker
-        .until(Duration::from_secs(20), "the callee in AMD", |seen| {
-            seen.len() == 1 && seen.values().all(in_amd)
-        })
-        .await;
-    first.kill().await.unwrap();
+    let (mut campaign, tracker) = one_callee_killed_during_amd("rc-amd-app", "81004").await;
     // The same campaign restarted under another Stasis app: AMD returns the callee to
     // the old app, which is gone.
     let old_app = campaign.app.clone();
     campaign.set("STASIS_APP", &ari_lab::unique_name("rc-amd-other-app"));
-    let output = campaign.run().await;
-    let text = output_text(&output);
-    assert!(output.status.success(), "{text}");
+    let text = campaign.run_ok().await;
     let report = campaign.report();
     assert_eq!(report.len(), 1, "{report:?}");
     assert_eq!(report[0]["outcome"], "interrupted", "{report:?}\n{text}");

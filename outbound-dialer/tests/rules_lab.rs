@@ -7,108 +7,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
-
-use ari_client::model::Event;
-use ari_client::{Client, Credentials, Update};
-use futures::StreamExt as _;
+use std::time::{Duration, SystemTime};
 
 use common::Campaign;
-
-/// One callee channel as Asterisk reported it.
-#[derive(Debug, Clone, Default)]
-struct Seen {
-    created: Option<Instant>,
-    created_wall: Option<SystemTime>,
-    destroyed: Option<Instant>,
-    cause: Option<i64>,
-}
-
-/// Every channel of a campaign, by id, with its times.
-struct Tracker {
-    seen: Arc<Mutex<BTreeMap<String, Seen>>>,
-    _connection: ari_client::AppConnection,
-}
-
-impl Tracker {
-    async fn start(prefix: String) -> Tracker {
-        let lab = ari_lab::Lab::get().await;
-        let client = Client::builder(&lab.ari_url)
-            .credentials(Credentials::new(lab.username.clone(), lab.password.clone()))
-            .build()
-            .unwrap();
-        let connection = client
-            .app_connection([ari_lab::unique_name("rules-track")])
-            .event_sources(["channel:", "bridge:"]) // not subscribeAll: asterisk/asterisk#2170
-            .connect()
-            .await
-            .expect("the tracker connects");
-        let seen: Arc<Mutex<BTreeMap<String, Seen>>> = Arc::default();
-        let mut updates = connection.updates();
-        let state = seen.clone();
-        tokio::spawn(async move {
-            while let Some(update) = updates.next().await {
-                let Update::Event(event) = update else {
-                    continue;
-                };
-                match event.as_ref() {
-                    Event::ChannelCreated(e) if e.channel.id.as_str().starts_with(&prefix) => {
-                        let mut s = state.lock().unwrap();
-                        let entry = s.entry(e.channel.id.to_string()).or_default();
-                        entry.created = Some(Instant::now());
-                        entry.created_wall = Some(SystemTime::now());
-                    }
-                    Event::ChannelDestroyed(e) if e.channel.id.as_str().starts_with(&prefix) => {
-                        let mut s = state.lock().unwrap();
-                        let entry = s.entry(e.channel.id.to_string()).or_default();
-                        entry.destroyed = Some(Instant::now());
-                        entry.cause = Some(e.cause);
-                    }
-                    _ => {}
-                }
-            }
-        });
-        Tracker {
-            seen,
-            _connection: connection,
-        }
-    }
-
-    fn channels(&self) -> BTreeMap<String, Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    /// The callee channels of the number stored as `number_id`, by attempt.
-    fn attempts_of(&self, campaign: &Campaign, number_id: u32) -> Vec<Seen> {
-        let prefix = format!("{}{number_id:012}-", campaign.callee_prefix());
-        self.channels()
-            .into_iter()
-            .filter(|(id, _)| id.starts_with(&prefix))
-            .map(|(_, seen)| seen)
-            .collect()
-    }
-}
-
-fn output_text(output: &std::process::Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// The report's rows of one number, in attempt order: (attempt, outcome).
-fn attempts(campaign: &Campaign, number: &str) -> Vec<(String, String)> {
-    campaign
-        .report()
-        .into_iter()
-        .filter(|row| row["number"] == number)
-        .map(|row| (row["attempt"].clone(), row["outcome"].clone()))
-        .collect()
-}
+use common::tracker::{Seen, Tracker};
 
 #[tokio::test]
 async fn retries_follow_their_delays_and_stop_at_the_limit() {
@@ -118,22 +20,12 @@ async fn retries_follow_their_delays_and_stop_at_the_limit() {
         .set("DIALER_MAX_ATTEMPTS", "3")
         .set("DIALER_RETRY_DELAY", "busy=2s");
     let tracker = Tracker::start(campaign.callee_prefix()).await;
-    let output = campaign.run().await;
-    let text = output_text(&output);
-    assert!(output.status.success(), "{text}");
-    for number in ["2001", "2002"] {
-        assert_eq!(
-            attempts(&campaign, number),
-            [("1", "busy"), ("2", "busy"), ("3", "busy")]
-                .map(|(a, o)| (a.to_owned(), o.to_owned()))
-                .to_vec(),
-            "{number}\n{text}"
-        );
-    }
-    assert_eq!(
-        attempts(&campaign, "1001"),
-        vec![("1".to_owned(), "answered".to_owned())],
-        "an answered number is not retried\n{text}"
+    let text = campaign.run_ok().await;
+    campaign.assert_attempts(&["2001", "2002"], &["busy", "busy", "busy"], &text);
+    campaign.assert_attempts(
+        &["1001"],
+        &["answered"],
+        &format!("an answered number is not retried\n{text}"),
     );
     // On Asterisk: three calls per busy number, each 2 s (and not much more, allowing for
     // a loaded machine) after the previous one ended.
@@ -171,18 +63,12 @@ async fn a_number_outside_its_window_is_called_when_it_opens() {
         .set("DIALER_CALLING_WINDOW", &window)
         .set("DIALER_DEFAULT_TIMEZONE", "UTC");
     let tracker = Tracker::start(campaign.callee_prefix()).await;
-    let output = campaign.run().await;
-    let text = output_text(&output);
-    assert!(output.status.success(), "{text}");
+    let text = campaign.run_ok().await;
     assert!(
         text.contains("nothing callable now: sleeping until"),
         "the dialer says until when it sleeps\n{text}"
     );
-    assert_eq!(
-        attempts(&campaign, "1001"),
-        vec![("1".to_owned(), "answered".to_owned())],
-        "{text}"
-    );
+    campaign.assert_attempts(&["1001"], &["answered"], &text);
     let calls = tracker.attempts_of(&campaign, 1);
     assert_eq!(calls.len(), 1, "{calls:?}");
     let created = calls[0]
@@ -211,9 +97,7 @@ async fn dnc_numbers_never_reach_the_trunk() {
     .unwrap();
     campaign.set("DIALER_DNC_FILE", "dnc.txt");
     let tracker = Tracker::start(campaign.callee_prefix()).await;
-    let output = campaign.run().await;
-    let text = output_text(&output);
-    assert!(output.status.success(), "{text}");
+    let text = campaign.run_ok().await;
     let outcomes = campaign.outcomes();
     assert_eq!(outcomes["1001"], "answered", "{text}");
     assert_eq!(outcomes["1002"], "dnc", "{text}");
@@ -245,9 +129,7 @@ async fn the_abandon_rate_lowers_concurrency_when_the_target_fails() {
         .set("DIALER_TARGET_TIMEOUT", "1")
         .set("DIALER_TARGET_FAILED_SOUND", "sound:beep");
     let tracker = Tracker::start(campaign.callee_prefix()).await;
-    let output = campaign.run().await;
-    let text = output_text(&output);
-    assert!(output.status.success(), "{text}");
+    let text = campaign.run_ok().await;
     for number in numbers {
         assert_eq!(campaign.outcomes()[number], "target_failed", "{text}");
     }
@@ -290,9 +172,7 @@ async fn the_circuit_breaker_trips_on_a_run_of_503s() {
         .set("DIALER_BREAKER_THRESHOLD", "3")
         .set("DIALER_BREAKER_COOLDOWN", "3s");
     let tracker = Tracker::start(campaign.callee_prefix()).await;
-    let output = campaign.run().await;
-    let text = output_text(&output);
-    assert!(output.status.success(), "{text}");
+    let text = campaign.run_ok().await;
     assert!(
         text.contains("circuit breaker open: the last 3 calls failed at the trunk (last cause 34"),
         "the dialer says why it pauses\n{text}"
@@ -341,9 +221,7 @@ async fn amd_tells_the_carriers_person_from_its_machine() {
         .set("DIALER_AMD", "1")
         .set("DIALER_MACHINE_MESSAGE", "sound:beep");
     let tracker = Tracker::start(campaign.callee_prefix()).await;
-    let output = campaign.run().await;
-    let text = output_text(&output);
-    assert!(output.status.success(), "{text}");
+    let text = campaign.run_ok().await;
     let outcomes = campaign.outcomes();
     assert_eq!(outcomes["81001"], "answered", "a person is bridged\n{text}");
     assert_eq!(outcomes["82001"], "machine", "a machine is not\n{text}");

@@ -9,88 +9,18 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::http::{self, Answer, HTTP_DEADLINE, free_port, status_until};
 use common::{Campaign, WatchState, Watcher};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 
-/// Every HTTP exchange ends by then.
-const HTTP_DEADLINE: Duration = Duration::from_secs(10);
 /// How long a call may take to be created, or to end (3 s of talk and teardown).
 const CALL_DEADLINE: Duration = Duration::from_secs(20);
 /// A class-7 call: answered, then hung up by the carrier 3 s later.
 const CALL_LENGTH: Duration = Duration::from_secs(3);
 
-/// An answer: the status and the JSON body.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    body: Value,
-}
-
-/// One HTTP/1.1 exchange over 127.0.0.1 (`Connection: close`, read to the end).
-async fn exchange(address: SocketAddr, method: &str, path: &str) -> std::io::Result<Answer> {
-    let mut stream = TcpStream::connect(address).await?;
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await?;
-    let text = String::from_utf8_lossy(&raw);
-    let invalid =
-        |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{why}: {text}"));
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| invalid("no end of headers"))?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| invalid("no status"))?;
-    let length = head.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.eq_ignore_ascii_case("content-length")
-            .then(|| value.trim().parse::<usize>().ok())
-            .flatten()
-    });
-    let body = match length {
-        Some(length) => body.get(..length).ok_or_else(|| invalid("short body"))?,
-        None => body,
-    };
-    let body = serde_json::from_str(body).map_err(|_| invalid("not JSON"))?;
-    Ok(Answer { status, body })
-}
-
-/// An exchange that must succeed within [`HTTP_DEADLINE`].
+/// An exchange that must succeed (no body).
 async fn call(address: SocketAddr, method: &str, path: &str) -> Answer {
-    tokio::time::timeout(HTTP_DEADLINE, exchange(address, method, path))
-        .await
-        .unwrap_or_else(|_| panic!("{method} {path}: no answer within {HTTP_DEADLINE:?}"))
-        .unwrap_or_else(|error| panic!("{method} {path}: {error}"))
-}
-
-/// Polls `/status` (within `within`) until `ready` holds; returns that status.
-async fn status_until(
-    address: SocketAddr,
-    within: Duration,
-    what: &str,
-    ready: impl Fn(&Value) -> bool,
-) -> Value {
-    let started = Instant::now();
-    loop {
-        let answer = call(address, "GET", "/status").await;
-        assert_eq!(answer.status, 200, "{answer:?}");
-        if ready(&answer.body) {
-            return answer.body;
-        }
-        assert!(
-            started.elapsed() < within,
-            "{what} did not happen within {within:?}; last /status: {}",
-            answer.body
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    http::call(address, method, path, "").await
 }
 
 /// Checks for `within` that `holds` stays true (an absence has no event to wait for).
@@ -105,12 +35,6 @@ async fn stays(
         assert!(holds(&watcher.state()), "{what}: {:?}", watcher.state());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// A port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 fn log_tail(dir: &Path) -> String {
@@ -157,7 +81,9 @@ async fn serve_starts_pauses_resumes_stops_and_rereads_dotenv() {
     // Ready when it answers.
     let started = Instant::now();
     let idle = loop {
-        match tokio::time::timeout(HTTP_DEADLINE, exchange(address, "GET", "/status")).await {
+        match tokio::time::timeout(HTTP_DEADLINE, http::exchange(address, "GET", "/status", ""))
+            .await
+        {
             Ok(Ok(answer)) => break answer,
             _ => {
                 assert!(

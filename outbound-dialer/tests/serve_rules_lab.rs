@@ -10,83 +10,18 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::http::{self, Answer, HTTP_DEADLINE, free_port, status_until};
 use common::{Campaign, Watcher};
 use futures::TryStreamExt as _;
-use outbound_dialer::store::{Location, MySqlTarget, Store};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 
-/// Every HTTP exchange ends by then.
-const HTTP_DEADLINE: Duration = Duration::from_secs(10);
 /// A whole campaign of these tests.
 const CAMPAIGN_DEADLINE: Duration = Duration::from_secs(60);
 
-/// One HTTP/1.1 exchange over 127.0.0.1 (`Connection: close`, read to the end): the
-/// status and the JSON body.
-async fn exchange(
-    address: SocketAddr,
-    method: &str,
-    path: &str,
-    body: &str,
-) -> std::io::Result<(u16, Value)> {
-    let mut stream = TcpStream::connect(address).await?;
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await?;
-    let text = String::from_utf8_lossy(&raw);
-    let invalid =
-        |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{why}: {text}"));
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| invalid("no end of headers"))?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| invalid("no status"))?;
-    let body = serde_json::from_str(body).map_err(|_| invalid("not JSON"))?;
-    Ok((status, body))
-}
-
-/// An exchange that must succeed within [`HTTP_DEADLINE`].
+/// An exchange that must succeed: (status, body).
 async fn call(address: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Value) {
-    tokio::time::timeout(HTTP_DEADLINE, exchange(address, method, path, body))
-        .await
-        .unwrap_or_else(|_| panic!("{method} {path}: no answer within {HTTP_DEADLINE:?}"))
-        .unwrap_or_else(|error| panic!("{method} {path}: {error}"))
-}
-
-/// Polls `/status` (within `within`) until `ready` holds; returns that status.
-async fn status_until(
-    address: SocketAddr,
-    within: Duration,
-    what: &str,
-    ready: impl Fn(&Value) -> bool,
-) -> Value {
-    let started = Instant::now();
-    loop {
-        let (code, status) = call(address, "GET", "/status", "").await;
-        assert_eq!(code, 200, "{status}");
-        if ready(&status) {
-            return status;
-        }
-        assert!(
-            started.elapsed() < within,
-            "{what} did not happen within {within:?}; last /status: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// A port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    let answer = http::call(address, method, path, body).await;
+    (answer.status, answer.body)
 }
 
 fn log_tail(path: &Path) -> String {
@@ -109,8 +44,8 @@ async fn serve(campaign: &Campaign, app: &str, log: &Path) -> (tokio::process::C
     let mut child = command.spawn().expect("the dialer starts");
     let started = Instant::now();
     loop {
-        if let Ok(Ok((200, _))) =
-            tokio::time::timeout(HTTP_DEADLINE, exchange(address, "GET", "/status", "")).await
+        if let Ok(Ok(Answer { status: 200, .. })) =
+            tokio::time::timeout(HTTP_DEADLINE, http::exchange(address, "GET", "/status", "")).await
         {
             return (child, address);
         }
@@ -208,12 +143,7 @@ async fn numbers_added_through_the_api_mid_campaign_are_never_dialled_by_either_
         .await;
 
     // The database: every number one attempt; the DNC ones never originated.
-    let store = Store::open_at(
-        &Location::MySql(MySqlTarget::Url(db.url.clone())),
-        &campaign.name,
-    )
-    .await
-    .unwrap();
+    let store = campaign.mysql_store(&db.url).await;
     let attempts: Vec<_> = store.attempts().try_collect().await.unwrap();
     store.close().await;
     assert_eq!(attempts.len(), numbers.len(), "{attempts:?}");

@@ -1,16 +1,18 @@
 //! Shared set-up of the dialer's lab tests: a campaign in a temp directory of its own,
-//! run through the real binary, and an independent watcher of the calls on Asterisk.
+//! run through the real binary, and independent trackers of the calls on Asterisk.
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ari_client::model::Event;
-use ari_client::{Client, Credentials, Update};
-use futures::StreamExt as _;
+use outbound_dialer::store::{Location, MySqlTarget, Store};
+
+pub mod http;
+pub mod tracker;
+
+use tracker::{Tracked, Tracker};
 
 /// How long a whole campaign of a test may take.
 pub const CAMPAIGN_DEADLINE: Duration = Duration::from_secs(120);
@@ -90,6 +92,14 @@ impl Campaign {
             .expect("the dialer runs")
     }
 
+    /// Runs `outbound-dialer run` to its end, which must succeed; its [`output_text`].
+    pub async fn run_ok(&self) -> String {
+        let output = self.run().await;
+        let text = output_text(&output);
+        assert!(output.status.success(), "{text}");
+        text
+    }
+
     /// The report's rows as header → value maps.
     pub fn report(&self) -> Vec<BTreeMap<String, String>> {
         let mut reader = csv::Reader::from_path(self.dir.join("report.csv")).expect("report.csv");
@@ -115,6 +125,38 @@ impl Campaign {
             .collect()
     }
 
+    /// The report's rows of one number, in attempt order: (attempt, outcome).
+    pub fn attempts(&self, number: &str) -> Vec<(String, String)> {
+        self.report()
+            .into_iter()
+            .filter(|row| row["number"] == number)
+            .map(|row| (row["attempt"].clone(), row["outcome"].clone()))
+            .collect()
+    }
+
+    /// Asserts that each of `numbers` has in the report the attempts 1, 2, ... with these
+    /// `outcomes`, and no other row (`context` says what went on, on failure).
+    pub fn assert_attempts(&self, numbers: &[&str], outcomes: &[&str], context: &str) {
+        let expected: Vec<(String, String)> = outcomes
+            .iter()
+            .enumerate()
+            .map(|(i, outcome)| ((i + 1).to_string(), (*outcome).to_owned()))
+            .collect();
+        for number in numbers {
+            assert_eq!(self.attempts(number), expected, "{number}\n{context}");
+        }
+    }
+
+    /// The campaign's store on MySQL/MariaDB at `url`, opened beside the dialers.
+    pub async fn mysql_store(&self, url: &str) -> Store {
+        Store::open_at(
+            &Location::MySql(MySqlTarget::Url(url.to_owned())),
+            &self.name,
+        )
+        .await
+        .unwrap()
+    }
+
     /// The id prefix of this campaign's callee channels.
     pub fn callee_prefix(&self) -> String {
         format!("dc-{}-", outbound_dialer::ids::campaign_key(&self.name))
@@ -130,12 +172,13 @@ impl Drop for Campaign {
 }
 
 /// Independently of the dialer, watches every channel Asterisk creates whose id starts
-/// with a prefix: how many are up at once, and when each was created.
+/// with a prefix: how many are up at once, and when each was created (a view of a
+/// [`Tracker`]).
 pub struct Watcher {
-    seen: Arc<Mutex<WatchState>>,
-    _connection: ari_client::AppConnection,
+    tracker: Tracker,
 }
 
+/// What a [`Watcher`] saw.
 #[derive(Default, Debug)]
 pub struct WatchState {
     pub live: usize,
@@ -147,74 +190,55 @@ pub struct WatchState {
     pub destroyed: HashMap<String, i64>,
 }
 
+impl From<&Tracked> for WatchState {
+    fn from(tracked: &Tracked) -> WatchState {
+        let channels = &tracked.channels;
+        WatchState {
+            live: tracked.live,
+            max_live: tracked.max_live,
+            created: channels
+                .iter()
+                .filter(|(_, seen)| seen.creations > 0)
+                .map(|(id, seen)| (id.clone(), seen.creations as usize))
+                .collect(),
+            created_at: tracked.created_at.clone(),
+            destroyed: channels
+                .iter()
+                .filter_map(|(id, seen)| Some((id.clone(), seen.cause?)))
+                .collect(),
+        }
+    }
+}
+
 impl Watcher {
     /// Starts watching channels whose id starts with `prefix` (before the campaign).
     pub async fn start(prefix: String) -> Watcher {
-        let lab = ari_lab::Lab::get().await;
-        let client = Client::builder(&lab.ari_url)
-            .credentials(Credentials::new(lab.username.clone(), lab.password.clone()))
-            .build()
-            .unwrap();
-        let connection = client
-            .app_connection([ari_lab::unique_name("dialer-watch")])
-            .event_sources(["channel:", "bridge:"]) // not subscribeAll: asterisk/asterisk#2170
-            .connect()
-            .await
-            .expect("the watcher connects");
-        let seen: Arc<Mutex<WatchState>> = Arc::default();
-        let mut updates = connection.updates();
-        let state = seen.clone();
-        tokio::spawn(async move {
-            while let Some(update) = updates.next().await {
-                let Update::Event(event) = update else {
-                    continue;
-                };
-                match event.as_ref() {
-                    Event::ChannelCreated(e) if e.channel.id.as_str().starts_with(&prefix) => {
-                        let mut s = state.lock().unwrap();
-                        s.live += 1;
-                        s.max_live = s.max_live.max(s.live);
-                        *s.created.entry(e.channel.id.to_string()).or_default() += 1;
-                        s.created_at.push(Instant::now());
-                    }
-                    Event::ChannelDestroyed(e) if e.channel.id.as_str().starts_with(&prefix) => {
-                        let mut s = state.lock().unwrap();
-                        s.live = s.live.saturating_sub(1);
-                        s.destroyed.insert(e.channel.id.to_string(), e.cause);
-                    }
-                    _ => {}
-                }
-            }
-        });
         Watcher {
-            seen,
-            _connection: connection,
+            tracker: Tracker::start(prefix).await,
         }
     }
 
     /// What was seen so far.
-    pub fn state(&self) -> std::sync::MutexGuard<'_, WatchState> {
-        self.seen.lock().unwrap()
+    pub fn state(&self) -> WatchState {
+        WatchState::from(&*self.tracker.tracked())
     }
 
     /// Waits (polling what was seen, within `within`) until `ready` holds.
     pub async fn until(&self, within: Duration, what: &str, ready: impl Fn(&WatchState) -> bool) {
-        let reached = tokio::time::timeout(within, async {
-            loop {
-                if ready(&self.state()) {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
-        if reached.is_err() {
-            panic!(
-                "{what} did not happen within {within:?}: {:?}",
-                self.state()
-            );
-        }
+        self.tracker
+            .until_tracked(within, what, |tracked| ready(&WatchState::from(tracked)))
+            .await;
     }
+}
+
+/// A finished process's status and output, for an assertion's message.
+pub fn output_text(output: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 /// Reads a WAV file: (sample rate, 16-bit samples) of its data chunk.
