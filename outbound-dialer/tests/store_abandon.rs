@@ -95,14 +95,26 @@ async fn live_and_abandoned_calls_are_counted_per_day(fixture: Fixture) {
         // Before the 30-day window, abandoned.
         (long_ago, Some(long_ago), None, Some(Outcome::TargetFailed)),
     ];
+    let mut made = Vec::new();
     for (index, (answered, live, connect_after, outcome)) in calls.into_iter().enumerate() {
         let call = Call {
             live,
             connect_after,
             outcome,
         };
-        make(&store, index, call, answered).await;
+        made.push((make(&store, index, call, answered).await, live));
     }
+    // The live moment comes back with the attempt: a restarted dialer counts a waiting
+    // callee's abandon limit from it.
+    for (id, live) in &made {
+        assert_eq!(store.attempt(*id).await.unwrap().live_at, *live, "{id:?}");
+    }
+    let unfinished = store.unfinished().await.unwrap();
+    assert_eq!(unfinished.len(), 2, "{unfinished:?}");
+    assert!(
+        unfinished.iter().all(|a| a.live_at == Some(today)),
+        "{unfinished:?}"
+    );
     // A number that was never answered (busy) counts nowhere.
     let busy = store.claim(100).await.unwrap()[0].id;
     let attempt = store

@@ -80,6 +80,9 @@ pub struct CallPlan {
     pub ids: AttemptIds,
     /// Where to start.
     pub stage: Stage,
+    /// When the store says a live callee was there (a restart's plan; `None` for a new
+    /// attempt): a callee still waiting for its target is cut `--abandon-after` from it.
+    pub live_at: Option<UnixMillis>,
 }
 
 /// How an attempt ended, as the store records it.
@@ -226,7 +229,29 @@ pub async fn run(
             },
             // A callee the stopped dialer sent through AMD gets its verdict first.
             Stage::Answered => match amd::resume(connection, settings, &plan).await {
-                amd::Resumed::NotInAmd => talk::Answered::adopt(connection, &plan, false).await,
+                amd::Resumed::NotInAmd => {
+                    let answered = talk::Answered::adopt(connection, &plan, false).await;
+                    match plan.live_at {
+                        // Live before the restart: its limit counts from then.
+                        Some(_) => answered,
+                        None if !answered.waits_for_target() => answered,
+                        // Its live moment is not stored (a verdict that came while the
+                        // dialer was down, or a stop between the answer and its write):
+                        // live from now, for its limit and the abandon rate.
+                        None => {
+                            let at = now_ms();
+                            if let Err(error) = log.live(plan.attempt_id, at).await {
+                                dial::hang_up(
+                                    answered.callee(),
+                                    ari_client::model::models::HangupReason::Normal,
+                                )
+                                .await;
+                                return Err(error);
+                            }
+                            answered.live_at(at)
+                        }
+                    }
+                }
                 amd::Resumed::Human(callee, live_at) => {
                     if let Err(error) = log.live(plan.attempt_id, live_at).await {
                         dial::hang_up(&callee, ari_client::model::models::HangupReason::Normal)

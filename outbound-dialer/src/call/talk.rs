@@ -29,7 +29,8 @@ pub(super) struct Answered {
     connected: Option<(BridgeHandle, ChannelHandle, RecordingHandle)>,
     /// Picked up after a restart, the callee was gone: its end was not seen.
     callee_gone: bool,
-    /// When the live callee was there (answer or AMD verdict); `None` after a restart.
+    /// When the live callee was there (answer or AMD verdict; after a restart, the stored
+    /// one): the `--abandon-after` limit counts from it. `None`: no limit.
     live_at: Option<i64>,
 }
 
@@ -49,9 +50,22 @@ impl Answered {
         self
     }
 
+    /// A callee picked up after a restart that still waits for a target (neither
+    /// connected nor gone): it needs a live moment for its abandon limit.
+    pub(super) fn waits_for_target(&self) -> bool {
+        self.connected.is_none() && !self.callee_gone
+    }
+
+    /// The callee's channel.
+    pub(super) fn callee(&self) -> &ChannelHandle {
+        &self.callee
+    }
+
     /// Picks up a call stored as answered (or connected) after a restart. What is
     /// missing of bridge and target is made again; a callee that is gone shows in
-    /// [`talk`] as an interrupted end.
+    /// [`talk`] as an interrupted end. A callee never connected keeps the stored live
+    /// moment (`plan.live_at`), so its abandon limit is not restarted; one that was
+    /// connected before has none (the rule held for it).
     pub(super) async fn adopt(
         connection: &AppConnection,
         plan: &CallPlan,
@@ -105,7 +119,10 @@ impl Answered {
             hang_up(&target, HangupReason::Normal).await;
             let _ = final_cause(&mut target).await;
         }
-        Answered::new(callee)
+        Answered {
+            live_at: if was_connected { None } else { plan.live_at },
+            ..Answered::new(callee)
+        }
     }
 }
 
@@ -264,6 +281,24 @@ async fn connect(
             error.chain()
         )));
     }
+    // A live callee waits for the target this long from its live moment (not from now:
+    // the bridge and the originate took some of it, and after a restart the time the
+    // dialer was down).
+    let left = live_at.zip(settings.abandon_after).map(|(at, after)| {
+        let after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
+        at.saturating_add(after_ms).saturating_sub(now_ms()).max(0)
+    });
+    if left == Some(0) {
+        // Its limit passed (the dialer was down meanwhile): no target is rung for a
+        // callee already abandoned.
+        let message = format!(
+            "{}; it had passed before a target was dialled",
+            abandoned(settings)
+        );
+        return Err(abandon(callee, &bridge, settings, message).await);
+    }
+    let abandon_at =
+        left.map(|left| tokio::time::Instant::now() + Duration::from_millis(left.unsigned_abs()));
     let target_params = Originate::new(settings.target.as_str())
         .app(settings.app.as_str())
         .channel_id(plan.ids.target.as_str())
@@ -294,13 +329,6 @@ async fn connect(
         )
         .await);
     };
-    // A live callee waits for the target this long from its live moment (not from now:
-    // the bridge and the originate took some of it); none after a restart.
-    let abandon_at = live_at.zip(settings.abandon_after).map(|(at, after)| {
-        let after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
-        let left = at.saturating_add(after_ms).saturating_sub(now_ms()).max(0);
-        tokio::time::Instant::now() + Duration::from_millis(left.unsigned_abs())
-    });
     let too_late = async {
         match abandon_at {
             Some(at) => tokio::time::sleep_until(at).await,
@@ -318,11 +346,7 @@ async fn connect(
             LegEnd::Vanished => "the call was gone after a reconnect".to_owned(),
             _ => "the callee hung up before the target answered".to_owned(),
         }),
-        () = too_late => Err(format!(
-            "abandoned: no target connected within {} s of the callee's {} (--abandon-after)",
-            settings.abandon_after.unwrap_or_default().as_secs_f64(),
-            if settings.amd.is_some() { "AMD verdict" } else { "answer" }
-        )),
+        () = too_late => Err(abandoned(settings)),
     };
     if let Err(message) = outcome {
         hang_up(&target, HangupReason::Normal).await;
@@ -355,6 +379,19 @@ async fn connect(
         }
     };
     Ok(((bridge, target, recording), joined_at))
+}
+
+/// Why a callee was cut at its abandon limit.
+fn abandoned(settings: &CallSettings) -> String {
+    format!(
+        "abandoned: no target connected within {} s of the callee's {} (--abandon-after)",
+        settings.abandon_after.unwrap_or_default().as_secs_f64(),
+        if settings.amd.is_some() {
+            "AMD verdict"
+        } else {
+            "answer"
+        }
+    )
 }
 
 /// The callee answered but no target came: play the message, hang up, say why.

@@ -205,6 +205,7 @@ fn resumed(attempt: &Attempt, key: &str) -> CallPlan {
         variables: record.data.clone(),
         ids: AttemptIds::new(key, attempt.number_id.0, record.attempt),
         stage,
+        live_at: attempt.live_at,
     }
 }
 
@@ -370,6 +371,7 @@ impl Dialer {
                         variables: number.data,
                         ids: AttemptIds::new(&self.key, number_id.0, attempt.record.attempt),
                         stage: Stage::New,
+                        live_at: None,
                     }));
                 }
                 // Taken meanwhile (a stale batch): never dial it twice.

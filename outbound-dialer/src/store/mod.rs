@@ -290,6 +290,9 @@ pub struct Attempt {
     pub dialer: Option<String>,
     /// The Asterisk (ARI URL) it was dialled through, when recorded.
     pub asterisk: Option<String>,
+    /// When a live callee was there ([`Store::live`]): a restarted dialer counts the
+    /// `--abandon-after` limit of a callee still waiting for its target from it.
+    pub live_at: Option<UnixMillis>,
     /// Everything known about it.
     pub record: AttemptRecord,
 }
@@ -1663,6 +1666,7 @@ impl Store {
                 },
                 dialer: Some(self.dialer_id().to_owned()),
                 asterisk,
+                live_at: None,
                 record: AttemptRecord {
                     number,
                     data,
@@ -2386,6 +2390,7 @@ impl Store {
             state,
             dialer: text(19)?,
             asterisk: text(20)?,
+            live_at: int(21)?,
             record: AttemptRecord {
                 number: row.text(17).map_err(&error)?,
                 data: self.decode_data(&data)?,

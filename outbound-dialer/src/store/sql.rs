@@ -9,7 +9,7 @@ macro_rules! attempt_select {
         "SELECT a.id, a.number_id, a.attempt, a.channel_id, a.state, a.outcome, a.cause, \
          a.cause_text, a.message, a.originated_at, a.answered_at, a.target_connected_at, \
          a.ended_at, a.target_channel_id, a.bridge_id, a.recording_name, a.recording_file, \
-         n.number, n.data, a.dialer, a.asterisk \
+         n.number, n.data, a.dialer, a.asterisk, a.live_at \
          FROM attempts a JOIN numbers n ON n.id = a.number_id"
     };
 }
