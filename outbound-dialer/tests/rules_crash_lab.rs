@@ -8,12 +8,12 @@
 mod common;
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use ari_client::{Client, Credentials};
 
 use common::tracker::{Seen, Tracker};
-use common::{Campaign, output_text};
+use common::{Campaign, now_ms, output_text, unix_ms};
 
 /// The campaign's store as the test reads it while a dialer has it (read-only for
 /// SQLite; the MariaDB client for MySQL).
@@ -109,19 +109,6 @@ fn on_store(prefix: &str, numbers: &[&str], maria: bool) -> (Campaign, Db) {
         Db::Sqlite(campaign.dir.join("campaign.sqlite"))
     };
     (campaign, db)
-}
-
-fn unix_ms(at: SystemTime) -> i64 {
-    i64::try_from(
-        at.duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
-
-fn now_ms() -> i64 {
-    unix_ms(SystemTime::now())
 }
 
 const RETRY_DELAY_MS: i64 = 5_000;

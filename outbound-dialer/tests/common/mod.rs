@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use outbound_dialer::store::{Location, MySqlTarget, Store};
 
@@ -239,6 +239,21 @@ pub fn output_text(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
+}
+
+/// Milliseconds since the Unix epoch (the store's clock) of `at`.
+pub fn unix_ms(at: SystemTime) -> i64 {
+    i64::try_from(
+        at.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+/// [`unix_ms`] of now.
+pub fn now_ms() -> i64 {
+    unix_ms(SystemTime::now())
 }
 
 /// Reads a WAV file: (sample rate, 16-bit samples) of its data chunk.
