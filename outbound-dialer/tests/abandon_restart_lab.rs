@@ -9,25 +9,12 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use ari_client::{Client, Credentials};
 use common::tracker::Tracker;
-use common::{Campaign, output_text};
+use common::{Campaign, now_ms, output_text, unix_ms};
 use outbound_dialer::ids::AttemptIds;
-
-fn unix_ms(at: SystemTime) -> i64 {
-    i64::try_from(
-        at.duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
-
-fn now_ms() -> i64 {
-    unix_ms(SystemTime::now())
-}
 
 /// `(state, live_at, target_connected_at)` of the campaign's one attempt, read-only from
 /// its SQLite store while a dialer may have it.
