@@ -87,6 +87,55 @@ async fn a_number_outside_its_window_is_called_when_it_opens() {
 }
 
 #[tokio::test]
+async fn a_national_us_number_waits_for_its_area_codes_window() {
+    ari_lab::Lab::get().await;
+    // 718 is New York: with --national-country-code 1 the 10-digit number is +1 718, so
+    // its window opens 6 s from now, New York time. Without it, 718… would read as +7
+    // (no zone) and take the default, Tokyo, where that window is hours away. (The lab
+    // carrier answers 7… and hangs up after 3 s.)
+    let mut campaign = Campaign::new("rl-national", &["7185550100"]);
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let opens = now + 6;
+    let new_york = |secs: u64| {
+        use chrono::TimeZone as _;
+        let at = chrono_tz::America::New_York
+            .timestamp_opt(i64::try_from(secs).unwrap(), 0)
+            .unwrap();
+        at.format("%H:%M:%S").to_string()
+    };
+    let window = format!("{}-{}", new_york(opens), new_york(opens + 3600));
+    campaign
+        .set("DIALER_CALLING_WINDOW", &window)
+        .set("DIALER_DEFAULT_TIMEZONE", "Asia/Tokyo")
+        .set("DIALER_NATIONAL_COUNTRY_CODE", "1");
+    let tracker = Tracker::start(campaign.callee_prefix()).await;
+    let text = campaign.run_ok().await;
+    assert!(
+        text.contains("national_country_code=1"),
+        "the rules line names it\n{text}"
+    );
+    campaign.assert_attempts(&["7185550100"], &["answered"], &text);
+    let calls = tracker.attempts_of(&campaign, 1);
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let created = calls[0]
+        .created_wall
+        .unwrap()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap();
+    assert!(
+        created >= Duration::from_secs(opens),
+        "called at {created:?}, before New York's window opened at {opens} s"
+    );
+    assert!(
+        created <= Duration::from_secs(opens + 5),
+        "called at {created:?}, long after New York's window opened at {opens} s"
+    );
+}
+
+#[tokio::test]
 async fn dnc_numbers_never_reach_the_trunk() {
     ari_lab::Lab::get().await;
     let mut campaign = Campaign::new("rl-dnc", &["1001", "1002", "2003"]);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 
 use super::breaker::{DEFAULT_COOLDOWN, DEFAULT_THRESHOLD};
-use super::hours::{CallingHours, CallingWindow, parse_zone};
+use super::hours::{CallingHours, CallingWindow, NationalNumbers, parse_zone};
 use super::retry::{RetryPolicy, parse_delays, parse_duration};
 use super::{RuleError, check_ring_time};
 use crate::config::ConfigError;
@@ -41,6 +41,18 @@ pub struct RuleArgs {
         global = true
     )]
     pub default_timezone: String,
+    /// Country calling code of numbers the list writes in national form, for the
+    /// time-zone lookup only (numbers are dialled as written): with `1`, a 10-digit
+    /// number is read as +1 and its area code (else 305… would read as +30, Greece);
+    /// with another code, a number with the trunk prefix 0 is read as that country's.
+    /// Empty: numbers are international digits.
+    #[arg(
+        long,
+        env = "DIALER_NATIONAL_COUNTRY_CODE",
+        default_value = "",
+        global = true
+    )]
+    pub national_country_code: String,
     /// Do-not-call file: one number per line (`#` comments); checked at import and
     /// before each call; such numbers get the outcome `dnc` and are never dialled.
     #[arg(long, env = "DIALER_DNC_FILE", global = true)]
@@ -201,6 +213,17 @@ impl RuleArgs {
             "DIALER_DEFAULT_TIMEZONE",
             &self.default_timezone,
         ))?;
+        let national = if self.national_country_code.trim().is_empty() {
+            None
+        } else {
+            Some(
+                NationalNumbers::parse(&self.national_country_code).map_err(invalid(
+                    "--national-country-code",
+                    "DIALER_NATIONAL_COUNTRY_CODE",
+                    &self.national_country_code,
+                ))?,
+            )
+        };
         let rate = parse_percent(&self.max_abandon_rate).map_err(invalid(
             "--max-abandon-rate",
             "DIALER_MAX_ABANDON_RATE",
@@ -259,7 +282,7 @@ impl RuleArgs {
         };
         Ok(Rules {
             retry,
-            hours: CallingHours::new(window, zone),
+            hours: CallingHours::new(window, zone).with_national(national),
             dnc_file: self.dnc_file,
             amd,
             max_abandon_rate: rate,
@@ -384,6 +407,10 @@ mod tests {
             (
                 &["--default-timezone", "Mars/Base"][..],
                 "--default-timezone (DIALER_DEFAULT_TIMEZONE)",
+            ),
+            (
+                &["--national-country-code", "999"][..],
+                "--national-country-code (DIALER_NATIONAL_COUNTRY_CODE)",
             ),
             (
                 &["--max-abandon-rate", "120"][..],

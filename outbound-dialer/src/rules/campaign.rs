@@ -77,6 +77,7 @@ impl CampaignRules {
             retries = %rules.retry.describe(),
             calling_window = %rules.hours.window(),
             default_timezone = %rules.hours.default_zone(),
+            national_country_code = %rules.hours.national().map_or("none", |n| n.code()),
             max_abandon_rate_pct = rules.max_abandon_rate * 100.0,
             amd = rules.amd.is_some(),
             "campaign rules"

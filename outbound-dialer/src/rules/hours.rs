@@ -171,6 +171,7 @@ pub enum ZoneSource {
 pub struct CallingHours {
     window: CallingWindow,
     default_zone: Tz,
+    national: Option<NationalNumbers>,
 }
 
 impl CallingHours {
@@ -179,7 +180,19 @@ impl CallingHours {
         CallingHours {
             window,
             default_zone,
+            national: None,
         }
+    }
+
+    /// The country of numbers written in national form, if the list has them.
+    pub fn national(&self) -> Option<&NationalNumbers> {
+        self.national.as_ref()
+    }
+
+    /// Reads numbers written in national form as numbers of `national`'s country.
+    pub fn with_national(mut self, national: Option<NationalNumbers>) -> Self {
+        self.national = national;
+        self
     }
 
     /// The window.
@@ -217,7 +230,11 @@ impl CallingHours {
         if let Some(name) = column {
             return parse_zone(name).map(|tz| (tz, ZoneSource::Column));
         }
-        Ok(zone_by_number(number).unwrap_or((self.default_zone, ZoneSource::Default)))
+        let international = match &self.national {
+            Some(national) => national.international(number),
+            None => std::borrow::Cow::Borrowed(number),
+        };
+        Ok(zone_by_number(&international).unwrap_or((self.default_zone, ZoneSource::Default)))
     }
 
     /// `now` when the number may be called now, else when it may.
@@ -235,6 +252,70 @@ impl CallingHours {
         }
         let (tz, _) = self.zone_of(number, data)?;
         Ok(self.window.next_open(tz, now))
+    }
+}
+
+/// The country whose numbers a list writes in national form (without the country code),
+/// for the time-zone lookup only: the number is dialled as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NationalNumbers {
+    code: String,
+}
+
+impl NationalNumbers {
+    /// A country calling code (`1`, `44`; a leading `+` is allowed).
+    ///
+    /// # Errors
+    /// Not 1 to 3 digits, or no country's code.
+    pub fn parse(text: &str) -> Result<NationalNumbers, RuleError> {
+        let code = text.trim();
+        let code = code.strip_prefix('+').unwrap_or(code);
+        if code.is_empty() || code.len() > 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(RuleError::new(
+                "a country calling code is 1 to 3 digits (1 for the US and Canada, 44 for the UK)",
+            ));
+        }
+        let known = code == "1"
+            || zones::COUNTRY_ZONES.iter().any(|(c, _)| *c == code)
+            || zones::AMBIGUOUS_CODES.iter().any(|(c, _)| *c == code);
+        if !known {
+            return Err(RuleError::new(format!(
+                "+{code} is no country calling code this dialer knows"
+            )));
+        }
+        Ok(NationalNumbers {
+            code: code.to_owned(),
+        })
+    }
+
+    /// The code.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// `number` as international digits: for `1` (the NANP) a 10-digit number gets the
+    /// `1`, `011…` loses its international prefix; elsewhere a number with the trunk
+    /// prefix `0` gets the code in its place and `00…` loses its international prefix.
+    /// Others are taken as international already.
+    pub fn international<'a>(&self, number: &'a str) -> std::borrow::Cow<'a, str> {
+        use std::borrow::Cow;
+        if self.code == "1" {
+            if let Some(rest) = number.strip_prefix("011") {
+                return Cow::Borrowed(rest);
+            }
+            let national = number.len() == 10 && matches!(number.as_bytes()[0], b'2'..=b'9');
+            if national {
+                return Cow::Owned(format!("1{number}"));
+            }
+            return Cow::Borrowed(number);
+        }
+        if let Some(rest) = number.strip_prefix("00") {
+            return Cow::Borrowed(rest);
+        }
+        match number.strip_prefix('0') {
+            Some(rest) => Cow::Owned(format!("{}{rest}", self.code)),
+            None => Cow::Borrowed(number),
+        }
     }
 }
 
@@ -505,6 +586,59 @@ mod tests {
                 .1,
             ZoneSource::CountryCode
         );
+    }
+
+    #[test]
+    fn national_numbers_are_read_in_their_country() {
+        let none = BTreeMap::new();
+        let at = |national: &str, number: &str| {
+            CallingHours::new(CallingWindow::default(), Tz::UTC)
+                .with_national(Some(NationalNumbers::parse(national).unwrap()))
+                .zone_of(number, &none)
+                .unwrap()
+        };
+        // Without it, 305… (Miami) reads as +30 (Greece): what the option is for.
+        let plain = CallingHours::new(CallingWindow::default(), Tz::UTC);
+        assert_eq!(
+            plain.zone_of("3055551234", &none).unwrap().0,
+            Tz::Europe__Athens
+        );
+        assert_eq!(
+            at("1", "3055551234"),
+            (Tz::America__New_York, ZoneSource::AreaCode)
+        );
+        assert_eq!(
+            at("+1", "2135550100"),
+            (Tz::America__Los_Angeles, ZoneSource::AreaCode)
+        );
+        assert_eq!(
+            at("1", "13125550100").0,
+            Tz::America__Chicago,
+            "already with its 1"
+        );
+        assert_eq!(
+            at("1", "011442079460000").0,
+            Tz::Europe__London,
+            "dialled abroad"
+        );
+        assert_eq!(
+            at("1", "5551234"),
+            (Tz::UTC, ZoneSource::Default),
+            "7 digits"
+        );
+        assert_eq!(
+            at("44", "02079460000"),
+            (Tz::Europe__London, ZoneSource::CountryCode)
+        );
+        assert_eq!(at("44", "00493012345678").0, Tz::Europe__Berlin);
+        assert_eq!(
+            at("44", "493012345678").0,
+            Tz::Europe__Berlin,
+            "international already"
+        );
+        for bad in ["", "+", "1234", "x1", "999"] {
+            assert!(NationalNumbers::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
