@@ -248,12 +248,17 @@ impl Control for Controller {
             let Some(path) = run.config.report.clone() else {
                 return Ok(None);
             };
+            let internal = |e: campaign::CampaignError| ControlError::Internal {
+                message: error_chain(&e),
+                source: None,
+            };
             let summary = campaign::write_report(&run.store, &path)
                 .await
-                .map_err(|e| ControlError::Internal {
-                    message: error_chain(&e),
-                    source: None,
-                })?;
+                .map_err(internal)?;
+            // The per-day abandon rates too, as at the end of a run.
+            campaign::write_abandon_report(&run.store, &path)
+                .await
+                .map_err(internal)?;
             state.report = Some((Instant::now(), summary.clone()));
             Ok(Some(summary))
         }

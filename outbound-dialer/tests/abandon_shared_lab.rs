@@ -141,6 +141,15 @@ async fn one_dialers_abandoned_calls_lower_the_others_concurrency() {
         },
     )
     .await;
+    // Its /status rewrote the report mid-run, and the per-day abandon rates beside it.
+    assert_ne!(held["state"], "finished", "{held}");
+    let mid_run = std::fs::read_to_string(campaign.dir.join("report-1.abandon.csv"))
+        .expect("serve's /status writes the per-day abandon report during the run");
+    assert!(
+        mid_run.starts_with("day,live_answered,abandoned,abandon_rate_pct\n")
+            && mid_run.contains("\nlast_30_days,"),
+        "{mid_run}"
+    );
     let finished = status_until(
         address,
         Duration::from_secs(90),

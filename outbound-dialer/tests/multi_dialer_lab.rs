@@ -164,6 +164,7 @@ async fn three_dialers_share_a_campaign_and_survive_one_killed() {
     // Calls the killed dialer had in progress are taken over: those still up finish
     // normally, those that ended unseen are interrupted (never dialled again).
     let mut interrupted = 0;
+    let mut abandoned_on_takeover = 0;
     let interrupted_ids: HashSet<String> = attempts
         .iter()
         .filter(|a| a.outcome.map(|o| o.as_str()) == Some("interrupted"))
@@ -180,7 +181,19 @@ async fn three_dialers_share_a_campaign_and_survive_one_killed() {
             interrupted += 1;
             continue;
         }
-        assert_eq!(outcome, expected, "{attempt:?}");
+        // A callee of the killed dialer answered but not yet joined to its target waits
+        // for the takeover (the lease, longer than the 2 s abandon limit): abandoned.
+        let abandoned_at_takeover = expected == "answered"
+            && outcome == "target_failed"
+            && attempt
+                .message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("abandoned"));
+        if abandoned_at_takeover {
+            abandoned_on_takeover += 1;
+        } else {
+            assert_eq!(outcome, expected, "{attempt:?}");
+        }
         assert!(
             created.contains_key(&attempt.channel_id),
             "{} has an outcome from a call Asterisk never saw: {attempt:?}",
@@ -195,6 +208,10 @@ async fn three_dialers_share_a_campaign_and_survive_one_killed() {
                 .filter(|id| interrupted_ids.contains(*id))
                 .count(),
         "every number was dialled, or interrupted before its originate left"
+    );
+    assert!(
+        abandoned_on_takeover <= MAX_CC,
+        "{abandoned_on_takeover} abandoned: more than the killed dialer had"
     );
     assert!(
         interrupted <= 2 * MAX_CC,

@@ -125,9 +125,18 @@ pub(super) async fn write_day_report(
     rules: &CampaignRules,
     report: &Path,
 ) -> Result<PathBuf, super::CampaignError> {
-    let days = store.abandon_counts(0, ABANDON_AFTER).await?;
     let window_start =
         crate::rules::clock::from_unix_millis(rules.abandon_window_start()).date_naive();
+    write_day_report_from(store, window_start, report).await
+}
+
+/// [`write_day_report`] with the 30-day window starting on `window_start` (UTC).
+pub(super) async fn write_day_report_from(
+    store: &Store,
+    window_start: chrono::NaiveDate,
+    report: &Path,
+) -> Result<PathBuf, super::CampaignError> {
+    let days = store.abandon_counts(0, ABANDON_AFTER).await?;
     let mut text = String::from("day,live_answered,abandoned,abandon_rate_pct\n");
     let mut window = AbandonCounts::default();
     let row = |text: &mut String, day: &str, counts: AbandonCounts| {

@@ -987,6 +987,21 @@ async fn publish_status(
     }
 }
 
+/// Writes the per-day abandon report beside the report at `report` (`NAME.abandon.csv`),
+/// its 30-day window ending today (UTC).
+///
+/// # Errors
+/// The store cannot be read or the file written.
+pub async fn write_abandon_report(
+    store: &Store,
+    report: &std::path::Path,
+) -> Result<std::path::PathBuf, CampaignError> {
+    use crate::rules::clock::{Clock as _, SystemClock};
+    let today = SystemClock.now().date_naive();
+    let window_start = crate::rules::abandon::AbandonControl::window_start(today);
+    abandon::write_day_report_from(store, window_start, report).await
+}
+
 /// Writes the per-attempt report from the store.
 ///
 /// # Errors
