@@ -234,6 +234,18 @@ async fn channel_ids(ari: &Rest) -> BTreeSet<String> {
 }
 
 /// Polls ARI `GET /channels` until none of `ids` is there.
+/// Waits (within `WAIT`) until Asterisk lists the channel `id`.
+async fn until_channel_present(ari: &Rest, id: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !channel_ids(ari).await.contains(id) {
+        assert!(
+            Instant::now() < deadline,
+            "channel {id} not in Asterisk after {WAIT:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 async fn until_channels_gone(ari: &Rest, ids: &[&str]) {
     let deadline = Instant::now() + WAIT;
     loop {
@@ -1073,7 +1085,8 @@ async fn auth_and_bad_input_are_refused_on_the_real_gateway_and_place_nothing() 
         c["status"] == "transferring"
     })
     .await;
-    assert!(channel_ids(&rig.ari).await.contains(&target));
+    // The status turns transferring as the target's originate is sent.
+    until_channel_present(&rig.ari, &target).await;
     post_json(
         &rig.api,
         &format!("/api/calls/{call_id}/disconnect"),

@@ -17,6 +17,22 @@ use crate::record::UnixMillis;
 
 /// Longest AMD may take (amd.conf's total_analysis_time is 5 s) plus the dialplan hops.
 const AMD_WITHIN: Duration = Duration::from_secs(15);
+
+/// The callee's return into the app from the AMD context (StasisStart with `amd` first),
+/// or its end, within [`AMD_WITHIN`].
+async fn back_from_amd(
+    callee: &mut ChannelHandle,
+) -> Result<std::sync::Arc<Event>, ari_client::Error> {
+    callee
+        .events
+        .within(AMD_WITHIN)
+        .wait_until(|event| match event {
+            Event::StasisStart(start) => start.args.first().is_some_and(|a| a == "amd"),
+            Event::ChannelDestroyed(_) => true,
+            _ => false,
+        })
+        .await
+}
 /// The AMD context of the bundled dialplan, when a restarted dialer runs without `--amd`.
 const DEFAULT_CONTEXT: &str = "dialer-amd";
 /// Longest the machine message may play.
@@ -48,15 +64,7 @@ pub(super) async fn detect(
         tracing::warn!(error = %error.chain(), context = %amd.context, "cannot send the callee to AMD; connecting without it");
         return Verdict::Human(now_ms());
     }
-    let back = callee
-        .events
-        .within(AMD_WITHIN)
-        .wait_until(|event| match event {
-            Event::StasisStart(start) => start.args.first().is_some_and(|a| a == "amd"),
-            Event::ChannelDestroyed(_) => true,
-            _ => false,
-        })
-        .await;
+    let back = back_from_amd(callee).await;
     let (status, amd_cause) = match back {
         Ok(event) => match event.as_ref() {
             Event::StasisStart(start) => (
@@ -221,15 +229,7 @@ pub(super) async fn resume(
         ),
         None => "the dialer restarted during answering-machine detection and the call ended before its verdict".to_owned(),
     };
-    let back = callee
-        .events
-        .within(AMD_WITHIN)
-        .wait_until(|event| match event {
-            Event::StasisStart(start) => start.args.first().is_some_and(|a| a == "amd"),
-            Event::ChannelDestroyed(_) => true,
-            _ => false,
-        })
-        .await;
+    let back = back_from_amd(&mut callee).await;
     match back {
         Ok(event) => match event.as_ref() {
             Event::StasisStart(start) => {
