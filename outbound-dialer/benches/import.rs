@@ -5,36 +5,18 @@
 //! `cargo bench -p outbound-dialer --bench import`; `BENCH_IMPORT_N` sets the count
 //! (default 1 000 000), `BENCH_IMPORT_CSV=1` writes a CSV list with a data column.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use outbound_dialer::numbers::Source;
 use outbound_dialer::store::Store;
 
-/// Peak resident set size so far, from the kernel (`VmHWM`), in MiB.
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| {
-            value
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
-}
+mod support;
+
+use support::{env_number, peak_rss_mib, write_number_list};
 
 fn main() -> ExitCode {
-    let n: u64 = std::env::var("BENCH_IMPORT_N")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(1_000_000);
+    let n = env_number("BENCH_IMPORT_N", 1_000_000);
     let csv = std::env::var_os("BENCH_IMPORT_CSV").is_some();
     match run(n, csv) {
         Ok(()) => ExitCode::SUCCESS,
@@ -50,20 +32,7 @@ fn run(n: u64, csv: bool) -> Result<(), Box<dyn std::error::Error>> {
     let list = dir
         .path()
         .join(if csv { "numbers.csv" } else { "numbers.txt" });
-    let mut out = BufWriter::new(File::create(&list)?);
-    if csv {
-        writeln!(out, "number,customer")?;
-    }
-    for i in 0..n {
-        // Formatted as people write them, so normalisation does real work.
-        let (a, b) = (i / 10_000, i % 10_000);
-        if csv {
-            writeln!(out, "+1 (555) {a:03}-{b:04},customer {i}")?;
-        } else {
-            writeln!(out, "+1 (555) {a:03}-{b:04}")?;
-        }
-    }
-    out.into_inner()?.sync_all()?;
+    write_number_list(&list, n, csv)?;
     let size = std::fs::metadata(&list)?.len();
     let rss_before = peak_rss_mib();
 

@@ -19,8 +19,6 @@
 //! twice or a row lock was waited for.
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,29 +30,9 @@ use outbound_dialer::store::{DialerInfo, Ending, MySqlTarget, Store};
 
 const DIALERS: usize = 3;
 
-/// Peak resident set size of this process so far (`VmHWM`), in MiB.
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| {
-            value
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
-}
+mod support;
 
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
+use support::{env_number, peak_rss_mib, write_number_list};
 
 /// InnoDB's counters of row-lock waits, the milliseconds waited, and deadlocks,
 /// server-wide.
@@ -127,13 +105,7 @@ fn run_on(server_dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>
     let db = server.database("bench");
     let dir = tempfile::tempdir()?;
     let list = dir.path().join("numbers.txt");
-    let mut out = BufWriter::new(File::create(&list)?);
-    for i in 0..n {
-        // Formatted as people write them, so normalisation does real work.
-        let (a, b) = (i / 10_000, i % 10_000);
-        writeln!(out, "+1 (555) {a:03}-{b:04}")?;
-    }
-    out.into_inner()?.sync_all()?;
+    write_number_list(&list, n, false)?;
     let target = MySqlTarget::Url(db.url.clone());
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

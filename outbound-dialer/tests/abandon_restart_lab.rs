@@ -11,7 +11,6 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use ari_client::{Client, Credentials};
 use common::tracker::Tracker;
 use common::{Campaign, now_ms, output_text, unix_ms};
 use outbound_dialer::ids::AttemptIds;
@@ -193,7 +192,7 @@ async fn a_callee_with_time_left_after_a_restart_gets_only_that_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callee_whose_new_target_comes_within_the_limit_is_connected_after_a_restart() {
-    let lab = ari_lab::Lab::get().await;
+    ari_lab::Lab::get().await;
     // The limit is 10 s; a target rings 2 s.
     let (campaign, tracker, ids) = campaign("abr-connects", "Local/delay-2@lab", "10s").await;
     let live_at = kill_while_the_target_rings(&campaign, &tracker, &ids).await;
@@ -225,23 +224,8 @@ async fn a_callee_whose_new_target_comes_within_the_limit_is_connected_after_a_r
         connected_at - live_at
     );
     // The callee hangs up.
-    let client = Client::builder(&lab.ari_url)
-        .credentials(Credentials::new(lab.username.clone(), lab.password.clone()))
-        .build()
-        .unwrap();
-    client
-        .channels()
-        .hangup(ari_client::model::operations::channels::Hangup::new(
-            ids.callee.as_str(),
-        ))
-        .await
-        .unwrap();
-    let output = tokio::time::timeout(Duration::from_secs(60), second.wait_with_output())
-        .await
-        .expect("the campaign ends after the hang-up")
-        .unwrap();
-    let text = output_text(&output);
-    assert!(output.status.success(), "{text}");
+    common::hang_up_on_lab(ids.callee.as_str()).await;
+    let text = common::ended_well(second).await;
     let report = campaign.report();
     assert_eq!(report.len(), 1, "{report:?}");
     assert_eq!(report[0]["outcome"], "answered", "{report:?}\n{text}");

@@ -10,10 +10,8 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ari_client::{Client, Credentials};
-
 use common::tracker::{Seen, Tracker};
-use common::{Campaign, now_ms, output_text, unix_ms};
+use common::{Campaign, now_ms, unix_ms};
 
 /// The campaign's store as the test reads it while a dialer has it (read-only for
 /// SQLite; the MariaDB client for MySQL).
@@ -435,7 +433,7 @@ async fn a_call_whose_amd_ended_while_the_dialer_was_down_is_interrupted_not_tar
 
 #[tokio::test]
 async fn a_person_whose_target_rang_when_the_dialer_died_is_connected_after_the_restart() {
-    let lab = ari_lab::Lab::get().await;
+    ari_lab::Lab::get().await;
     let (mut campaign, db) = on_store("rc-amd-target", &["81003"], false);
     // The target rings 2 s; the callee waits for it (no abandon cut).
     campaign
@@ -469,24 +467,9 @@ async fn a_person_whose_target_rang_when_the_dialer_died_is_connected_after_the_
     )
     .await;
     // The person hangs up.
-    let client = Client::builder(&lab.ari_url)
-        .credentials(Credentials::new(lab.username.clone(), lab.password.clone()))
-        .build()
-        .unwrap();
     let callee = format!("{}{:012}-001", campaign.callee_prefix(), 1);
-    client
-        .channels()
-        .hangup(ari_client::model::operations::channels::Hangup::new(
-            callee.as_str(),
-        ))
-        .await
-        .unwrap();
-    let output = tokio::time::timeout(Duration::from_secs(60), second.wait_with_output())
-        .await
-        .expect("the campaign ends after the hang-up")
-        .unwrap();
-    let text = output_text(&output);
-    assert!(output.status.success(), "{text}");
+    common::hang_up_on_lab(&callee).await;
+    let text = common::ended_well(second).await;
     let report = campaign.report();
     assert_eq!(report.len(), 1, "{report:?}");
     assert_eq!(

@@ -10,8 +10,8 @@ use chrono::NaiveDate;
 use outbound_dialer::outcome::Outcome;
 use outbound_dialer::rules::abandon::{ABANDON_AFTER, AbandonCounts};
 use outbound_dialer::rules::clock::from_unix_millis;
-use outbound_dialer::store::{AttemptId, Store, unix_millis_now};
-use store_fixture::{Fixture, ending};
+use outbound_dialer::store::{AttemptId, Ending, Store, unix_millis_now};
+use store_fixture::Fixture;
 
 const DAY: i64 = 86_400_000;
 
@@ -46,7 +46,7 @@ async fn make(store: &Store, number_index: usize, call: Call, answered: i64) -> 
     }
     if let Some(outcome) = call.outcome {
         store
-            .finish(attempt.id, &ending(outcome, answered + 10_000))
+            .finish(attempt.id, &Ending::new(outcome, answered + 10_000))
             .await
             .unwrap();
     }
@@ -122,7 +122,7 @@ async fn live_and_abandoned_calls_are_counted_per_day(fixture: Fixture) {
         .await
         .unwrap();
     store
-        .finish(attempt.id, &ending(Outcome::Busy, now))
+        .finish(attempt.id, &Ending::new(Outcome::Busy, now))
         .await
         .unwrap();
     assert!(

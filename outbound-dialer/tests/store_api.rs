@@ -21,16 +21,6 @@ fn entry(line: u64, number: &str) -> Result<NumberEntry, Infallible> {
     })
 }
 
-fn ending(outcome: Outcome, at: i64) -> Ending {
-    Ending {
-        outcome,
-        cause: None,
-        cause_text: None,
-        message: None,
-        ended_at: at,
-    }
-}
-
 async fn store_with(dir: &Path, numbers: &[&str]) -> Store {
     let store = Store::open(&dir.join("c.sqlite"), "spring").await.unwrap();
     let lines = numbers
@@ -153,7 +143,7 @@ async fn reopening_resumes_numbers_attempts_status_and_fingerprint() {
         .await
         .unwrap();
     store
-        .finish(first.id, &ending(Outcome::Busy, 5))
+        .finish(first.id, &Ending::new(Outcome::Busy, 5))
         .await
         .unwrap();
     store.close().await;
@@ -283,7 +273,7 @@ async fn begin_attempt_is_one_transaction_and_never_dials_twice() {
     assert_eq!(store.unfinished().await.unwrap().len(), 1);
 
     store
-        .finish(first.id, &ending(Outcome::NoAnswer, 9))
+        .finish(first.id, &Ending::new(Outcome::NoAnswer, 9))
         .await
         .unwrap();
     let done = store
@@ -323,12 +313,12 @@ async fn finishing_twice_keeps_the_first_outcome() {
     let busy = Ending {
         cause: Some(17),
         cause_text: Some("User busy".into()),
-        ..ending(Outcome::Busy, 100)
+        ..Ending::new(Outcome::Busy, 100)
     };
     assert!(store.finish(attempt.id, &busy).await.unwrap());
     assert!(
         !store
-            .finish(attempt.id, &ending(Outcome::Interrupted, 200))
+            .finish(attempt.id, &Ending::new(Outcome::Interrupted, 200))
             .await
             .unwrap()
     );
@@ -391,7 +381,7 @@ async fn an_answered_call_keeps_every_field() {
         cause: Some(16),
         cause_text: Some("Normal Clearing".into()),
         message: None,
-        ..ending(Outcome::Answered, 9_000)
+        ..Ending::new(Outcome::Answered, 9_000)
     };
     assert!(store.finish(attempt.id, &done).await.unwrap());
     store
@@ -429,7 +419,10 @@ async fn the_report_stream_pages_in_number_and_attempt_order() {
                 .await
                 .unwrap();
             let outcome = outcomes[(pending.id.0 % 3) as usize];
-            store.finish(attempt.id, &ending(outcome, 1)).await.unwrap();
+            store
+                .finish(attempt.id, &Ending::new(outcome, 1))
+                .await
+                .unwrap();
             ids.push(pending.id);
         }
     }
@@ -442,7 +435,7 @@ async fn the_report_stream_pages_in_number_and_attempt_order() {
             .await
             .unwrap();
         store
-            .finish(attempt.id, &ending(Outcome::Answered, 2))
+            .finish(attempt.id, &Ending::new(Outcome::Answered, 2))
             .await
             .unwrap();
     }

@@ -15,7 +15,7 @@ use outbound_dialer::numbers::NumberEntry;
 use outbound_dialer::outcome::Outcome;
 use outbound_dialer::status::RunState;
 use outbound_dialer::store::{AttemptState, CallEventKind, Ending, MySqlTarget, Store, StoreError};
-use store_fixture::{Fixture, ending, entry, info};
+use store_fixture::{Fixture, entry, info};
 
 /// Each body runs once per backend, as `<name>::sqlite` and `<name>::mariadb`.
 macro_rules! on_both {
@@ -136,12 +136,12 @@ async fn the_attempt_life_cycle_writes_one_event_per_state_change(fixture: Fixtu
     let end = Ending {
         cause: Some(16),
         cause_text: Some("Normal Clearing".into()),
-        ..ending(Outcome::Answered, 9_000)
+        ..Ending::new(Outcome::Answered, 9_000)
     };
     assert!(store.finish(answered.id, &end).await.unwrap());
     assert!(
         !store
-            .finish(answered.id, &ending(Outcome::Interrupted, 9_500))
+            .finish(answered.id, &Ending::new(Outcome::Interrupted, 9_500))
             .await
             .unwrap(),
         "an ended attempt keeps its outcome"
@@ -189,7 +189,7 @@ async fn the_attempt_life_cycle_writes_one_event_per_state_change(fixture: Fixtu
         cause: Some(17),
         cause_text: Some("User busy".into()),
         message: Some("the line is busy".into()),
-        ..ending(Outcome::Busy, 3_000)
+        ..Ending::new(Outcome::Busy, 3_000)
     };
     store.finish(busy.id, &end).await.unwrap();
     let events = store.events(busy.id).await.unwrap();
@@ -238,7 +238,7 @@ async fn a_reopened_store_resumes(fixture: Fixture) {
         .await
         .unwrap();
     store
-        .finish(first.id, &ending(Outcome::Busy, 5))
+        .finish(first.id, &Ending::new(Outcome::Busy, 5))
         .await
         .unwrap();
     store.close().await;
@@ -304,7 +304,7 @@ async fn a_number_is_begun_once_and_a_retry_is_a_new_attempt_row(fixture: Fixtur
     assert_eq!(pending.iter().map(|p| p.id).collect::<Vec<_>>(), [b]);
 
     store
-        .finish(first.id, &ending(Outcome::NoAnswer, 9))
+        .finish(first.id, &Ending::new(Outcome::NoAnswer, 9))
         .await
         .unwrap();
     assert!(store.requeue(a).await.unwrap());
@@ -316,7 +316,7 @@ async fn a_number_is_begun_once_and_a_retry_is_a_new_attempt_row(fixture: Fixtur
     assert_eq!(second.record.attempt, 2);
     assert_ne!(second.id, first.id);
     store
-        .finish(second.id, &ending(Outcome::Answered, 20))
+        .finish(second.id, &Ending::new(Outcome::Answered, 20))
         .await
         .unwrap();
     let report: Vec<_> = store.attempts().try_collect().await.unwrap();
@@ -564,7 +564,7 @@ async fn dialers_claiming_at_once_start_every_number_once(fixture: Fixture) {
                         Err(error) => panic!("dialer {index}: {error}"),
                     };
                     store
-                        .finish(attempt.id, &ending(Outcome::Busy, 1))
+                        .finish(attempt.id, &Ending::new(Outcome::Busy, 1))
                         .await
                         .unwrap();
                     started.lock().unwrap().push((index, number.number));

@@ -5,8 +5,8 @@
 mod store_fixture;
 
 use outbound_dialer::outcome::Outcome;
-use outbound_dialer::store::{AttemptState, PendingNumber, unix_millis_now};
-use store_fixture::{Fixture, ending};
+use outbound_dialer::store::{AttemptState, Ending, PendingNumber, unix_millis_now};
+use store_fixture::Fixture;
 
 fn ids(numbers: &[PendingNumber]) -> Vec<i64> {
     numbers.iter().map(|n| n.id.0).collect()
@@ -22,7 +22,7 @@ async fn an_end_with_a_retry_requeues_its_number_at_once(fixture: Fixture) {
         .unwrap();
     let ended = unix_millis_now();
     let due = ended + 60_000;
-    let end = ending(Outcome::Busy, ended);
+    let end = Ending::new(Outcome::Busy, ended);
     assert!(
         store
             .finish_or_retry(attempt.id, &end, Some(due))
@@ -51,7 +51,7 @@ async fn an_end_with_a_retry_requeues_its_number_at_once(fixture: Fixture) {
         .unwrap();
     assert!(
         store
-            .finish_or_retry(last.id, &ending(Outcome::Busy, ended), None)
+            .finish_or_retry(last.id, &Ending::new(Outcome::Busy, ended), None)
             .await
             .unwrap()
     );

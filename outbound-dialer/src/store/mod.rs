@@ -312,6 +312,19 @@ pub struct Ending {
     pub ended_at: UnixMillis,
 }
 
+impl Ending {
+    /// An end with `outcome` at `ended_at`, no cause or message known.
+    pub fn new(outcome: Outcome, ended_at: UnixMillis) -> Self {
+        Ending {
+            outcome,
+            cause: None,
+            cause_text: None,
+            message: None,
+            ended_at,
+        }
+    }
+}
+
 /// Counts for the progress display and the API, from aggregate queries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Counts {

@@ -241,6 +241,34 @@ pub fn output_text(output: &Output) -> String {
     )
 }
 
+/// Hangs up the channel `id` on the lab, as a callee or the carrier would.
+pub async fn hang_up_on_lab(id: &str) {
+    let lab = ari_lab::Lab::get().await;
+    let client = ari_client::Client::builder(&lab.ari_url)
+        .credentials(ari_client::Credentials::new(
+            lab.username.clone(),
+            lab.password.clone(),
+        ))
+        .build()
+        .unwrap();
+    client
+        .channels()
+        .hangup(ari_client::model::operations::channels::Hangup::new(id))
+        .await
+        .unwrap();
+}
+
+/// Waits (within 60 s) for a dialer process that must end well; its output text.
+pub async fn ended_well(child: tokio::process::Child) -> String {
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the campaign ends after the hang-up")
+        .unwrap();
+    let text = output_text(&output);
+    assert!(output.status.success(), "{text}");
+    text
+}
+
 /// Milliseconds since the Unix epoch (the store's clock) of `at`.
 pub fn unix_ms(at: SystemTime) -> i64 {
     i64::try_from(

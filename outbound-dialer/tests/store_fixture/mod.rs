@@ -9,8 +9,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use outbound_dialer::numbers::NumberEntry;
-use outbound_dialer::outcome::Outcome;
-use outbound_dialer::store::{DialerInfo, Ending, Location, MySqlTarget, Store};
+use outbound_dialer::store::{DialerInfo, Location, MySqlTarget, Store};
 
 /// The campaign every fixture store holds.
 pub(crate) const CAMPAIGN: &str = "spring";
@@ -81,16 +80,5 @@ pub(crate) fn info(app: &str, lease_ms: u64) -> DialerInfo {
         asterisk: "http://127.0.0.1:8088".to_owned(),
         max_cc: 4,
         lease: Duration::from_millis(lease_ms),
-    }
-}
-
-/// An attempt's end with `outcome` at `at` (Unix ms), nothing else known.
-pub(crate) fn ending(outcome: Outcome, at: i64) -> Ending {
-    Ending {
-        outcome,
-        cause: None,
-        cause_text: None,
-        message: None,
-        ended_at: at,
     }
 }
